@@ -1,0 +1,362 @@
+// The driver seam: the only module that imports postgres.js. Everything above it sees
+// sessions that run text with bind parameters and answer rows, a command tag and a count,
+// and errors already turned into this package's classes.
+import postgres from "postgres";
+import { Buffer } from "node:buffer";
+import type { ResolvedConfig } from "./_config.ts";
+import { describeTarget } from "./_config.ts";
+import { isConnectionLoss, toDatabaseError } from "./_errors.ts";
+import { ConnectionError } from "./crud/exceptions.ts";
+
+/** A row as returned by the driver: column name → value. */
+export type Row = Record<string, unknown>;
+
+/** What one statement returned. */
+export interface QueryResult {
+  /** The rows of the statement (of the last statement, for multi-statement text). */
+  readonly rows: Row[];
+  /** The command tag's verb, e.g. `INSERT`, `COMMIT`, `ROLLBACK`. */
+  readonly command: string;
+  /** Rows affected or returned, from the command tag. */
+  readonly count: number;
+}
+
+/** How a statement is sent. */
+export interface QueryOptions {
+  /**
+   * Use a named prepared statement (cached per connection by text).
+   * @default {true}
+   */
+  readonly prepare?: boolean;
+  /**
+   * Use the simple query protocol (several statements, no parameters).
+   * @default {true when there are no parameters}
+   */
+  readonly simple?: boolean;
+}
+
+/** Something statements can be sent to: the pool, or one reserved connection. */
+export interface Session {
+  query(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
+  /** Runs `COPY … FROM STDIN` with the given text-format data. */
+  copyIn(text: string, data: string): Promise<void>;
+}
+
+/** One connection taken out of the pool until `release()`. */
+export interface ReservedSession extends Session {
+  /** True once the connection was closed under the session; nothing more is sent on it. */
+  readonly lost: boolean;
+  /** Returns the connection to the pool (or drops it, if it was lost). */
+  release(): void;
+}
+
+/** The pool. */
+export interface Driver extends Session {
+  reserve(): Promise<ReservedSession>;
+  /** Closes every connection, waiting at most `timeout` seconds for work in flight. */
+  end(timeout?: number): Promise<void>;
+  /** Human-readable target, without secrets. */
+  readonly target: string;
+}
+
+/** TLS settings handed to the driver (node:tls connect options). */
+export interface TlsSettings {
+  readonly rejectUnauthorized: boolean;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly servername?: string;
+  readonly checkServerIdentity?: (host: string, cert: unknown) => Error | undefined;
+}
+
+type Sql = ReturnType<typeof postgres>;
+type ReservedSql = Awaited<ReturnType<Sql["reserve"]>>;
+type PgResult = Row[] & { command?: string; count?: number | null };
+
+function hexToBytes(hex: string): Uint8Array {
+  const buf = Buffer.from(hex.slice(2), "hex");
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function int8Parser(mode: ResolvedConfig["int8"]): (x: string) => unknown {
+  if (mode === "string") return (x) => x;
+  if (mode === "number") {
+    return (x) => {
+      const n = Number(x);
+      if (!Number.isSafeInteger(n)) {
+        throw new RangeError(
+          `Cannot read INT8 value ${x} as a number: outside the safe integer range (use int8: "bigint")`,
+        );
+      }
+      return n;
+    };
+  }
+  return (x) => BigInt(x);
+}
+
+function toResult(result: PgResult | PgResult[]): QueryResult {
+  // Multi-statement simple queries answer one result per statement; keep the last.
+  const last = Array.isArray(result[0]) && (result as PgResult[]).every(Array.isArray)
+    ? (result as PgResult[])[(result as PgResult[]).length - 1]
+    : result as PgResult;
+  return {
+    rows: Array.isArray(last) ? [...last] : [],
+    command: last?.command ?? "",
+    count: last?.count ?? 0,
+  };
+}
+
+function isCachedPlanError(error: unknown): boolean {
+  return typeof error === "object" && error !== null &&
+    (error as { code?: unknown }).code === "0A000" &&
+    /cached plan must not change result type/i.test(String((error as Error).message));
+}
+
+/** Builds the node:tls options for the configured `sslmode`, reading the certificate files. */
+export async function loadTls(config: ResolvedConfig): Promise<TlsSettings | undefined> {
+  if (config.sslmode === "disable") return undefined;
+  async function read(path: string | undefined, what: string): Promise<string | undefined> {
+    if (path === undefined) return undefined;
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      throw new ConnectionError(`Cannot read ${what} "${path}": ${(error as Error).message}`, {
+        cause: error,
+        code: "TLS_FILE_ERROR",
+      });
+    }
+  }
+  const [ca, cert, key] = await Promise.all([
+    read(config.sslrootcert, "sslrootcert"),
+    read(config.sslcert, "sslcert"),
+    read(config.sslkey, "sslkey"),
+  ]);
+  const base = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
+  if (config.sslmode === "require") return { ...base, rejectUnauthorized: false };
+  if (config.sslmode === "verify-ca") {
+    return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  }
+  const host = config.hosts[0];
+  return {
+    ...base,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_servername: string, certificate: unknown) =>
+      checkIdentity(config.hosts, host, certificate),
+  };
+}
+
+interface PeerCertificate {
+  readonly subject?: { readonly CN?: string };
+  readonly subjectaltname?: string;
+}
+
+function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+function matchesName(pattern: string, host: string): boolean {
+  const p = pattern.toLowerCase();
+  const h = host.toLowerCase();
+  if (p === h) return true;
+  if (p.startsWith("*.")) {
+    const rest = h.slice(h.indexOf(".") + 1);
+    return h.indexOf(".") > 0 && rest === p.slice(2);
+  }
+  return false;
+}
+
+// node:tls in Deno checks names for host names only; for an IP address nothing checks it, so
+// every host is checked here against the certificate's subjectAltName (or CN without SANs).
+function checkIdentity(
+  hosts: readonly string[],
+  _first: string,
+  certificate: unknown,
+): Error | undefined {
+  const cert = (certificate ?? {}) as PeerCertificate;
+  const sans = (cert.subjectaltname ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const dns = sans.filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4));
+  const ips = sans.filter((s) => s.startsWith("IP Address:")).map((s) => s.slice(11));
+  for (const host of hosts) {
+    if (isIpAddress(host)) {
+      if (ips.includes(host)) return undefined;
+    } else if (dns.some((name) => matchesName(name, host))) {
+      return undefined;
+    } else if (sans.length === 0 && cert.subject?.CN && matchesName(cert.subject.CN, host)) {
+      return undefined;
+    }
+  }
+  return new Error(
+    `Host "${hosts.join(",")}" does not match the server certificate (${
+      sans.join(", ") || "no subjectAltName"
+    })`,
+  );
+}
+
+/** Opens a pool for the resolved configuration. Nothing connects until the first statement. */
+export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefined): Driver {
+  const target = describeTarget(config);
+  const hostPorts = config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
+  // Reserved connections by the driver's connection id, so that a close of that connection
+  // marks the session lost before anything else is written to it.
+  const reservedById = new Map<number, { lost: boolean }>();
+  const connection: Record<string, string> = { application_name: config.applicationName };
+  if (config.statementTimeout !== undefined) {
+    connection.statement_timeout = String(Math.round(config.statementTimeout));
+  }
+  if (config.serverOptions !== undefined) connection.options = config.serverOptions;
+  const sql: Sql = postgres({
+    host: [...config.hosts] as unknown as string,
+    port: [...config.ports] as unknown as number,
+    database: config.database,
+    user: config.user,
+    ...(config.password === undefined ? {} : { password: config.password }),
+    // Never pass the ssl key as undefined: postgres.js then disables TLS whatever the URL says.
+    ssl: tls === undefined ? false : tls as unknown as boolean,
+    max: config.maxConnections,
+    idle_timeout: config.idleTimeout === 0 ? null as unknown as number : config.idleTimeout,
+    connect_timeout: config.connectTimeout,
+    // A function is evaluated per connection: each gets its own ±10 % jitter.
+    max_lifetime: config.maxLifetime === 0
+      ? null
+      : (() => config.maxLifetime * (0.9 + Math.random() * 0.2)) as unknown as number,
+    prepare: true,
+    fetch_types: true,
+    debug: false,
+    target_session_attrs: undefined,
+    connection,
+    onnotice: () => {},
+    onclose: (id: number) => {
+      const session = reservedById.get(id);
+      if (session) session.lost = true;
+    },
+    types: {
+      int8: {
+        to: 20,
+        from: [20],
+        parse: int8Parser(config.int8),
+        serialize: (x: unknown) => String(x),
+      },
+      bytea: {
+        to: 17,
+        from: [17],
+        parse: hexToBytes,
+        serialize: (x: Uint8Array) => "\\x" + Buffer.from(x).toString("hex"),
+      },
+    } as unknown as Record<string, postgres.PostgresType>,
+  } as postgres.Options<Record<string, postgres.PostgresType>>);
+
+  async function run(
+    s: Sql | ReservedSql,
+    text: string,
+    params: readonly unknown[],
+    options: QueryOptions | undefined,
+    onexecute?: (c: { id: number }) => boolean,
+  ): Promise<QueryResult> {
+    const simple = options?.simple ?? params.length === 0;
+    const queryOptions: Record<string, unknown> = simple
+      ? { simple: true, prepare: false }
+      : { simple: false, prepare: options?.prepare ?? true };
+    if (onexecute) queryOptions.onexecute = onexecute;
+    try {
+      return toResult(
+        await s.unsafe(
+          text,
+          params as unknown[] as postgres.ParameterOrJSON<never>[],
+          queryOptions,
+        ) as unknown as PgResult,
+      );
+    } catch (error) {
+      if (isCachedPlanError(error) && !simple) {
+        // A schema change invalidated the prepared statement; run it once unprepared.
+        try {
+          return toResult(
+            await s.unsafe(text, params as unknown[] as postgres.ParameterOrJSON<never>[], {
+              prepare: false,
+            }) as unknown as PgResult,
+          );
+        } catch (again) {
+          throw toDatabaseError(again, hostPorts);
+        }
+      }
+      throw toDatabaseError(error, hostPorts);
+    }
+  }
+
+  async function copy(s: Sql | ReservedSql, text: string, data: string): Promise<void> {
+    try {
+      const writable = await s.unsafe(text).writable();
+      await new Promise<void>((resolve, reject) => {
+        writable.on("error", reject);
+        writable.on("finish", resolve);
+        writable.end(Buffer.from(data, "utf8"));
+      });
+    } catch (error) {
+      throw toDatabaseError(error, hostPorts);
+    }
+  }
+
+  return {
+    target,
+    query: (text, params = [], options) => run(sql, text, params, options),
+    copyIn: (text, data) => copy(sql, text, data),
+    async reserve(): Promise<ReservedSession> {
+      let reserved: ReservedSql;
+      try {
+        reserved = await sql.reserve();
+      } catch (error) {
+        throw toDatabaseError(error, hostPorts);
+      }
+      const state = { lost: false, id: -1, released: false };
+      const register = (c: { id: number }): boolean => {
+        if (state.id === -1) {
+          state.id = c.id;
+          reservedById.set(c.id, state);
+        }
+        return true;
+      };
+      const guard = (): void => {
+        if (state.released) {
+          throw new ConnectionError(`Connection to "${hostPorts}" was already released`, {
+            code: "CONNECTION_RELEASED",
+          });
+        }
+        if (state.lost) {
+          throw new ConnectionError(`Connection to "${hostPorts}" lost: the server closed it`, {
+            code: "CONNECTION_CLOSED",
+          });
+        }
+      };
+      const markIfLost = (error: unknown): never => {
+        if (isConnectionLoss(error)) state.lost = true;
+        throw error;
+      };
+      return {
+        get lost() {
+          return state.lost;
+        },
+        query(text, params = [], options) {
+          guard();
+          return run(reserved, text, params, options, register).catch(markIfLost);
+        },
+        copyIn(text, data) {
+          guard();
+          return copy(reserved, text, data).catch(markIfLost);
+        },
+        release() {
+          if (state.released) return;
+          state.released = true;
+          if (state.id !== -1) reservedById.delete(state.id);
+          // A lost connection was already taken back by the driver when it closed.
+          if (!state.lost) reserved.release();
+        },
+      };
+    },
+    async end(timeout = 5): Promise<void> {
+      await sql.end({ timeout });
+    },
+  };
+}

@@ -1,0 +1,147 @@
+// The one place where driver and server failures become this package's error classes.
+import {
+  AmbiguousCommitError,
+  ConnectionError,
+  DatabaseError,
+  type DatabaseErrorOptions,
+  TableNotFoundError,
+  UniqueViolationError,
+} from "./crud/exceptions.ts";
+
+/** SQLSTATEs after which the transaction is run again. */
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set(["40001", "40P01"]);
+
+// Driver-side codes that mean the connection is gone (postgres.js and Node's net).
+const CONNECTION_CODES: ReadonlySet<string> = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+]);
+
+interface DriverErrorShape {
+  readonly message?: string;
+  readonly code?: unknown;
+  readonly severity?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly constraint_name?: string;
+  readonly table_name?: string;
+  readonly column_name?: string;
+  readonly name?: string;
+}
+
+function isObject(value: unknown): value is DriverErrorShape {
+  return typeof value === "object" && value !== null;
+}
+
+/** True for an error a server sent (it carries a severity and a five-character SQLSTATE). */
+export function isServerError(error: unknown): boolean {
+  return isObject(error) && typeof error.severity === "string" &&
+    typeof error.code === "string" && error.code.length === 5;
+}
+
+/** The SQLSTATE or driver code of any error, or `undefined`. */
+export function errorCode(error: unknown): string | undefined {
+  if (error instanceof DatabaseError) return error.code;
+  if (isObject(error) && typeof error.code === "string") return error.code;
+  return undefined;
+}
+
+/** True when the error means the connection is gone. */
+export function isConnectionLoss(error: unknown): boolean {
+  if (error instanceof ConnectionError) return true;
+  const code = errorCode(error);
+  if (code === undefined) return false;
+  // Class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash, cannot connect now).
+  return CONNECTION_CODES.has(code) || code.startsWith("08") || code === "57P01" ||
+    code === "57P02" || code === "57P03";
+}
+
+/** True when the transaction should be run again. */
+export function isRetryable(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && RETRYABLE_CODES.has(code);
+}
+
+function tableFromMessage(message: string): string {
+  const match = /relation "([^"]+)" does not exist/.exec(message);
+  return match ? match[1] : "";
+}
+
+/**
+ * Turns a driver or server error into this package's error classes. Errors already of this
+ * package, and `RangeError`s (raised by the `int8: "number"` parser), pass through unchanged.
+ */
+export function toDatabaseError(error: unknown, target: string): Error {
+  if (error instanceof DatabaseError || error instanceof RangeError) return error;
+  if (!isObject(error)) {
+    return new DatabaseError(`Cannot execute query: ${String(error)}`, { cause: error });
+  }
+  const message = String(error.message ?? error);
+  if (isServerError(error)) {
+    const code = error.code as string;
+    const options: DatabaseErrorOptions = {
+      cause: error,
+      code,
+      severity: error.severity,
+      detail: error.detail,
+      hint: error.hint,
+      constraint: error.constraint_name,
+      table: error.table_name,
+      column: error.column_name,
+    };
+    if (code === "23505") {
+      return new UniqueViolationError(`Cannot write row: ${message}`, options);
+    }
+    if (code === "42P01") {
+      return new TableNotFoundError(error.table_name ?? tableFromMessage(message), {
+        ...options,
+        message: `Cannot execute query: ${message}`,
+      });
+    }
+    if (code === "40003") {
+      return new AmbiguousCommitError(
+        `Cannot tell whether the transaction committed: ${message}`,
+        options,
+      );
+    }
+    if (isConnectionLoss(error)) {
+      return new ConnectionError(`Connection to "${target}" lost: ${message}`, options);
+    }
+    return new DatabaseError(`Cannot execute query: ${message}`, options);
+  }
+  const code = typeof error.code === "string" ? error.code : undefined;
+  if (code !== undefined && isConnectionLoss(error)) {
+    const what = code === "CONNECT_TIMEOUT"
+      ? "connect timeout"
+      : code === "ECONNREFUSED"
+      ? "connection refused"
+      : code === "CONNECTION_CLOSED" || code === "CONNECTION_DESTROYED" ||
+          code === "CONNECTION_ENDED"
+      ? "connection closed"
+      : message;
+    const verb = code.startsWith("CONNECTION_") ? "Connection to" : "Cannot connect to";
+    return new ConnectionError(`${verb} "${target}" failed: ${what}`, { cause: error, code });
+  }
+  if (error instanceof Error && /certificate|self.signed|TLS|SSL/i.test(message)) {
+    return new ConnectionError(`Cannot connect to "${target}": ${message}`, {
+      cause: error,
+      code: code ?? "TLS_ERROR",
+    });
+  }
+  return new DatabaseError(`Cannot execute query: ${message}`, { cause: error, code });
+}

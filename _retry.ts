@@ -1,0 +1,275 @@
+// The transaction runner as a pure state machine: a generator that yields the steps to take
+// (reserve a connection, send a statement, run the callback, sleep) and receives their results.
+// The async database drives it with awaits, the sync database with blocking calls, so the
+// retry protocol is written once.
+import type { Dialect } from "./_sql.ts";
+import { checkRetry, RETRY_DEFAULTS, type RetryInfo, type TransactionOptions } from "./_config.ts";
+import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
+import {
+  AmbiguousCommitError,
+  DatabaseError,
+  TransactionRetryError,
+  ValidationError,
+} from "./crud/exceptions.ts";
+
+/** One step the driver of the state machine performs. */
+export type TransactionStep =
+  /** Release the current connection (if any) and reserve a fresh one. */
+  | { readonly kind: "reserve" }
+  /** Send one statement on the reserved connection; answer its command tag. */
+  | { readonly kind: "query"; readonly text: string }
+  /** Run the caller's callback on a new transaction handle; answer its value. */
+  | { readonly kind: "callback" }
+  /** Wait; answer nothing. */
+  | { readonly kind: "sleep"; readonly ms: number }
+  /** Answer the connection's state. */
+  | { readonly kind: "state" }
+  /** Release the connection (finally); answer nothing. */
+  | { readonly kind: "release" };
+
+/** What the driver answers to a `state` step. */
+export interface SessionState {
+  /** The connection was closed under the transaction. */
+  readonly lost: boolean;
+  /** A statement of the callback failed with a retryable SQLSTATE, even if the callback caught it. */
+  readonly sawRetryable: boolean;
+}
+
+const SAVEPOINT = "cockroach_restart";
+const ISOLATION: Readonly<Record<string, string>> = {
+  "serializable": "SERIALIZABLE",
+  "repeatable read": "REPEATABLE READ",
+  "read committed": "READ COMMITTED",
+};
+
+/** Checks `asOfSystemTime` and returns it as SQL: a known function call or a quoted literal. */
+export function asOfSystemTimeSql(value: string): string {
+  if (typeof value !== "string" || value.trim() === "" || value.includes("\0")) {
+    throw new ValidationError("Cannot use asOfSystemTime: expected a non-empty string", {
+      field: "asOfSystemTime",
+    });
+  }
+  const v = value.trim();
+  if (
+    /^(follower_read_timestamp\(\)|with_(min_timestamp|max_staleness)\('[^'\\]*'(,\s*(true|false))?\))$/i
+      .test(v)
+  ) {
+    return v;
+  }
+  return `'${v.replaceAll("'", "''")}'`;
+}
+
+/** The `BEGIN` text for the options and server: one round trip, savepoint included. */
+export function buildBegin(options: TransactionOptions, dialect: Dialect): string {
+  const modes: string[] = [];
+  if (options.isolation !== undefined) {
+    const level = ISOLATION[options.isolation];
+    if (level === undefined) {
+      throw new ValidationError(
+        `Cannot use isolation "${options.isolation}": expected serializable, repeatable read or read committed`,
+        { field: "isolation" },
+      );
+    }
+    modes.push(`ISOLATION LEVEL ${level}`);
+  }
+  if (options.asOfSystemTime !== undefined) {
+    if (dialect !== "cockroach") {
+      throw new ValidationError("Cannot use asOfSystemTime: the server is not CockroachDB", {
+        field: "asOfSystemTime",
+      });
+    }
+    modes.push(`AS OF SYSTEM TIME ${asOfSystemTimeSql(options.asOfSystemTime)}`);
+  } else if (options.readOnly) {
+    modes.push("READ ONLY");
+  }
+  const begin = modes.length === 0 ? "BEGIN" : `BEGIN TRANSACTION ${modes.join(", ")}`;
+  // PostgreSQL keeps the snapshot across ROLLBACK TO SAVEPOINT, so a retry there needs a new
+  // transaction and the savepoint would only cost a statement.
+  return dialect === "cockroach" ? `${begin}; SAVEPOINT ${SAVEPOINT}` : begin;
+}
+
+/** Full-jitter capped exponential backoff before retry number `retry` (1-based). */
+export function backoffDelay(
+  retry: number,
+  initialBackoff: number,
+  maxBackoff: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(maxBackoff, initialBackoff * 2 ** Math.min(retry - 1, 30));
+  return Math.floor(cap * random());
+}
+
+/** Validated options of one transaction, with the database's defaults applied. */
+export function transactionSettings(
+  options: TransactionOptions | undefined,
+  defaults: TransactionOptions = RETRY_DEFAULTS,
+):
+  & TransactionOptions
+  & Required<Pick<TransactionOptions, "maxRetries" | "initialBackoff" | "maxBackoff">> {
+  if (options !== undefined && (typeof options !== "object" || options === null)) {
+    throw new ValidationError("Cannot run transaction: options must be an object", {
+      field: "options",
+    });
+  }
+  const merged = { ...RETRY_DEFAULTS, ...defaults };
+  for (const [key, value] of Object.entries(options ?? {})) {
+    if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  }
+  checkRetry(merged);
+  if (merged.deadline !== undefined && !(merged.deadline > 0)) {
+    throw new ValidationError(
+      `Cannot use deadline ${merged.deadline}: expected milliseconds above 0`,
+      {
+        field: "deadline",
+      },
+    );
+  }
+  if (merged.onRetry !== undefined && typeof merged.onRetry !== "function") {
+    throw new ValidationError("Cannot use onRetry: expected a function", { field: "onRetry" });
+  }
+  return merged as ReturnType<typeof transactionSettings>;
+}
+
+/**
+ * The transaction protocol. Yields steps; returns the callback's value after a successful
+ * commit; throws the callback's own error unchanged, `TransactionRetryError` when retries run
+ * out, `AmbiguousCommitError` when the commit's fate is unknown.
+ */
+export function* transactionSteps<T>(
+  options: ReturnType<typeof transactionSettings>,
+  dialect: Dialect,
+  now: () => number = () => performance.now(),
+): Generator<TransactionStep, T, unknown> {
+  const begin = buildBegin(options, dialect);
+  const cockroach = dialect === "cockroach";
+  const started = now();
+  let attempt = 0;
+  let needReserve = true;
+  let needBegin = true;
+  let open = false;
+  try {
+    for (;;) {
+      attempt++;
+      let phase: "begin" | "body" | "commit" = "begin";
+      try {
+        if (needReserve) {
+          try {
+            yield { kind: "reserve" };
+          } catch (error) {
+            // No connection could be had at all: that is not a conflict to retry.
+            throw new Passthrough(error as Error);
+          }
+          needReserve = false;
+          needBegin = true;
+        }
+        if (needBegin) {
+          yield { kind: "query", text: begin };
+          open = true;
+          needBegin = false;
+        }
+        phase = "body";
+        const value = (yield { kind: "callback" }) as T;
+        phase = "commit";
+        if (cockroach) yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
+        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
+        open = false;
+        if (tag !== "COMMIT") {
+          // PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error.
+          const state = (yield { kind: "state" }) as SessionState;
+          const error = new DatabaseError(
+            "Cannot commit transaction: the server rolled it back because a statement in it failed",
+            { code: state.sawRetryable ? "40001" : "TRANSACTION_ROLLED_BACK" },
+          );
+          if (!state.sawRetryable) throw new Passthrough(error);
+          throw error;
+        }
+        return value;
+      } catch (caught) {
+        if (caught instanceof Passthrough) throw caught.error;
+        const error = caught as Error;
+        const state = (yield { kind: "state" }) as SessionState;
+        const lost = state.lost || isConnectionLoss(error);
+        const code = errorCode(error);
+        if (phase === "commit" && (lost || code === "40003")) {
+          open = false;
+          if (!options.idempotent) {
+            if (error instanceof AmbiguousCommitError) throw error;
+            throw new AmbiguousCommitError(
+              `Cannot tell whether the transaction committed: ${error.message}`,
+              { cause: error },
+            );
+          }
+          needReserve = true;
+        } else if (lost) {
+          // Nothing was committed: the connection went away before COMMIT was sent.
+          open = false;
+          needReserve = true;
+        } else if (
+          isRetryable(error) || (phase === "body" && state.sawRetryable && isAborted(code))
+        ) {
+          if (cockroach && open) {
+            try {
+              yield { kind: "query", text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}` };
+            } catch {
+              yield* rollback();
+              needBegin = true;
+            }
+          } else {
+            yield* rollback();
+            needBegin = true;
+          }
+        } else {
+          if (open) yield* rollback();
+          throw error;
+        }
+        if (attempt > options.maxRetries) {
+          if (open) yield* rollback();
+          throw new TransactionRetryError(
+            `Cannot commit transaction: still failing with ${
+              code ?? "a retryable error"
+            } after ${attempt} attempts`,
+            { attempts: attempt, cause: error },
+          );
+        }
+        const delayMs = backoffDelay(attempt, options.initialBackoff, options.maxBackoff);
+        if (options.deadline !== undefined && now() - started + delayMs > options.deadline) {
+          if (open) yield* rollback();
+          throw new TransactionRetryError(
+            `Cannot commit transaction: deadline of ${options.deadline} ms passed after ${attempt} attempts`,
+            { attempts: attempt, cause: error, code: code ?? "40001" },
+          );
+        }
+        options.onRetry?.({ attempt, delayMs, error } satisfies RetryInfo);
+        if (delayMs > 0) yield { kind: "sleep", ms: delayMs };
+      }
+    }
+  } finally {
+    if (open) {
+      try {
+        yield { kind: "query", text: "ROLLBACK" };
+      } catch {
+        // The connection is gone or dirty; the driver drops it on release.
+      }
+    }
+    yield { kind: "release" };
+  }
+
+  function* rollback(): Generator<TransactionStep, void, unknown> {
+    try {
+      yield { kind: "query", text: "ROLLBACK" };
+    } catch {
+      needReserve = true;
+    }
+    open = false;
+  }
+}
+
+// 25P02: in failed transaction; a statement ran after a caught 40001 inside the callback.
+function isAborted(code: string | undefined): boolean {
+  return code === "25P02";
+}
+
+/** Wraps an error that leaves the loop as it is, without being classified. */
+class Passthrough {
+  constructor(readonly error: Error) {}
+}

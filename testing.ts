@@ -1,0 +1,741 @@
+/**
+ * A throwaway PostgreSQL server for tests.
+ *
+ * {@linkcode startTestDatabase} starts a PostgreSQL server from the binaries installed on the
+ * machine, in a temporary directory, on a free loopback port, with
+ * `default_transaction_isolation = serializable` (CockroachDB's default), so that transactions
+ * conflict and fail with SQLSTATE `40001` as they do on CockroachDB. When `DATABASE_URL` is set,
+ * that server is used instead and nothing is started. It works when run as root: the server
+ * then runs as the unprivileged user `postgres` (created with `useradd` if missing).
+ *
+ * Linux and macOS only; needs `--allow-env --allow-read --allow-write --allow-run --allow-net`
+ * (or `-A`).
+ *
+ * @example Run a test against a throwaway server
+ * ```ts
+ * import { startTestDatabase } from "@manticore/cockroachdb/testing";
+ *
+ * await using server = await startTestDatabase();
+ * console.log(server.url); // postgresql://root@127.0.0.1:<port>/postgres, or DATABASE_URL
+ * ```
+ *
+ * @module
+ */
+
+/** Options for {@linkcode startTestDatabase}. */
+export interface TestDatabaseOptions {
+  /**
+   * Start a server of its own even when `DATABASE_URL` is set, for tests that stop, restart
+   * or reconfigure the server.
+   *
+   * @default {false}
+   */
+  readonly ignoreEnv?: boolean;
+  /**
+   * Serve TLS with certificates made by `openssl` for this server: a CA, a server certificate
+   * for `localhost` and `127.0.0.1`, a client certificate for `root`, and an unrelated CA for
+   * negative tests (see {@linkcode TestDatabase.caFile} and its neighbours). Implies a server of
+   * its own. Plain connections are still accepted.
+   *
+   * @default {false}
+   */
+  readonly tls?: boolean;
+  /**
+   * Extra command-line arguments for `postgres`, such as `["-c", "statement_timeout=0"]`.
+   * Implies a server of its own when not empty, since an external server cannot take them.
+   *
+   * @default {[]}
+   */
+  readonly serverArgs?: readonly string[];
+  /**
+   * The directory holding `initdb` and `postgres`.
+   *
+   * @default {the directory of `initdb` on `PATH`, else the newest `/usr/lib/postgresql/<version>/bin`}
+   */
+  readonly binDir?: string;
+  /**
+   * How long to wait for the server to accept connections, in milliseconds.
+   *
+   * @default {30000}
+   */
+  readonly startTimeout?: number;
+}
+
+/**
+ * A running test database, from {@linkcode startTestDatabase}.
+ *
+ * `await using` stops it at the end of the scope.
+ */
+export interface TestDatabase extends AsyncDisposable {
+  /** The connection URL, e.g. `postgresql://root@127.0.0.1:54321/postgres`. */
+  readonly url: string;
+  /** True when the server comes from `DATABASE_URL` and was not started here. */
+  readonly external: boolean;
+  /**
+   * The host the server listens on (`127.0.0.1`).
+   *
+   * @throws {Error} When the server is external.
+   */
+  readonly host: string;
+  /**
+   * The TCP port the server listens on; it stays the same across restarts.
+   *
+   * @throws {Error} When the server is external.
+   */
+  readonly port: number;
+  /** The server's log file; undefined when the server is external. */
+  readonly logFile?: string;
+  /** The CA certificate that signed the server certificate (`tls: true` only). */
+  readonly caFile?: string;
+  /** A CA certificate unrelated to the server, for verification failures (`tls: true` only). */
+  readonly wrongCaFile?: string;
+  /** A client certificate for the user `root`, signed by {@linkcode caFile} (`tls: true` only). */
+  readonly clientCertFile?: string;
+  /** The private key of {@linkcode clientCertFile}, mode 0600 (`tls: true` only). */
+  readonly clientKeyFile?: string;
+  /**
+   * Stops the server and removes its directory. Idempotent; does nothing for an external
+   * server.
+   *
+   * @returns A promise that resolves once the server has exited and its files are gone.
+   */
+  stop(): Promise<void>;
+  /**
+   * Stops the server process (fast shutdown) and keeps its data, for fault tests.
+   * Does nothing when the server is not running.
+   *
+   * @returns A promise that resolves once the server has exited.
+   * @throws {Error} When the server is external.
+   */
+  stopServer(): Promise<void>;
+  /**
+   * Starts the server process again on the same port and data directory.
+   * Does nothing when the server is running.
+   *
+   * @returns A promise that resolves once the server accepts connections.
+   * @throws {Error} When the server is external, was removed by {@linkcode stop}, or cannot
+   * start (for example because another process took its port).
+   */
+  startServer(): Promise<void>;
+  /**
+   * Stops the server process and starts it again on the same port and data directory.
+   * Open connections are closed by the server.
+   *
+   * @returns A promise that resolves once the server accepts connections again.
+   * @throws {Error} Under the same conditions as {@linkcode startServer}.
+   */
+  restart(): Promise<void>;
+}
+
+/**
+ * Starts a throwaway PostgreSQL server for tests, or uses the server in `DATABASE_URL`.
+ *
+ * Unless `DATABASE_URL` is set (and none of `ignoreEnv`, `tls`, `serverArgs` asks for a
+ * server of its own), this runs `initdb` in a new temporary directory and starts `postgres` on
+ * a free port of `127.0.0.1`, with `default_transaction_isolation = serializable`, durability
+ * turned off for speed, and the server log written to {@linkcode TestDatabase.logFile}. The
+ * superuser is `root`, authentication is `trust`, the database is `postgres`. As root, the
+ * server runs as the user `postgres`, which is created when missing.
+ *
+ * @param options How to start the server.
+ * @returns The running server; call {@linkcode TestDatabase.stop} (or use `await using`) to
+ * stop it and remove its files.
+ * @throws {Error} When no PostgreSQL binaries are found, `initdb` or `openssl` fails, or the
+ * server does not accept connections within `startTimeout`; the message holds the tail of
+ * the tool's output or of the server log.
+ *
+ * @example Start a server of its own and restart it
+ * ```ts
+ * import { startTestDatabase } from "@manticore/cockroachdb/testing";
+ *
+ * await using server = await startTestDatabase({ ignoreEnv: true });
+ * await server.restart();
+ * console.log(server.url); // the same URL: the port is kept
+ * ```
+ */
+export async function startTestDatabase(
+  options: TestDatabaseOptions = {},
+): Promise<TestDatabase> {
+  const ownServer = options.ignoreEnv === true || options.tls === true ||
+    (options.serverArgs?.length ?? 0) > 0;
+  const url = ownServer ? undefined : Deno.env.get("DATABASE_URL");
+  if (url) return new ExternalDatabase(url);
+  return await LocalDatabase.start(options);
+}
+
+const HOST = "127.0.0.1";
+const SERVER_USER = "postgres";
+const PORT_ATTEMPTS = 5;
+
+class ExternalDatabase implements TestDatabase {
+  readonly url: string;
+  readonly external = true;
+
+  constructor(url: string) {
+    this.url = url;
+  }
+
+  get host(): string {
+    throw externalError("read the host of");
+  }
+
+  get port(): number {
+    throw externalError("read the port of");
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  stopServer(): Promise<void> {
+    return Promise.reject(externalError("stop"));
+  }
+
+  startServer(): Promise<void> {
+    return Promise.reject(externalError("start"));
+  }
+
+  restart(): Promise<void> {
+    return Promise.reject(externalError("restart"));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function externalError(action: string): Error {
+  return new Error(
+    `Cannot ${action} the test database: the server in DATABASE_URL is external; ` +
+      "pass { ignoreEnv: true } to start one of its own",
+  );
+}
+
+interface ServerUser {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+interface Certificates {
+  readonly caFile: string;
+  readonly wrongCaFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+  readonly serverArgs: readonly string[];
+}
+
+interface Server {
+  readonly process: Deno.ChildProcess;
+  exited: boolean;
+}
+
+/** What every start of one server shares. */
+interface Setup {
+  readonly dir: string;
+  readonly binDir: string;
+  readonly user: ServerUser | undefined;
+  readonly setpriv: string | undefined;
+  readonly certificates: Certificates | undefined;
+  readonly options: TestDatabaseOptions;
+}
+
+class LocalDatabase implements TestDatabase {
+  readonly external = false;
+  readonly host: string = HOST;
+  readonly port: number;
+  readonly url: string;
+  readonly logFile: string;
+  readonly caFile?: string;
+  readonly wrongCaFile?: string;
+  readonly clientCertFile?: string;
+  readonly clientKeyFile?: string;
+  readonly #dir: string;
+  readonly #command: readonly string[];
+  readonly #user: ServerUser | undefined;
+  readonly #startTimeout: number;
+  #server: Server | undefined;
+  #removed = false;
+  // Serialises start, stop and removal, so that concurrent calls see a consistent state.
+  #queue: Promise<void> = Promise.resolve();
+
+  static async start(options: TestDatabaseOptions): Promise<LocalDatabase> {
+    const binDir = options.binDir ?? await findBinDir();
+    const dir = await Deno.makeTempDir({ prefix: "manticore_pg_" });
+    try {
+      const user = Deno.uid() === 0 ? await serverUser() : undefined;
+      if (user) await Deno.chown(dir, user.uid, user.gid);
+      const certificates = options.tls ? await makeCertificates(dir, user) : undefined;
+      const setpriv = Deno.build.os === "linux" ? await findOnPath("setpriv") : undefined;
+      await runTool(
+        `${binDir}/initdb`,
+        ["-D", `${dir}/data`, "-A", "trust", "-U", "root", "--no-sync", "-E", "UTF8", "--locale=C"],
+        { cwd: dir, user },
+      );
+      const setup: Setup = { dir, binDir, user, setpriv, certificates, options };
+      for (let attempt = 1;; attempt++) {
+        const database = new LocalDatabase(setup, freePort());
+        if (await database.#launch()) return database;
+        if (attempt === PORT_ATTEMPTS) {
+          throw new Error(
+            `Cannot start the test database: ${PORT_ATTEMPTS} free ports were taken by others`,
+          );
+        }
+      }
+    } catch (error) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw error;
+    }
+  }
+
+  private constructor(setup: Setup, port: number) {
+    const { dir, user, certificates, options } = setup;
+    this.#dir = dir;
+    this.#user = user;
+    this.#startTimeout = options.startTimeout ?? 30_000;
+    this.port = port;
+    this.url = `postgresql://root@${HOST}:${port}/postgres`;
+    this.logFile = `${dir}/server.log`;
+    this.caFile = certificates?.caFile;
+    this.wrongCaFile = certificates?.wrongCaFile;
+    this.clientCertFile = certificates?.clientCertFile;
+    this.clientKeyFile = certificates?.clientKeyFile;
+    // `exec` keeps the shell's pid for postgres, and the shell sends the server's output to
+    // the log file, which Deno's spawn cannot do. On Linux, setpriv's parent-death signal
+    // shuts the server down when this process dies without stop(), even by SIGKILL.
+    this.#command = [
+      setup.setpriv ? [setup.setpriv, "--pdeathsig", "SIGQUIT", "--"] : [],
+      ["/bin/sh", "-c", 'exec "$@" >>"$0" 2>&1', this.logFile, `${setup.binDir}/postgres`],
+      ["-D", `${dir}/data`, "-p", String(port), "-k", dir],
+      ["-c", `listen_addresses=${HOST}`],
+      ["-c", "default_transaction_isolation=serializable"],
+      ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+      ["-c", "max_connections=200", "-c", "logging_collector=off"],
+      certificates?.serverArgs ?? [],
+      options.serverArgs ?? [],
+    ].flat();
+  }
+
+  stop(): Promise<void> {
+    return this.#serialise(async () => {
+      if (this.#removed) return;
+      this.#removed = true;
+      await this.#halt();
+      await Deno.remove(this.#dir, { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    });
+  }
+
+  stopServer(): Promise<void> {
+    return this.#serialise(() => this.#halt());
+  }
+
+  startServer(): Promise<void> {
+    return this.#serialise(async () => {
+      if (this.#server && !this.#server.exited) return;
+      await this.#relaunch();
+    });
+  }
+
+  restart(): Promise<void> {
+    return this.#serialise(async () => {
+      await this.#halt();
+      await this.#relaunch();
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #serialise(action: () => Promise<void>): Promise<void> {
+    const result = this.#queue.then(action);
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  async #relaunch(): Promise<void> {
+    if (this.#removed) {
+      throw new Error("Cannot start the test database: stop() has removed it");
+    }
+    if (!await this.#launch()) {
+      throw new Error(
+        `Cannot start the test database on port ${this.port}: another process uses the port`,
+      );
+    }
+  }
+
+  /** Starts `postgres`; resolves to false when the port is taken, throws on other failures. */
+  async #launch(): Promise<boolean> {
+    const logStart = await fileSize(this.logFile);
+    // `detached` keeps a terminal's Ctrl-C away from the server: #halt() stops it in order.
+    const child = new Deno.Command(this.#command[0]!, {
+      args: this.#command.slice(1),
+      cwd: this.#dir,
+      uid: this.#user?.uid,
+      gid: this.#user?.gid,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    const server: Server = { process: child, exited: false };
+    child.status.then(() => {
+      server.exited = true;
+    });
+    this.#server = server;
+    globalThis.addEventListener("unload", this.#onUnload);
+
+    const deadline = Date.now() + this.#startTimeout;
+    while (!await this.#isReady(child.pid)) {
+      if (server.exited) {
+        globalThis.removeEventListener("unload", this.#onUnload);
+        const { code } = await child.status;
+        const log = await readFrom(this.logFile, logStart);
+        if (log.includes("Address already in use")) return false;
+        throw new Error(
+          `Cannot start the test database: postgres exited with code ${code}:\n${tail(log)}`,
+        );
+      }
+      if (Date.now() > deadline) {
+        await this.#halt();
+        const log = await readFrom(this.logFile, logStart);
+        throw new Error(
+          `Cannot start the test database: no connections accepted after ` +
+            `${this.#startTimeout} ms:\n${tail(log)}`,
+        );
+      }
+      await sleep(20);
+    }
+    // A forgotten stop() must not keep the program alive; #onUnload then ends the server.
+    child.unref();
+    return true;
+  }
+
+  // postgres writes "ready" into line 8 of postmaster.pid once it accepts connections (what
+  // `pg_ctl -w` waits for). The pid check skips a stale file left by a killed server.
+  async #isReady(pid: number): Promise<boolean> {
+    try {
+      const lines = (await Deno.readTextFile(`${this.#dir}/data/postmaster.pid`)).split("\n");
+      return lines[0] === String(pid) && lines[7]?.trim() === "ready";
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops the server: fast shutdown, then immediate shutdown, then SIGKILL. */
+  async #halt(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    globalThis.removeEventListener("unload", this.#onUnload);
+    server.process.ref();
+    const steps: [Deno.Signal, number][] = [["SIGINT", 30_000], ["SIGQUIT", 10_000]];
+    for (const [signal, timeout] of steps) {
+      if (server.exited) break;
+      signalProcess(server.process, signal);
+      if (await settlesWithin(server.process.status, timeout)) break;
+    }
+    if (!server.exited) signalProcess(server.process, "SIGKILL");
+    await server.process.status;
+  }
+
+  // Last resort when the program ends without stop(): an immediate shutdown, so that no server
+  // outlives the program, and the removal of what can be removed without waiting (unlinked
+  // files the server still holds open go when it exits).
+  readonly #onUnload = (): void => {
+    if (this.#server && !this.#server.exited) signalProcess(this.#server.process, "SIGQUIT");
+    try {
+      Deno.removeSync(this.#dir, { recursive: true });
+    } catch {
+      // The exiting server raced the removal; the rest is left to the temporary directory.
+    }
+  };
+}
+
+function signalProcess(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // It has exited in the meantime.
+  }
+}
+
+async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir && await isExecutable(`${dir}/${name}`)) return `${dir}/${name}`;
+  }
+  return undefined;
+}
+
+async function findBinDir(): Promise<string> {
+  const initdbOnPath = await findOnPath("initdb");
+  if (initdbOnPath) {
+    // Through symlinks, so that postgres comes from the same installation as initdb.
+    const initdb = await Deno.realPath(initdbOnPath);
+    const binDir = initdb.slice(0, initdb.lastIndexOf("/"));
+    if (await isExecutable(`${binDir}/postgres`)) return binDir;
+  }
+  const versions: string[] = [];
+  try {
+    for await (const entry of Deno.readDir("/usr/lib/postgresql")) versions.push(entry.name);
+  } catch {
+    // No Debian-style installation.
+  }
+  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  for (const version of versions) {
+    const binDir = `/usr/lib/postgresql/${version}/bin`;
+    if (await isExecutable(`${binDir}/initdb`) && await isExecutable(`${binDir}/postgres`)) {
+      return binDir;
+    }
+  }
+  throw new Error(
+    "Cannot find the PostgreSQL server: no initdb and postgres on PATH or under " +
+      "/usr/lib/postgresql/*/bin; install PostgreSQL (Debian: apt-get install postgresql) " +
+      "or pass binDir",
+  );
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+// initdb and postgres refuse to run as root.
+async function serverUser(): Promise<ServerUser> {
+  const existing = await lookUpUser(SERVER_USER);
+  if (existing) return existing;
+  const created = await new Deno.Command("useradd", {
+    args: [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      "/usr/sbin/nologin",
+      SERVER_USER,
+    ],
+    stdin: "null",
+  }).output().catch((error: Error) => error);
+  // Another process may have created the user meanwhile: look again before failing.
+  const user = await lookUpUser(SERVER_USER);
+  if (user) return user;
+  const detail = created instanceof Error
+    ? created.message
+    : new TextDecoder().decode(created.stderr).trim();
+  throw new Error(
+    `Cannot create the user "${SERVER_USER}" to run the test database as root: ${detail}`,
+  );
+}
+
+async function lookUpUser(name: string): Promise<ServerUser | undefined> {
+  const output = await new Deno.Command("id", { args: [name], stdin: "null" }).output();
+  const match = /uid=(\d+).*?gid=(\d+)/.exec(new TextDecoder().decode(output.stdout));
+  return output.success && match ? { uid: Number(match[1]), gid: Number(match[2]) } : undefined;
+}
+
+interface ToolOptions {
+  readonly cwd: string;
+  readonly user?: ServerUser | undefined;
+}
+
+/** Runs a tool to completion; throws with the tail of its output when it fails. */
+async function runTool(
+  command: string,
+  args: readonly string[],
+  options: ToolOptions,
+): Promise<void> {
+  const name = command.slice(command.lastIndexOf("/") + 1);
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(command, {
+      args: [...args],
+      cwd: options.cwd,
+      uid: options.user?.uid,
+      gid: options.user?.gid,
+      stdin: "null",
+    }).output();
+  } catch (error) {
+    throw new Error(`Cannot run "${command}" for the test database`, { cause: error });
+  }
+  if (!output.success) {
+    const decoder = new TextDecoder();
+    const text = decoder.decode(output.stdout) + decoder.decode(output.stderr);
+    throw new Error(
+      `Cannot prepare the test database: ${name} exited with code ${output.code}:\n${tail(text)}`,
+    );
+  }
+}
+
+const OPENSSL_CONFIG = `[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+/** Makes a CA, a server and a client certificate signed by it, and an unrelated CA. */
+async function makeCertificates(
+  dir: string,
+  user: ServerUser | undefined,
+): Promise<Certificates> {
+  const tls = `${dir}/tls`;
+  await Deno.mkdir(tls);
+  const config = `${tls}/openssl.cnf`;
+  await Deno.writeTextFile(config, OPENSSL_CONFIG);
+  const openssl = (...args: string[]) => runTool("openssl", args, { cwd: tls });
+  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const makeCa = (name: string, subject: string) =>
+    openssl(
+      "req",
+      "-x509",
+      "-new",
+      "-config",
+      config,
+      "-extensions",
+      "ca",
+      ...newKey,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.crt`,
+      "-days",
+      "30",
+      "-subj",
+      subject,
+    );
+  const makeSigned = async (name: string, subject: string) => {
+    await openssl(
+      "req",
+      "-new",
+      "-config",
+      config,
+      ...newKey,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      subject,
+    );
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-set_serial",
+      randomSerial(),
+      "-days",
+      "30",
+      "-extfile",
+      config,
+      "-extensions",
+      name,
+      "-out",
+      `${name}.crt`,
+    );
+  };
+  await makeCa("ca", "/CN=manticore test CA");
+  await Promise.all([
+    makeCa("wrong-ca", "/CN=manticore unrelated test CA"),
+    makeSigned("server", "/CN=localhost"),
+    makeSigned("client", "/CN=root"),
+  ]);
+  for (const key of ["ca", "wrong-ca", "server", "client"]) {
+    await Deno.chmod(`${tls}/${key}.key`, 0o600);
+  }
+  // postgres insists on owning its key (mode 0600); the client key stays the caller's.
+  if (user) {
+    for (const file of ["", "/ca.crt", "/server.crt", "/server.key"]) {
+      await Deno.chown(`${tls}${file}`, user.uid, user.gid);
+    }
+  }
+  return {
+    caFile: `${tls}/ca.crt`,
+    wrongCaFile: `${tls}/wrong-ca.crt`,
+    clientCertFile: `${tls}/client.crt`,
+    clientKeyFile: `${tls}/client.key`,
+    serverArgs: [
+      ["-c", "ssl=on"],
+      ["-c", `ssl_cert_file=${tls}/server.crt`, "-c", `ssl_key_file=${tls}/server.key`],
+      // Lets the server verify client certificates that are offered; trust still admits all.
+      ["-c", `ssl_ca_file=${tls}/ca.crt`],
+    ].flat(),
+  };
+}
+
+function randomSerial(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[0] = bytes[0]! & 0x7f; // positive
+  return `0x${Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    return listener.addr.port;
+  } finally {
+    listener.close();
+  }
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function readFrom(path: string, offset: number): Promise<string> {
+  try {
+    return new TextDecoder().decode((await Deno.readFile(path)).subarray(offset));
+  } catch {
+    return "";
+  }
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves to true when `promise` settles within `ms`, and clears its timer either way. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -668,10 +668,15 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   readonly #primaryKeys = new Map<string, readonly string[]>();
 
   /**
+   * A database from options; `DATABASE_URL`, the `PG*` variables and the defaults fill the rest.
+   * Nothing connects until `connect()` or the first statement.
+   *
    * @param options Connection options; the environment and defaults fill the rest.
    */
   constructor(options?: DatabaseOptions);
   /**
+   * A database from a URL; explicit options win over it. Nothing connects yet.
+   *
    * @param url A `postgresql://` URL; explicit options win over it.
    * @param options Connection options.
    */

@@ -66,6 +66,8 @@ export class DatabaseError extends Error {
   readonly severity: string | undefined;
 
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The cause and the server's fields.
    */
@@ -95,6 +97,8 @@ export class DatabaseError extends Error {
  */
 export class ConnectionError extends DatabaseError {
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The cause; `code` defaults to `CONNECTION_ERROR`.
    */
@@ -126,6 +130,8 @@ export class ValidationError extends DatabaseError {
   readonly field: string | undefined;
 
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The field that failed and the cause.
    */
@@ -152,6 +158,8 @@ export class TableNotInitializedError extends DatabaseError {
   readonly tableName: string;
 
   /**
+   * The message names the table.
+   *
    * @param tableName The table's name.
    * @param options The cause.
    */
@@ -181,6 +189,8 @@ export class TableNotFoundError extends DatabaseError {
   readonly tableName: string;
 
   /**
+   * The message names the table unless `options.message` is given.
+   *
    * @param tableName The table's name.
    * @param options The cause and the server's fields; the message defaults to a sentence naming the table.
    */
@@ -212,6 +222,8 @@ export class RecordNotFoundError extends DatabaseError {
   readonly id: unknown;
 
   /**
+   * The message names the id and the table.
+   *
    * @param tableName The table's name.
    * @param id The id that was not found.
    * @param options The cause.
@@ -240,6 +252,8 @@ export class RecordNotFoundError extends DatabaseError {
  */
 export class UniqueViolationError extends DatabaseError {
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The constraint, the server's fields and the cause.
    */
@@ -271,6 +285,8 @@ export class TransactionRetryError extends DatabaseError {
   readonly attempts: number;
 
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The attempts made and the last cause.
    */
@@ -295,6 +311,8 @@ export class TransactionRetryError extends DatabaseError {
  */
 export class AmbiguousCommitError extends DatabaseError {
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The cause; `code` defaults to `40003`.
    */
@@ -337,6 +355,8 @@ export class MigrationError extends DatabaseError {
   readonly statement: string | undefined;
 
   /**
+   * The message states what failed first, then the detail after a colon.
+   *
    * @param message What failed, then the detail after a colon.
    * @param options The version, path, statement and cause.
    */

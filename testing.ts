@@ -274,7 +274,10 @@ class LocalDatabase implements TestDatabase {
       const setup: Setup = { dir, binDir, user, setpriv, certificates, options };
       for (let attempt = 1;; attempt++) {
         const database = new LocalDatabase(setup, freePort());
-        if (await database.#launch()) return database;
+        if (await database.#launch()) {
+          globalThis.addEventListener("unload", database.#onUnload);
+          return database;
+        }
         if (attempt === PORT_ATTEMPTS) {
           throw new Error(
             `Cannot start the test database: ${PORT_ATTEMPTS} free ports were taken by others`,
@@ -319,6 +322,7 @@ class LocalDatabase implements TestDatabase {
     return this.#serialise(async () => {
       if (this.#removed) return;
       this.#removed = true;
+      globalThis.removeEventListener("unload", this.#onUnload);
       await this.#halt();
       await Deno.remove(this.#dir, { recursive: true }).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -384,12 +388,10 @@ class LocalDatabase implements TestDatabase {
       server.exited = true;
     });
     this.#server = server;
-    globalThis.addEventListener("unload", this.#onUnload);
 
     const deadline = Date.now() + this.#startTimeout;
     while (!await this.#isReady(child.pid)) {
       if (server.exited) {
-        globalThis.removeEventListener("unload", this.#onUnload);
         const { code } = await child.status;
         const log = await readFrom(this.logFile, logStart);
         if (log.includes("Address already in use")) return false;
@@ -428,7 +430,6 @@ class LocalDatabase implements TestDatabase {
     const server = this.#server;
     if (!server) return;
     this.#server = undefined;
-    globalThis.removeEventListener("unload", this.#onUnload);
     server.process.ref();
     const steps: [Deno.Signal, number][] = [["SIGINT", 30_000], ["SIGQUIT", 10_000]];
     for (const [signal, timeout] of steps) {
@@ -478,11 +479,13 @@ async function findBinDir(): Promise<string> {
   }
   const versions: string[] = [];
   try {
-    for await (const entry of Deno.readDir("/usr/lib/postgresql")) versions.push(entry.name);
+    for await (const { name } of Deno.readDir("/usr/lib/postgresql")) {
+      if (/^\d+(\.\d+)?$/.test(name)) versions.push(name);
+    }
   } catch {
     // No Debian-style installation.
   }
-  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  versions.sort((a, b) => Number(b) - Number(a));
   for (const version of versions) {
     const binDir = `/usr/lib/postgresql/${version}/bin`;
     if (await isExecutable(`${binDir}/initdb`) && await isExecutable(`${binDir}/postgres`)) {
@@ -561,7 +564,8 @@ async function runTool(
       stdin: "null",
     }).output();
   } catch (error) {
-    throw new Error(`Cannot run "${command}" for the test database`, { cause: error });
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot run "${command}" for the test database: ${detail}`, { cause: error });
   }
   if (!output.success) {
     const decoder = new TextDecoder();

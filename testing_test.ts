@@ -88,6 +88,13 @@ Deno.test("startTestDatabase() passes serverArgs to the server", async () => {
   assert.equal(await psql(server.url, "SHOW statement_timeout"), "1234ms");
 });
 
+Deno.test("startTestDatabase() rejects with the server log when postgres cannot start", async () => {
+  await assert.rejects(
+    startTestDatabase({ serverArgs: ["-c", "no_such_setting=1"] }),
+    /Cannot start the test database: postgres exited .*\n.*unrecognized configuration parameter "no_such_setting"/,
+  );
+});
+
 Deno.test("restart() keeps the data and the port", async () => {
   await using server = await startTestDatabase({ ignoreEnv: true });
   const { port, url } = server;

@@ -68,4 +68,6 @@ async function main(): Promise<number> {
   }
 }
 
-Deno.exit(await main());
+// `deno test` collects files named test.ts as test modules: imported, this script does nothing,
+// rather than start the suite inside itself.
+if (import.meta.main) Deno.exit(await main());

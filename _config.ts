@@ -454,8 +454,10 @@ export function resolveConfig(
     ports = pick("ports") ?? hosts.map(() => NaN);
   }
   if (hosts.some((h) => h === "")) throw invalid("Cannot connect: a host name is empty", "host");
-  const defaultPort = options.port ?? pick("ports")?.find((p) => !Number.isNaN(p)) ??
-    DEFAULTS.port;
+  // A host without a port takes the first port any layer gives (a URL without a port, PGPORT).
+  const layerPort = layers.map((layer) => layer.ports?.find((p) => !Number.isNaN(p)))
+    .find((p) => p !== undefined);
+  const defaultPort = options.port ?? layerPort ?? DEFAULTS.port;
   if (options.port !== undefined) {
     if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
       throw invalid(`Cannot use port ${options.port}: expected an integer from 1 to 65535`, "port");

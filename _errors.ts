@@ -134,8 +134,10 @@ export function toDatabaseError(error: unknown, target: string): Error {
           code === "CONNECTION_ENDED"
       ? "connection closed"
       : message;
-    const verb = code.startsWith("CONNECTION_") ? "Connection to" : "Cannot connect to";
-    return new ConnectionError(`${verb} "${target}" failed: ${what}`, { cause: error, code });
+    const text = code.startsWith("CONNECTION_")
+      ? `Connection to "${target}" lost: ${what}`
+      : `Cannot connect to "${target}": ${what}`;
+    return new ConnectionError(text, { cause: error, code });
   }
   if (error instanceof Error && /certificate|self.signed|TLS|SSL/i.test(message)) {
     return new ConnectionError(`Cannot connect to "${target}": ${message}`, {

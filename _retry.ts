@@ -7,6 +7,7 @@ import { checkRetry, RETRY_DEFAULTS, type RetryInfo, type TransactionOptions } f
 import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
 import {
   AmbiguousCommitError,
+  ConnectionError,
   DatabaseError,
   TransactionRetryError,
   ValidationError,
@@ -169,6 +170,13 @@ export function* transactionSteps<T>(
         }
         phase = "body";
         const value = (yield { kind: "callback" }) as T;
+        // The connection may have closed under a callback that sent nothing more or caught the
+        // error: COMMIT was never sent, so this is a loss before commit, not an ambiguous one.
+        if (((yield { kind: "state" }) as SessionState).lost) {
+          throw new ConnectionError("Connection lost before COMMIT was sent", {
+            code: "CONNECTION_CLOSED",
+          });
+        }
         phase = "commit";
         if (cockroach) yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
         const tag = (yield { kind: "query", text: "COMMIT" }) as string;

@@ -1,0 +1,439 @@
+/**
+ * `AsyncMigration`: versioned SQL migrations for CockroachDB (and PostgreSQL), safe to run from
+ * several processes at once.
+ *
+ * - Files `V<version>__<name>.sql` in a directory: the up SQL, then a line `-- DOWN`, then the
+ *   down SQL (or a separate `U<version>__<name>.sql`). A first line `-- migrate:no-transaction`
+ *   runs the file's statements one at a time, each committed on its own (CockroachDB's advice
+ *   for schema changes that must not share a transaction).
+ * - Each other migration and its row in the tracking table commit together, through the
+ *   retrying transaction runner: a failure leaves the database and the tracking table as they
+ *   were before that migration, and throws `MigrationError` naming the file and the statement.
+ * - A lease lock in a lock table (not advisory locks, which CockroachDB lacks) lets one runner
+ *   migrate at a time: each migration is applied exactly once however many start together, and
+ *   a runner that dies blocks the others only until its lease runs out.
+ *
+ * @example Apply every pending migration
+ * ```ts ignore
+ * import { AsyncDatabase } from "@manticore/cockroachdb/async-database";
+ * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+ *
+ * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+ * const migrations = new AsyncMigration(db, { migrationsDir: "migrations" });
+ * const result = await migrations.migrate();
+ * console.log(`applied ${result.applied}, now at version ${result.toVersion}`);
+ * ```
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import type { AsyncDatabase, AsyncQueryable } from "./async_database.ts";
+import {
+  createProgram,
+  type Effect,
+  type FileEntry,
+  historyProgram,
+  initializeProgram,
+  isMigrationFileName,
+  loadProgram,
+  type MigrateOptions,
+  migrateProgram,
+  type MigrateResult,
+  type MigrationDirection,
+  type MigrationFile,
+  type MigrationHistoryEntry,
+  type MigrationOptions,
+  type MigrationProgress,
+  type MigrationRun,
+  type MigrationState,
+  type MigrationStatus,
+  type PartialProgress,
+  type Program,
+  readAppliedProgram,
+  resolveRunnerConfig,
+  type RollbackOptions,
+  rollbackProgram,
+  type RunnerConfig,
+  statusProgram,
+  unlockProgram,
+  type VerifyResult,
+  verifyStatus,
+} from "./_migration_plan.ts";
+
+export type {
+  MigrateOptions,
+  MigrateResult,
+  MigrationDirection,
+  MigrationFile,
+  MigrationHistoryEntry,
+  MigrationOptions,
+  MigrationProgress,
+  MigrationRun,
+  MigrationState,
+  MigrationStatus,
+  PartialProgress,
+  RollbackOptions,
+  VerifyResult,
+};
+
+/** Renews the lease in the background while a run holds the lock. */
+class Heartbeat {
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #inflight: Promise<void> | undefined;
+
+  start(db: AsyncDatabase, text: string, params: readonly unknown[], intervalMs: number): void {
+    clearInterval(this.#timer);
+    this.#timer = setInterval(() => {
+      if (this.#inflight !== undefined) return;
+      // Failures are not fatal here: every migration checks that the lock is still held.
+      this.#inflight = db.transaction((tx) => tx.execute(text, params)).then(
+        () => {},
+        () => {},
+      ).finally(() => {
+        this.#inflight = undefined;
+      });
+    }, Math.max(10, intervalMs));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#inflight;
+  }
+}
+
+async function readEntries(dir: string): Promise<FileEntry[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if ((entry.isFile || entry.isSymlink) && isMigrationFileName(entry.name)) {
+        names.push(entry.name);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return await Promise.all(
+    names.map(async (name) => ({ name, text: await Deno.readTextFile(join(dir, name)) })),
+  );
+}
+
+async function perform(
+  db: AsyncDatabase,
+  target: AsyncQueryable,
+  heartbeat: Heartbeat,
+  effect: Effect,
+): Promise<unknown> {
+  switch (effect.kind) {
+    case "query":
+      return effect.params === undefined
+        ? await target.execute(effect.text)
+        : await target.execute(effect.text, effect.params);
+    case "transaction":
+      if (target !== db) throw new TypeError("Cannot nest migration transactions");
+      return await db.transaction((tx) => drive(db, tx, heartbeat, effect.body()));
+    case "sleep":
+      await new Promise((resolve) => setTimeout(resolve, effect.ms));
+      return undefined;
+    case "read":
+      return await readEntries(effect.dir);
+    case "write":
+      await Deno.mkdir(dirname(effect.path), { recursive: true });
+      await Deno.writeTextFile(effect.path, effect.text, { createNew: true });
+      return undefined;
+    case "heartbeat":
+      if (effect.text === undefined) await heartbeat.stop();
+      else heartbeat.start(db, effect.text, effect.params ?? [], effect.intervalMs ?? 1000);
+      return undefined;
+  }
+}
+
+async function drive<T>(
+  db: AsyncDatabase,
+  target: AsyncQueryable,
+  heartbeat: Heartbeat,
+  program: Program<T>,
+): Promise<T> {
+  let input: { value?: unknown; error?: unknown } = { value: undefined };
+  for (;;) {
+    const next = "error" in input ? program.throw(input.error) : program.next(input.value);
+    if (next.done) return next.value;
+    try {
+      input = { value: await perform(db, target, heartbeat, next.value) };
+    } catch (error) {
+      input = { error };
+    }
+  }
+}
+
+/**
+ * The asynchronous migration runner over an {@linkcode AsyncDatabase}. It touches the database
+ * on first use: `initialize()` (or the first other call) creates the tracking table
+ * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table.
+ *
+ * @example Write, apply, inspect and revert a migration
+ * ```ts ignore
+ * import { AsyncDatabase, AsyncMigration } from "@manticore/cockroachdb";
+ *
+ * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+ * const m = new AsyncMigration(db, { migrationsDir: "migrations" });
+ * await m.createMigration(
+ *   "create_users",
+ *   "CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), email TEXT UNIQUE)",
+ *   "DROP TABLE users",
+ * ); // → "migrations/V1__create_users.sql"
+ * await m.migrate(); // { applied: 1, direction: "up", fromVersion: 0, toVersion: 1, … }
+ * console.log(await m.status()); // [{ version: 1, name: "create_users", state: "applied", … }]
+ * await m.rollback(); // reverts version 1
+ * ```
+ */
+export class AsyncMigration {
+  readonly #db: AsyncDatabase;
+  readonly #config: RunnerConfig;
+  #initialized: Promise<void> | undefined;
+
+  /**
+   * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
+   *
+   * @param db The database to migrate.
+   * @param options The directory, table names and lock timings.
+   * @throws {TypeError} when `db` is not a database or `migrationsDir` is empty.
+   * @throws {RangeError} for a negative `lockTimeout` or a `leaseDuration` under 100 ms.
+   * @throws {ValidationError} for a table name that cannot be an identifier.
+   */
+  constructor(db: AsyncDatabase, options?: MigrationOptions) {
+    if (typeof (db as { transaction?: unknown } | undefined)?.transaction !== "function") {
+      throw new TypeError("Cannot create AsyncMigration: expected an AsyncDatabase");
+    }
+    this.#db = db;
+    this.#config = resolveRunnerConfig(options);
+  }
+
+  /** The directory of the migration files. */
+  get migrationsDir(): string {
+    return this.#config.dir;
+  }
+
+  /** The tracking table. */
+  get tableName(): string {
+    return this.#config.tableName;
+  }
+
+  /** The lock table. */
+  get lockTableName(): string {
+    return this.#config.lockTableName;
+  }
+
+  /** This runner's id; each run holds the lock as `<runnerId>/<n>`. */
+  get runnerId(): string {
+    return this.#config.owner;
+  }
+
+  #run<T>(program: Program<T>): Promise<T> {
+    const heartbeat = new Heartbeat();
+    return drive(this.#db, this.#db, heartbeat, program).finally(() => heartbeat.stop());
+  }
+
+  /**
+   * Creates the tracking table and the lock table if they do not exist (idempotent; also done
+   * by the first call of any other method that reads them).
+   *
+   * @example
+   * ```ts ignore
+   * await new AsyncMigration(db).initialize();
+   * ```
+   * @returns Once the tables exist.
+   * @throws {DatabaseError} when the server refuses.
+   */
+  initialize(): Promise<void> {
+    this.#initialized ??= this.#run(initializeProgram(this.#config)).catch((error) => {
+      this.#initialized = undefined;
+      throw error;
+    });
+    return this.#initialized;
+  }
+
+  /**
+   * Reads the migration files, sorted by version (a missing directory gives `[]`).
+   *
+   * @example
+   * ```ts ignore
+   * for (const m of await migrations.loadMigrations()) console.log(m.version, m.name, m.path);
+   * ```
+   * @returns The migrations.
+   * @throws {MigrationError} for a version used twice or out of range, or down SQL given twice.
+   */
+  loadMigrations(): Promise<MigrationFile[]> {
+    return this.#run(loadProgram(this.#config));
+  }
+
+  /**
+   * Writes `V<next>__<name>.sql`: the up SQL, and after a `-- DOWN` line the down SQL if given.
+   * The version is one above the highest of the files and the applied migrations.
+   *
+   * @example
+   * ```ts ignore
+   * const path = await migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
+   * // → "migrations/V3__add_email.sql"
+   * ```
+   * @param name The name; whitespace becomes `_`.
+   * @param upSql The SQL that applies it.
+   * @param downSql The SQL that reverts it.
+   * @returns The new file's path.
+   * @throws {TypeError} for an empty name or one holding path separators.
+   */
+  createMigration(name: string, upSql: string, downSql?: string): Promise<string> {
+    return this.#run(createProgram(this.#config, name, upSql, downSql));
+  }
+
+  /**
+   * Applies the pending migrations in version order (up to `targetVersion`), or, for a target
+   * below the current version, reverts the applied ones above it in descending order. Runs under
+   * the lock; each migration commits with its tracking row, or not at all.
+   *
+   * @example Apply, then go back to version 1
+   * ```ts ignore
+   * const up = await migrations.migrate();
+   * const down = await migrations.migrate({ targetVersion: 1 });
+   * console.log(up.applied, down.direction); // 3 "down"
+   * ```
+   * @param options The target, dry run, what to allow, and a progress callback.
+   * @returns What ran, with each migration's time.
+   * @throws {MigrationError} for a failed migration (with `version`, `path`, `statement` and the
+   * server error as `cause`), a modified applied file, an out-of-order pending one, a migration
+   * without down SQL, or a lock not acquired within `lockTimeout` — never having changed
+   * anything of the migration concerned.
+   */
+  async migrate(options?: MigrateOptions): Promise<MigrateResult> {
+    if (!options?.dryRun) await this.initialize();
+    return await this.#run(migrateProgram(this.#config, options));
+  }
+
+  /**
+   * Reverts the last `count` applied migrations (1 by default), or every one above
+   * `targetVersion`, in descending order. Every one of them must have down SQL: otherwise
+   * nothing is reverted.
+   *
+   * @example
+   * ```ts ignore
+   * await migrations.rollback(); // the last one
+   * await migrations.rollback({ count: 2 });
+   * await migrations.rollback({ targetVersion: 0 }); // everything
+   * ```
+   * @param options `count` or `targetVersion`, dry run, allowModified, progress callback.
+   * @returns What ran.
+   * @throws {MigrationError} as for `migrate()`.
+   * @throws {TypeError} when both `count` and `targetVersion` are given.
+   */
+  async rollback(options?: RollbackOptions): Promise<MigrateResult> {
+    if (!options?.dryRun) await this.initialize();
+    return await this.#run(rollbackProgram(this.#config, options));
+  }
+
+  /**
+   * The applied versions, ascending.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await migrations.getAppliedVersions()); // [1, 2]
+   * ```
+   * @returns The versions.
+   */
+  async getAppliedVersions(): Promise<number[]> {
+    return (await this.#applied()).map((r) => r.version);
+  }
+
+  /**
+   * The highest applied version, or 0.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await migrations.getCurrentVersion()); // 2
+   * ```
+   * @returns The version.
+   */
+  async getCurrentVersion(): Promise<number> {
+    return Math.max(0, ...await this.getAppliedVersions());
+  }
+
+  /**
+   * The tracking rows in the order they were applied.
+   *
+   * @example
+   * ```ts ignore
+   * for (const h of await migrations.getMigrationHistory()) console.log(h.version, h.name, h.appliedAt);
+   * ```
+   * @returns The rows.
+   */
+  async getMigrationHistory(): Promise<MigrationHistoryEntry[]> {
+    await this.initialize();
+    return await this.#run(historyProgram(this.#config));
+  }
+
+  /**
+   * The files not applied yet, by version (out-of-order ones included).
+   *
+   * @example
+   * ```ts ignore
+   * console.log((await migrations.pending()).map((m) => m.path));
+   * ```
+   * @returns The migrations.
+   */
+  async pending(): Promise<MigrationFile[]> {
+    const [files, applied] = await Promise.all([this.loadMigrations(), this.#applied()]);
+    const done = new Set(applied.map((r) => r.version));
+    return files.filter((f) => !done.has(f.version));
+  }
+
+  /**
+   * Every file and every tracking row by version: `applied`, `pending`, `modified` (applied, but
+   * its checksum changed since) or `missing` (a tracking row without a file).
+   *
+   * @example
+   * ```ts ignore
+   * for (const s of await migrations.status()) console.log(s.version, s.name, s.state);
+   * ```
+   * @returns One entry per version.
+   */
+  async status(): Promise<MigrationStatus[]> {
+    await this.initialize();
+    return await this.#run(statusProgram(this.#config));
+  }
+
+  /**
+   * Checks the applied files against their checksums, and looks for missing files, out-of-order
+   * pending ones and no-transaction migrations that stopped part way.
+   *
+   * @example
+   * ```ts ignore
+   * const report = await migrations.verify();
+   * if (!report.ok) console.error(report.modified.map((s) => s.path));
+   * ```
+   * @returns The report; `ok` when there is nothing to report.
+   */
+  async verify(): Promise<VerifyResult> {
+    return verifyStatus(await this.status());
+  }
+
+  /**
+   * Removes the lock, whoever holds it: for a runner that died, when waiting for its lease to
+   * run out is not wanted. A runner still alive then fails its next migration with
+   * `MigrationError` (code `MIGRATION_LOCK_LOST`) rather than apply anything twice.
+   *
+   * @example
+   * ```ts ignore
+   * if (await migrations.unlock()) console.log("released a lock");
+   * ```
+   * @returns Whether a lock was held.
+   */
+  async unlock(): Promise<boolean> {
+    await this.initialize();
+    return await this.#run(unlockProgram(this.#config));
+  }
+
+  async #applied(): Promise<MigrationHistoryEntry[]> {
+    await this.initialize();
+    return await this.#run(readAppliedProgram(this.#config));
+  }
+}

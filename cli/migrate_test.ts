@@ -1,0 +1,284 @@
+// The CLI, run as a separate process each time, as a user runs it.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { AsyncDatabase } from "../async_database.ts";
+import { testUrl, uniqueName } from "../_test_util.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function command(args: readonly string[], env: Record<string, string> = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/migrate.ts", ...args],
+    cwd: root,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function cli(args: readonly string[], env?: Record<string, string>): Promise<Run> {
+  const { code, stdout, stderr } = await command(args, env).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code, stdout: decode(stdout), stderr: decode(stderr) };
+}
+
+interface Fixture {
+  readonly db: AsyncDatabase;
+  readonly s: string;
+  readonly dir: string;
+  /** --url, --dir and --table for this fixture. */
+  readonly flags: readonly string[];
+  write(name: string, text: string): Promise<void>;
+}
+
+async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
+  const url = testUrl();
+  await using db = new AsyncDatabase(url, { minConnections: 1 });
+  const s = uniqueName("cli");
+  const dir = await Deno.makeTempDir({ prefix: "migrations_" });
+  await db.execute(`CREATE SCHEMA ${s}`);
+  try {
+    await fn({
+      db,
+      s,
+      dir,
+      flags: ["--url", url, "--dir", dir, "--table", `${s}._migrations`],
+      write: (name, text) => Deno.writeTextFile(join(dir, name), text),
+    });
+  } finally {
+    await db.execute(`DROP SCHEMA ${s} CASCADE`);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("cli: --help prints the usage and exits 0", async () => {
+  const run = await cli(["--help"]);
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^Usage: deno task migrate <command>/);
+  for (const c of ["status", "up", "down", "create", "history", "verify", "unlock"]) {
+    assert.match(run.stdout, new RegExp(`\\n  ${c}\\b`));
+  }
+});
+
+Deno.test("cli: bad usage exits 2 with the reason and the usage text", async () => {
+  const cases: [string[], RegExp][] = [
+    [[], /no command given/],
+    [["migrate"], /"migrate": unknown command/],
+    [["up", "--bogus"], /bogus/],
+    [["up", "--to", "abc"], /--to "abc"/],
+    [["down", "--to", "1", "--steps", "1"], /--to with --steps/],
+    [["create"], /no migration name/],
+    [["status", "--dry-run"], /--dry-run with "status"/],
+    [["up", "--steps", "2"], /--steps with "up"/],
+    [["history", "extra"], /unexpected argument "extra"/],
+  ];
+  const runs = await Promise.all(cases.map(([args]) => cli(args)));
+  runs.forEach((run, i) => {
+    assert.equal(run.code, 2, cases[i][0].join(" "));
+    assert.match(run.stderr, cases[i][1]);
+    assert.match(run.stderr, /Usage: deno task migrate/);
+  });
+});
+
+Deno.test("cli: create writes the next V file, offline without a database", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = await cli(["create", "add", "users", "--dir", join(dir, "m")], {
+      DATABASE_URL: "",
+    });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /Created .*V1__add_users\.sql/);
+    const text = await Deno.readTextFile(join(dir, "m", "V1__add_users.sql"));
+    assert.match(text, /\n-- DOWN\n/);
+    await Deno.writeTextFile(join(dir, "m", "V7__later.sql"), "SELECT 1");
+    const second = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/migrate.ts", "create", "next", "--dir", join(dir, "m"), "--json"],
+      cwd: root,
+      clearEnv: true,
+      env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(second.code, 0, new TextDecoder().decode(second.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(second.stdout)), {
+      path: join(dir, "m", "V8__next.sql"),
+    });
+    const bad = await cli(["create", "../escape", "--dir", dir]);
+    assert.equal(bad.code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: up, status, history, verify and down work end to end, with per-migration progress", async () => {
+  await withFixture(async ({ db, s, flags, write }) => {
+    await write(
+      "V1__users.sql",
+      `CREATE TABLE ${s}.users (id INT);\n-- DOWN\nDROP TABLE ${s}.users;`,
+    );
+    await write(
+      "V2__email.sql",
+      `ALTER TABLE ${s}.users ADD COLUMN email TEXT;\n-- DOWN\nALTER TABLE ${s}.users DROP COLUMN email;`,
+    );
+    await write("V3__idx.sql", `CREATE INDEX ON ${s}.users (email);`);
+
+    const status = await cli(["status", ...flags]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /pending\s+V1 users/);
+    assert.match(status.stdout, /0 applied, 3 pending/);
+
+    const up = await cli(["up", "--to", "2", ...flags]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /Applying V1 users[\s\S]*✓ applied V1 users in \d+ ms/);
+    assert.match(up.stdout, /✓ applied V2 email in \d+ ms/);
+    assert.match(up.stdout, /Applied 2 migrations: version 0 → 2/);
+    assert.equal(await db.tableExists(`${s}.users`), true);
+
+    const json = await cli(["status", "--json", ...flags]);
+    assert.deepEqual(JSON.parse(json.stdout).map((x: { state: string }) => x.state), [
+      "applied",
+      "applied",
+      "pending",
+    ]);
+
+    const history = await cli(["history", ...flags]);
+    assert.match(history.stdout, /V1 users[\s\S]*V2 email/);
+    const historyJson = JSON.parse((await cli(["history", "--json", ...flags])).stdout);
+    assert.deepEqual(historyJson.map((h: { version: number }) => h.version), [1, 2]);
+
+    const verify = await cli(["verify", ...flags]);
+    assert.equal(verify.code, 0);
+    assert.match(verify.stdout, /OK/);
+
+    const upAll = JSON.parse((await cli(["up", "--json", ...flags])).stdout);
+    assert.deepEqual([upAll.applied, upAll.fromVersion, upAll.toVersion], [1, 2, 3]);
+
+    const down = await cli(["down", "--to", "1", ...flags]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /V3__idx\.sql.*no down SQL/);
+    await write("V3__idx.sql", `CREATE INDEX ON ${s}.users (email);\n-- DOWN\nSELECT 1;`);
+    const modified = await cli(["verify", ...flags]);
+    assert.equal(modified.code, 1);
+    assert.match(modified.stdout, /modified V3 idx/);
+    const refused = await cli(["down", "--steps", "2", ...flags]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /changed since it was applied/);
+    const reverted = await cli(["down", "--steps", "2", "--allow-modified", ...flags]);
+    assert.equal(reverted.code, 0, reverted.stderr);
+    assert.match(reverted.stdout, /✓ reverted V3 idx[\s\S]*✓ reverted V2 email/);
+    assert.match(reverted.stdout, /Reverted 2 migrations: version 3 → 1/);
+    const nothing = await cli(["down", "--steps", "0", ...flags]);
+    assert.match(nothing.stdout, /Nothing to do: at version 1/);
+  });
+});
+
+Deno.test("cli: --dry-run prints the plan and the SQL and changes nothing", async () => {
+  await withFixture(async ({ db, s, flags, write }) => {
+    await write(
+      "V1__users.sql",
+      `CREATE TABLE ${s}.users (id INT);\n-- DOWN\nDROP TABLE ${s}.users;`,
+    );
+    const dry = await cli(["up", "--dry-run", ...flags]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /Dry run: would apply 1 migration \(version 0 → 1\)/);
+    assert.match(dry.stdout, new RegExp(`CREATE TABLE ${s}\\.users \\(id INT\\);`));
+    assert.equal(await db.tableExists(`${s}.users`), false);
+    assert.equal(await db.tableExists(`${s}._migrations`), false);
+    await cli(["up", ...flags]);
+    const dryDown = await cli(["down", "--dry-run", "--json", ...flags]);
+    const plan = JSON.parse(dryDown.stdout);
+    assert.deepEqual([plan.dryRun, plan.direction, plan.migrations[0].sql], [
+      true,
+      "down",
+      `DROP TABLE ${s}.users;`,
+    ]);
+    assert.equal(await db.tableExists(`${s}.users`), true);
+  });
+});
+
+Deno.test("cli: a failed migration exits 1 naming the file, the statement and the cause", async () => {
+  await withFixture(async ({ db, s, flags, write }) => {
+    await write("V1__ok.sql", `CREATE TABLE ${s}.ok (id INT);`);
+    await write(
+      "V2__bad.sql",
+      `CREATE TABLE ${s}.bad (id INT);\nINSERT INTO ${s}.missing VALUES (1);`,
+    );
+    const run = await cli(["up", ...flags]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /✓ applied V1 ok/);
+    assert.match(
+      run.stderr,
+      /error: Cannot apply migration ".*V2__bad\.sql" \(statement 2 of 2, line 2/,
+    );
+    assert.match(run.stderr, /does not exist/);
+    assert.equal(await db.tableExists(`${s}.bad`), false);
+    const json = await cli(["up", "--json", ...flags]);
+    assert.equal(json.code, 1);
+    const { error } = JSON.parse(json.stdout);
+    assert.equal(error.name, "MigrationError");
+    assert.equal(error.version, 2);
+    assert.equal(error.code, "42P01");
+    assert.equal(error.statement, `INSERT INTO ${s}.missing VALUES (1)`);
+  });
+});
+
+Deno.test("cli: an unreachable database exits 1", async () => {
+  const run = await cli([
+    "status",
+    "--url",
+    "postgresql://root@127.0.0.1:1/none?connect_timeout=5",
+  ]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /127\.0\.0\.1:1/);
+});
+
+Deno.test("cli: unlock removes a lock left by a runner that died", async () => {
+  await withFixture(async ({ db, s, flags, write }) => {
+    await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);`);
+    await cli(["status", ...flags]);
+    await db.execute(
+      `INSERT INTO ${s}._migrations_lock (id, owner, expires_at) VALUES (1, 'gone', now() + INTERVAL '1 hour')`,
+    );
+    const blocked = await cli(["up", "--lock-timeout", "100", ...flags]);
+    assert.equal(blocked.code, 1);
+    assert.match(blocked.stdout, /Waiting for the migration lock held by "gone"/);
+    assert.match(blocked.stderr, /Cannot acquire the migration lock/);
+    const unlock = await cli(["unlock", ...flags]);
+    assert.equal(unlock.code, 0);
+    assert.match(unlock.stdout, /Released the migration lock/);
+    assert.equal((await cli(["up", ...flags])).code, 0);
+  });
+});
+
+Deno.test("cli: two processes started at once apply each migration exactly once", async () => {
+  await withFixture(async ({ db, s, flags, write }) => {
+    await write(
+      "V1__log.sql",
+      // Takes a moment, so that the two runs overlap.
+      `CREATE TABLE ${s}.log (version INT NOT NULL);\nINSERT INTO ${s}.log VALUES (1);\nSELECT pg_sleep(0.3);`,
+    );
+    for (let v = 2; v <= 8; v++) {
+      await write(
+        `V${v}__step.sql`,
+        `CREATE TABLE ${s}.t${v} (id INT);\nINSERT INTO ${s}.log VALUES (${v});`,
+      );
+    }
+    const runs = await Promise.all([cli(["up", ...flags]), cli(["up", ...flags])]);
+    for (const run of runs) assert.equal(run.code, 0, run.stderr);
+    const rows = await db.execute<{ version: number; n: bigint }>(
+      `SELECT version, count(*) AS n FROM ${s}.log GROUP BY version ORDER BY version`,
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.version, Number(r.n)]),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((v) => [v, 1]),
+    );
+    const applied = runs.map((r) => /Applied (\d+) migration/.exec(r.stdout)?.[1] ?? "0");
+    assert.equal(applied.map(Number).reduce((a, b) => a + b), 8);
+  });
+});

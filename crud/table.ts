@@ -1,0 +1,551 @@
+/**
+ * `Table`: CRUD bound to one table, over a synchronous `Database` or a transaction handle.
+ *
+ * @example A declared table
+ * ```ts ignore
+ * import { Database } from "@manticore/cockroachdb";
+ * import { Table } from "@manticore/cockroachdb/crud";
+ *
+ * interface User {
+ *   id: string;
+ *   name: string;
+ *   email: string;
+ * }
+ *
+ * class Users extends Table<User> {
+ *   static override tableName = "users";
+ *   static override schema = {
+ *     id: "UUID PRIMARY KEY DEFAULT gen_random_uuid()",
+ *     name: "TEXT NOT NULL",
+ *     email: "TEXT UNIQUE",
+ *   };
+ * }
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * const users = new Users(db); // CREATE TABLE IF NOT EXISTS runs here
+ * const ada = users.create({ name: "Ada", email: "ada@example.com" });
+ * console.log(users.read(ada.id));
+ * ```
+ *
+ * @module
+ */
+import { Queryable, type Row, Transaction, type Where } from "../database.ts";
+import { buildTruncate } from "../_sql.ts";
+import {
+  byId,
+  checkIds,
+  type InitializeOptions,
+  KNOWN_TO_EXIST,
+  type ListOptions,
+  type RecordId,
+  resolveTable,
+  type TableBatchUpdateOptions,
+  tableError,
+  type TableSchema,
+  type TableSettings,
+  type TableUpsertOptions,
+} from "./_table_common.ts";
+import { RecordNotFoundError, TableNotInitializedError } from "./exceptions.ts";
+
+export type {
+  InitializeOptions,
+  ListOptions,
+  RecordId,
+  TableBatchUpdateOptions,
+  TableSchema,
+  TableSettings,
+  TableUpsertOptions,
+};
+
+/** Options of `new Table(name, options)`: the database and the table's settings. */
+export interface TableOptions extends TableSettings {
+  /** The database, or a transaction handle, the table runs its statements on. */
+  readonly db: Queryable;
+}
+
+interface TableClass<T> {
+  readonly tableName: string | undefined;
+  new (nameOrDb: string | Queryable, options?: TableOptions | TableSettings): T;
+}
+
+function isQueryable(value: unknown): value is Queryable {
+  return value instanceof Queryable;
+}
+
+/**
+ * CRUD bound to one table: every method is one call into the database's helpers, with the
+ * table's name and primary key filled in. `T` is the row type; `create` takes `Partial<T>`.
+ * The synchronous twin of `AsyncTable`: the same methods, returning values.
+ *
+ * With a schema (`options.schema` or a subclass's `static schema`) the constructor creates the
+ * table with `CREATE TABLE IF NOT EXISTS`. Without a schema the object attaches to an existing
+ * table: its existence is checked once, on first use, and a missing table throws
+ * {@linkcode TableNotInitializedError}. If the table disappears later (it is dropped), the
+ * server's "does not exist" error is thrown as `TableNotInitializedError` too, and the next use
+ * checks again (and, with a schema, creates the table again).
+ *
+ * @example Attach to an existing table
+ * ```ts ignore
+ * import { Database } from "@manticore/cockroachdb";
+ * import { Table } from "@manticore/cockroachdb/crud";
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * const events = new Table<{ id: bigint; kind: string }>("events", { db });
+ * console.log(events.list({ where: { kind: "login" }, orderBy: "id DESC", limit: 10 }));
+ * ```
+ *
+ * @example In a transaction
+ * ```ts ignore
+ * db.transaction((tx) => {
+ *   const accounts = new Table("accounts", { db }).withTransaction(tx);
+ *   accounts.update(1, { balance: "90.00" });
+ *   accounts.update(2, { balance: "110.00" });
+ * });
+ * ```
+ */
+export class Table<T extends object = Row> {
+  /** The table name used by `new Subclass(db)`; subclasses override it. */
+  static tableName: string | undefined = undefined;
+  /** The columns a subclass's table is created with; compose with `{ ...Base.schema, … }`. */
+  static schema: TableSchema | undefined = undefined;
+
+  readonly #name: string;
+  readonly #db: Queryable;
+  readonly #schema: TableSchema | undefined;
+  readonly #ifNotExists: boolean;
+  readonly #primaryKey: string;
+  #ready: boolean;
+
+  /**
+   * A table object for `name` on `options.db`; with a schema, the table is created here.
+   *
+   * @param name The table name (`table` or `schema.table`).
+   * @param options The database, and `schema`, `ifNotExists`, `primaryKey`.
+   * @throws {TypeError} When `options.db` is not a `Database` or `Transaction`.
+   * @throws {ValidationError} When the name or primary key is not a valid identifier.
+   * @throws {DatabaseError} When the server refuses the schema (an invalid type), or the table
+   * exists and `ifNotExists` is false.
+   */
+  constructor(name: string, options: TableOptions);
+  /**
+   * A table object for the subclass's `static tableName` on `db`; with a schema, the table is
+   * created here.
+   *
+   * @param db The database or transaction handle.
+   * @param options `schema` (default: the class's), `ifNotExists`, `primaryKey`.
+   * @throws {TypeError} When the class declares no `tableName` or `db` is not a database.
+   * @throws {DatabaseError} When the server refuses the schema.
+   */
+  constructor(db: Queryable, options?: TableSettings);
+  constructor(nameOrDb: string | Queryable, options?: TableOptions | TableSettings) {
+    const resolved = resolveTable(
+      new.target,
+      nameOrDb,
+      options,
+      isQueryable,
+      "a Database or Transaction",
+    );
+    this.#name = resolved.name;
+    this.#db = resolved.db;
+    this.#schema = resolved.schema;
+    this.#ifNotExists = resolved.ifNotExists;
+    this.#primaryKey = resolved.primaryKey;
+    this.#ready = resolved.knownToExist;
+    if (!this.#ready && this.#schema !== undefined) this.#prepare(this.#schema, this.#ifNotExists);
+  }
+
+  /** The table name, as given (`table` or `schema.table`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The primary key column. */
+  get primaryKey(): string {
+    return this.#primaryKey;
+  }
+
+  /** The database or transaction handle the table runs on. */
+  get db(): Queryable {
+    return this.#db;
+  }
+
+  /**
+   * Makes the table usable: with a schema, `CREATE TABLE [IF NOT EXISTS]`; without one, checks
+   * that it exists. Without options it does nothing once the table is known to exist; with
+   * options it runs again with them.
+   *
+   * @example
+   * ```ts ignore
+   * const notes = new Table("notes", { db }).initialize({
+   *   schema: { id: "SERIAL PRIMARY KEY", body: "TEXT" },
+   * });
+   * ```
+   * @param options `schema` (not stored) and `ifNotExists`.
+   * @returns This table.
+   * @throws {DatabaseError} When the server refuses the schema (an invalid type), or the
+   * table exists and `ifNotExists` is false.
+   * @throws {TableNotInitializedError} When there is no schema and the table does not exist.
+   */
+  initialize(options?: InitializeOptions): this {
+    if (options?.schema === undefined && options?.ifNotExists === undefined) {
+      if (!this.#ready) this.#prepare(this.#schema, this.#ifNotExists);
+      return this;
+    }
+    this.#prepare(options.schema ?? this.#schema, options.ifNotExists ?? this.#ifNotExists);
+    return this;
+  }
+
+  /**
+   * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = users.create({ name: "Ada" });
+   * ```
+   * @param data Column → value.
+   * @returns The inserted row.
+   * @throws {UniqueViolationError} On a duplicate key.
+   * @throws {TableNotInitializedError} When the table does not exist.
+   */
+  create(data: Partial<T>): T {
+    return this.#use((db) => db.insert<T>(this.#name, data as Row));
+  }
+
+  /**
+   * The row with this primary key.
+   *
+   * @example
+   * ```ts ignore
+   * const user = users.read(id);
+   * ```
+   * @param id The primary key value.
+   * @returns The row.
+   * @throws {RecordNotFoundError} When no row has this id.
+   * @throws {ValidationError} When `id` is null, undefined, an array or an object.
+   */
+  read(id: RecordId): T {
+    const row = this.get(id);
+    if (row === null) throw new RecordNotFoundError(this.#name, id);
+    return row;
+  }
+
+  /**
+   * The row with this primary key, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = users.get(id);
+   * if (user === null) console.log("no such user");
+   * ```
+   * @param id The primary key value.
+   * @returns The row or `null`.
+   * @throws {ValidationError} When `id` is null, undefined, an array or an object.
+   */
+  get(id: RecordId): T | null {
+    const where = byId(this.#name, this.#primaryKey, id, "read record");
+    return this.#use((db) => db.selectOne<T>(this.#name, { where }));
+  }
+
+  /**
+   * The rows with these primary keys, in primary key order; ids without a row are left out.
+   *
+   * @example
+   * ```ts ignore
+   * const some = users.getMany([id1, id2]);
+   * ```
+   * @param ids The primary key values (`[]` returns `[]`).
+   * @returns The rows.
+   * @throws {ValidationError} When an id is null, undefined, an array or an object.
+   */
+  getMany(ids: readonly RecordId[]): T[] {
+    checkIds(this.#name, ids);
+    const pk = this.#primaryKey;
+    return this.#use((db) =>
+      ids.length === 0
+        ? []
+        : db.select<T>(this.#name, { where: { [pk]: ids }, orderBy: { [pk]: "asc" } })
+    );
+  }
+
+  /**
+   * The first row matching `where`, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const ada = users.findOne({ email: "ada@example.com" });
+   * ```
+   * @param where Conditions (see `Where`).
+   * @returns The row or `null`.
+   */
+  findOne(where: Where): T | null {
+    return this.#use((db) => db.selectOne<T>(this.#name, { where }));
+  }
+
+  /**
+   * Updates the row with this primary key and returns it.
+   *
+   * @example
+   * ```ts ignore
+   * const user = users.update(id, { name: "Ada Lovelace" });
+   * ```
+   * @param id The primary key value.
+   * @param data Column → new value (not empty).
+   * @returns The updated row.
+   * @throws {RecordNotFoundError} When no row has this id.
+   * @throws {ValidationError} When `data` is empty or `id` is not one id.
+   */
+  update(id: RecordId, data: Partial<T>): T {
+    const where = byId(this.#name, this.#primaryKey, id, "update record");
+    const rows = this.#use((db) => db.update<T>(this.#name, data as Row, where));
+    if (rows.length === 0) throw new RecordNotFoundError(this.#name, id);
+    return rows[0];
+  }
+
+  /**
+   * Updates every row matching `where`.
+   *
+   * @example
+   * ```ts ignore
+   * const banned = users.updateWhere({ active: false }, { banned: true });
+   * ```
+   * @param where Conditions (not empty).
+   * @param data Column → new value (not empty).
+   * @returns The updated rows.
+   * @throws {ValidationError} When `where` or `data` is empty.
+   */
+  updateWhere(where: Where, data: Partial<T>): T[] {
+    return this.#use((db) => db.update<T>(this.#name, data as Row, where));
+  }
+
+  /**
+   * Deletes the row with this primary key.
+   *
+   * @example
+   * ```ts ignore
+   * if (!users.delete(id)) console.log("already gone");
+   * ```
+   * @param id The primary key value.
+   * @returns Whether a row was deleted.
+   * @throws {ValidationError} When `id` is null, undefined, an array or an object.
+   */
+  delete(id: RecordId): boolean {
+    const where = byId(this.#name, this.#primaryKey, id, "delete record");
+    return this.#use((db) => db.delete(this.#name, where)) > 0;
+  }
+
+  /**
+   * Deletes every row matching `where`.
+   *
+   * @example
+   * ```ts ignore
+   * const removed = sessions.deleteWhere({ expires_at: { lt: new Date() } });
+   * ```
+   * @param where Conditions (not empty: use `truncate()` to empty the table).
+   * @returns The number of rows deleted.
+   * @throws {ValidationError} When `where` is empty.
+   */
+  deleteWhere(where: Where): number {
+    return this.#use((db) => db.delete(this.#name, where));
+  }
+
+  /**
+   * The rows matching `where`, in `orderBy` order, after `offset`, at most `limit`.
+   *
+   * @example
+   * ```ts ignore
+   * const page = users.list({ where: { active: true }, orderBy: "name", limit: 20, offset: 40 });
+   * ```
+   * @param options `where`, `orderBy`, `limit`, `offset`.
+   * @returns The rows (`[]` when none match).
+   * @throws {ValidationError} On a bad `where`, `orderBy`, `limit` or `offset`.
+   */
+  list(options?: ListOptions): T[] {
+    const { where, orderBy, limit, offset } = options ?? {};
+    return this.#use((db) => db.select<T>(this.#name, { where, orderBy, limit, offset }));
+  }
+
+  /**
+   * Counts the rows matching `where` (every row without it).
+   *
+   * @example
+   * ```ts ignore
+   * const active = users.count({ active: true });
+   * ```
+   * @param where Conditions.
+   * @returns The number of rows.
+   */
+  count(where?: Where): number {
+    return this.#use((db) => db.count(this.#name, where));
+  }
+
+  /**
+   * Whether a row has this primary key.
+   *
+   * @example
+   * ```ts ignore
+   * if (users.exists(id)) console.log("found");
+   * ```
+   * @param id The primary key value.
+   * @returns True when the row exists.
+   * @throws {ValidationError} When `id` is null, undefined, an array or an object.
+   */
+  exists(id: RecordId): boolean {
+    const where = byId(this.#name, this.#primaryKey, id, "check record");
+    return this.#use((db) => db.count(this.#name, where)) > 0;
+  }
+
+  /**
+   * Inserts a row, or updates the existing one: `UPSERT` on CockroachDB, `INSERT … ON CONFLICT
+   * … DO UPDATE` on PostgreSQL (on the primary key unless `conflictColumns` is given).
+   *
+   * @example
+   * ```ts ignore
+   * settings.upsert({ key: "theme", value: "dark" });
+   * ```
+   * @param data Column → value, the conflict columns included.
+   * @param options `conflictColumns`.
+   * @returns The inserted or updated row.
+   */
+  upsert(data: Partial<T>, options?: TableUpsertOptions): T {
+    const upsert = { conflictColumns: options?.conflictColumns };
+    return this.#use((db) => db.upsert<T>(this.#name, data as Row, upsert));
+  }
+
+  /**
+   * Inserts many rows in one transaction, one round trip per chunk; every record needs the same
+   * keys.
+   *
+   * @example
+   * ```ts ignore
+   * const created = users.batchCreate([{ name: "Ada" }, { name: "Grace" }]);
+   * ```
+   * @param records The rows (`[]` returns `[]`).
+   * @returns The inserted rows, in input order.
+   * @throws {ValidationError} When records have differing keys.
+   */
+  batchCreate(records: readonly Partial<T>[]): T[] {
+    return this.#use((db) => db.batchInsert<T>(this.#name, records as readonly Row[]));
+  }
+
+  /**
+   * Updates many rows by key, in one transaction.
+   *
+   * @example
+   * ```ts ignore
+   * users.batchUpdate([{ id: a, name: "A" }, { id: b, name: "B" }]);
+   * ```
+   * @param records Each holds the key column and the columns to set (`[]` returns `[]`).
+   * @param options `keyColumn` (default: the primary key).
+   * @returns The updated rows, in input order; a key that matches nothing adds no row.
+   * @throws {ValidationError} When a record lacks the key column or has nothing to set.
+   */
+  batchUpdate(records: readonly Partial<T>[], options?: TableBatchUpdateOptions): T[] {
+    const keyColumn = options?.keyColumn ?? this.#primaryKey;
+    return this.#use((db) =>
+      db.batchUpdate<T>(this.#name, records as readonly Row[], { keyColumn })
+    );
+  }
+
+  /**
+   * Deletes every row (`TRUNCATE TABLE`).
+   *
+   * @example
+   * ```ts ignore
+   * users.truncate();
+   * ```
+   */
+  truncate(): void {
+    const sql = buildTruncate(this.#name);
+    this.#use((db) => db.execute(sql));
+  }
+
+  /**
+   * Drops the table (`DROP TABLE IF EXISTS`). A later use checks for the table again; with a
+   * schema, it creates the table again.
+   *
+   * @example
+   * ```ts ignore
+   * users.drop();
+   * ```
+   */
+  drop(): void {
+    this.#db.dropTable(this.#name);
+    this.#ready = false;
+  }
+
+  /**
+   * Runs raw SQL on the table's database (or transaction) once the table is usable.
+   *
+   * @example
+   * ```ts ignore
+   * const totals = orders.execute<{ category: string; total: string }>(
+   *   `SELECT category, sum(amount) AS total FROM orders GROUP BY category ORDER BY category`,
+   * );
+   * ```
+   * @param sql The statement text (`$1 … $n` placeholders).
+   * @param params The bind parameters.
+   * @returns The rows (`[]` for statements without rows).
+   * @throws {DatabaseError} When the server refuses the statement.
+   */
+  execute<R = Row>(sql: string, params?: readonly unknown[]): R[] {
+    return this.#use((db) => db.execute<R>(sql, params));
+  }
+
+  /**
+   * The same table (same class, name and settings) running on a transaction handle. A table
+   * already known to exist is neither checked nor created again inside the transaction.
+   *
+   * The new object is built with the class's constructor: `new Class(tx, settings)` when the
+   * name is the class's `static tableName`, else `new Class(name, { db: tx, ...settings })`. A
+   * subclass whose constructor takes other arguments overrides this method.
+   *
+   * @example
+   * ```ts ignore
+   * db.transaction((tx) => {
+   *   const t = users.withTransaction(tx);
+   *   const user = t.create({ name: "Ada" });
+   *   t.update(user.id, { name: "Ada Lovelace" });
+   * });
+   * ```
+   * @param tx The handle a `transaction()` callback receives.
+   * @returns A table object bound to `tx`.
+   * @throws {TypeError} When `tx` is not a `Transaction`.
+   */
+  withTransaction(tx: Transaction): this {
+    if (!(tx instanceof Transaction)) {
+      throw new TypeError(
+        `Cannot bind table "${this.#name}" to a transaction: expected a Transaction`,
+      );
+    }
+    const Class = this.constructor as TableClass<this>;
+    const settings = {
+      schema: this.#schema,
+      ifNotExists: this.#ifNotExists,
+      primaryKey: this.#primaryKey,
+      [KNOWN_TO_EXIST]: this.#ready,
+    };
+    return Class.tableName === this.#name
+      ? new Class(tx, settings)
+      : new Class(this.#name, { ...settings, db: tx });
+  }
+
+  #use<R>(fn: (db: Queryable) => R): R {
+    if (!this.#ready) this.#prepare(this.#schema, this.#ifNotExists);
+    try {
+      return fn(this.#db);
+    } catch (error) {
+      const mapped = tableError(this.#name, error);
+      if (mapped !== error) this.#ready = false;
+      throw mapped;
+    }
+  }
+
+  #prepare(schema: TableSchema | undefined, ifNotExists: boolean): void {
+    if (schema !== undefined) {
+      this.#db.createTable(this.#name, schema, { ifNotExists });
+    } else if (!this.#db.tableExists(this.#name)) {
+      throw new TableNotInitializedError(this.#name);
+    }
+    this.#ready = true;
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * `Migration`: the synchronous twin of `AsyncMigration`, over the blocking `Database`. Same
+ * files, same tracking and lock tables, same methods; each returns its value instead of a
+ * promise.
+ *
+ * The one difference: a sync runner cannot renew its lease in the background while a
+ * statement blocks the thread, so it renews between statements and migrations. Give
+ * `leaseDuration` more than your longest single migration; if a lease does run out and another
+ * runner takes over, the migration in flight is rolled back rather than recorded twice.
+ *
+ * @example Apply every pending migration
+ * ```ts ignore
+ * import { Database } from "@manticore/cockroachdb/database";
+ * import { Migration } from "@manticore/cockroachdb/migration";
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * const migrations = new Migration(db, { migrationsDir: "migrations" });
+ * console.log(migrations.migrate()); // { applied: 2, direction: "up", fromVersion: 0, toVersion: 2, … }
+ * ```
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import type { Database } from "./database.ts";
+import {
+  createProgram,
+  type Effect,
+  type FileEntry,
+  historyProgram,
+  initializeProgram,
+  isMigrationFileName,
+  loadProgram,
+  type MigrateOptions,
+  migrateProgram,
+  type MigrateResult,
+  type MigrationDirection,
+  type MigrationFile,
+  type MigrationHistoryEntry,
+  type MigrationOptions,
+  type MigrationProgress,
+  type MigrationRun,
+  type MigrationState,
+  type MigrationStatus,
+  type PartialProgress,
+  type Program,
+  readAppliedProgram,
+  resolveRunnerConfig,
+  type RollbackOptions,
+  rollbackProgram,
+  type RunnerConfig,
+  statusProgram,
+  unlockProgram,
+  type VerifyResult,
+  verifyStatus,
+} from "./_migration_plan.ts";
+
+export type {
+  MigrateOptions,
+  MigrateResult,
+  MigrationDirection,
+  MigrationFile,
+  MigrationHistoryEntry,
+  MigrationOptions,
+  MigrationProgress,
+  MigrationRun,
+  MigrationState,
+  MigrationStatus,
+  PartialProgress,
+  RollbackOptions,
+  VerifyResult,
+};
+
+/** What statements run on: the database, or the handle of a transaction. */
+interface Target {
+  execute(sql: string, params?: readonly unknown[]): unknown[];
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function readEntries(dir: string): FileEntry[] {
+  const names: string[] = [];
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      if ((entry.isFile || entry.isSymlink) && isMigrationFileName(entry.name)) {
+        names.push(entry.name);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
+}
+
+function perform(db: Database, target: Target, effect: Effect): unknown {
+  switch (effect.kind) {
+    case "query":
+      return effect.params === undefined
+        ? target.execute(effect.text)
+        : target.execute(effect.text, effect.params);
+    case "transaction":
+      if (target !== db) throw new TypeError("Cannot nest migration transactions");
+      return db.transaction((tx) => drive(db, tx, effect.body()));
+    case "sleep":
+      Atomics.wait(sleeper, 0, 0, effect.ms);
+      return undefined;
+    case "read":
+      return readEntries(effect.dir);
+    case "write":
+      Deno.mkdirSync(dirname(effect.path), { recursive: true });
+      Deno.writeTextFileSync(effect.path, effect.text, { createNew: true });
+      return undefined;
+    case "heartbeat":
+      // Nothing runs in the background on a blocked thread: the program renews in line.
+      return undefined;
+  }
+}
+
+function drive<T>(db: Database, target: Target, program: Program<T>): T {
+  let input: { value?: unknown; error?: unknown } = { value: undefined };
+  for (;;) {
+    const next = "error" in input ? program.throw(input.error) : program.next(input.value);
+    if (next.done) return next.value;
+    try {
+      input = { value: perform(db, target, next.value) };
+    } catch (error) {
+      input = { error };
+    }
+  }
+}
+
+/**
+ * The synchronous migration runner over a {@linkcode Database}. The constructor creates the
+ * tracking table (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock
+ * table if they do not exist.
+ *
+ * @example Write, apply, inspect and revert a migration
+ * ```ts ignore
+ * import { Database, Migration } from "@manticore/cockroachdb";
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * const m = new Migration(db, { migrationsDir: "migrations" });
+ * m.createMigration("create_users", "CREATE TABLE users (id INT PRIMARY KEY)", "DROP TABLE users");
+ * m.migrate(); // { applied: 1, direction: "up", fromVersion: 0, toVersion: 1, … }
+ * console.log(m.status()); // [{ version: 1, name: "create_users", state: "applied", … }]
+ * m.rollback(); // reverts version 1
+ * ```
+ */
+export class Migration {
+  readonly #db: Database;
+  readonly #config: RunnerConfig;
+
+  /**
+   * A runner for the files of `migrationsDir`; creates the tracking and lock tables.
+   *
+   * @param db The database to migrate.
+   * @param options The directory, table names and lock timings.
+   * @throws {TypeError} when `db` is not a database or `migrationsDir` is empty.
+   * @throws {RangeError} for a negative `lockTimeout` or a `leaseDuration` under 100 ms.
+   * @throws {ValidationError} for a table name that cannot be an identifier.
+   * @throws {DatabaseError} when the tables cannot be created.
+   */
+  constructor(db: Database, options?: MigrationOptions) {
+    if (typeof (db as { transaction?: unknown } | undefined)?.transaction !== "function") {
+      throw new TypeError("Cannot create Migration: expected a Database");
+    }
+    this.#db = db;
+    this.#config = resolveRunnerConfig(options);
+    this.initialize();
+  }
+
+  /** The directory of the migration files. */
+  get migrationsDir(): string {
+    return this.#config.dir;
+  }
+
+  /** The tracking table. */
+  get tableName(): string {
+    return this.#config.tableName;
+  }
+
+  /** The lock table. */
+  get lockTableName(): string {
+    return this.#config.lockTableName;
+  }
+
+  /** This runner's id; each run holds the lock as `<runnerId>/<n>`. */
+  get runnerId(): string {
+    return this.#config.owner;
+  }
+
+  #run<T>(program: Program<T>): T {
+    return drive(this.#db, this.#db, program);
+  }
+
+  /**
+   * Creates the tracking table and the lock table if they do not exist (idempotent; the
+   * constructor already did).
+   *
+   * @example
+   * ```ts ignore
+   * migrations.initialize();
+   * ```
+   * @throws {DatabaseError} when the server refuses.
+   */
+  initialize(): void {
+    this.#run(initializeProgram(this.#config));
+  }
+
+  /**
+   * Reads the migration files, sorted by version (a missing directory gives `[]`).
+   *
+   * @example
+   * ```ts ignore
+   * for (const m of migrations.loadMigrations()) console.log(m.version, m.name, m.path);
+   * ```
+   * @returns The migrations.
+   * @throws {MigrationError} for a version used twice or out of range, or down SQL given twice.
+   */
+  loadMigrations(): MigrationFile[] {
+    return this.#run(loadProgram(this.#config));
+  }
+
+  /**
+   * Writes `V<next>__<name>.sql`: the up SQL, and after a `-- DOWN` line the down SQL if given.
+   * The version is one above the highest of the files and the applied migrations.
+   *
+   * @example
+   * ```ts ignore
+   * migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
+   * // → "migrations/V3__add_email.sql"
+   * ```
+   * @param name The name; whitespace becomes `_`.
+   * @param upSql The SQL that applies it.
+   * @param downSql The SQL that reverts it.
+   * @returns The new file's path.
+   * @throws {TypeError} for an empty name or one holding path separators.
+   */
+  createMigration(name: string, upSql: string, downSql?: string): string {
+    return this.#run(createProgram(this.#config, name, upSql, downSql));
+  }
+
+  /**
+   * Applies the pending migrations in version order (up to `targetVersion`), or, for a target
+   * below the current version, reverts the applied ones above it in descending order. Runs under
+   * the lock; each migration commits with its tracking row, or not at all.
+   *
+   * @example Apply, then go back to version 1
+   * ```ts ignore
+   * migrations.migrate();
+   * migrations.migrate({ targetVersion: 1 });
+   * ```
+   * @param options The target, dry run, what to allow, and a progress callback.
+   * @returns What ran, with each migration's time.
+   * @throws {MigrationError} for a failed migration (with `version`, `path`, `statement` and the
+   * server error as `cause`), a modified applied file, an out-of-order pending one, a migration
+   * without down SQL, or a lock not acquired within `lockTimeout` — never having changed
+   * anything of the migration concerned.
+   */
+  migrate(options?: MigrateOptions): MigrateResult {
+    return this.#run(migrateProgram(this.#config, options));
+  }
+
+  /**
+   * Reverts the last `count` applied migrations (1 by default), or every one above
+   * `targetVersion`, in descending order. Every one of them must have down SQL: otherwise
+   * nothing is reverted.
+   *
+   * @example
+   * ```ts ignore
+   * migrations.rollback(); // the last one
+   * migrations.rollback({ count: 2 });
+   * ```
+   * @param options `count` or `targetVersion`, dry run, allowModified, progress callback.
+   * @returns What ran.
+   * @throws {MigrationError} as for `migrate()`.
+   * @throws {TypeError} when both `count` and `targetVersion` are given.
+   */
+  rollback(options?: RollbackOptions): MigrateResult {
+    return this.#run(rollbackProgram(this.#config, options));
+  }
+
+  /**
+   * The applied versions, ascending.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(migrations.getAppliedVersions()); // [1, 2]
+   * ```
+   * @returns The versions.
+   */
+  getAppliedVersions(): number[] {
+    return this.#run(readAppliedProgram(this.#config)).map((r) => r.version);
+  }
+
+  /**
+   * The highest applied version, or 0.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(migrations.getCurrentVersion()); // 2
+   * ```
+   * @returns The version.
+   */
+  getCurrentVersion(): number {
+    return Math.max(0, ...this.getAppliedVersions());
+  }
+
+  /**
+   * The tracking rows in the order they were applied.
+   *
+   * @example
+   * ```ts ignore
+   * for (const h of migrations.getMigrationHistory()) console.log(h.version, h.name, h.appliedAt);
+   * ```
+   * @returns The rows.
+   */
+  getMigrationHistory(): MigrationHistoryEntry[] {
+    return this.#run(historyProgram(this.#config));
+  }
+
+  /**
+   * The files not applied yet, by version (out-of-order ones included).
+   *
+   * @example
+   * ```ts ignore
+   * console.log(migrations.pending().map((m) => m.path));
+   * ```
+   * @returns The migrations.
+   */
+  pending(): MigrationFile[] {
+    const done = new Set(this.getAppliedVersions());
+    return this.loadMigrations().filter((f) => !done.has(f.version));
+  }
+
+  /**
+   * Every file and every tracking row by version: `applied`, `pending`, `modified` (applied, but
+   * its checksum changed since) or `missing` (a tracking row without a file).
+   *
+   * @example
+   * ```ts ignore
+   * for (const s of migrations.status()) console.log(s.version, s.name, s.state);
+   * ```
+   * @returns One entry per version.
+   */
+  status(): MigrationStatus[] {
+    return this.#run(statusProgram(this.#config));
+  }
+
+  /**
+   * Checks the applied files against their checksums, and looks for missing files, out-of-order
+   * pending ones and no-transaction migrations that stopped part way.
+   *
+   * @example
+   * ```ts ignore
+   * if (!migrations.verify().ok) Deno.exit(1);
+   * ```
+   * @returns The report; `ok` when there is nothing to report.
+   */
+  verify(): VerifyResult {
+    return verifyStatus(this.status());
+  }
+
+  /**
+   * Removes the lock, whoever holds it: for a runner that died, when waiting for its lease to
+   * run out is not wanted.
+   *
+   * @example
+   * ```ts ignore
+   * if (migrations.unlock()) console.log("released a lock");
+   * ```
+   * @returns Whether a lock was held.
+   */
+  unlock(): boolean {
+    return this.#run(unlockProgram(this.#config));
+  }
+}

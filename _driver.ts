@@ -5,7 +5,7 @@ import postgres from "postgres";
 import { Buffer } from "node:buffer";
 import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
-import { isConnectionLoss, toDatabaseError } from "./_errors.ts";
+import { isConnectionLoss, isServerError, toDatabaseError } from "./_errors.ts";
 import { ConnectionError } from "./crud/exceptions.ts";
 
 /** A row as returned by the driver: column name → value. */
@@ -72,6 +72,10 @@ export interface TlsSettings {
 type Sql = ReturnType<typeof postgres>;
 type ReservedSql = Awaited<ReturnType<Sql["reserve"]>>;
 type PgResult = Row[] & { command?: string; count?: number | null };
+interface CopyQuery {
+  reject: (error: unknown) => unknown;
+  writable(): Promise<import("node:stream").Writable>;
+}
 
 function hexToBytes(hex: string): Uint8Array {
   const buf = Buffer.from(hex.slice(2), "hex");
@@ -110,6 +114,74 @@ function isCachedPlanError(error: unknown): boolean {
   return typeof error === "object" && error !== null &&
     (error as { code?: unknown }).code === "0A000" &&
     /cached plan must not change result type/i.test(String((error as Error).message));
+}
+
+// postgres.js 3.4.9 parses an unquoted NULL element of an array as the text "NULL" (and an
+// int4[] NULL as NaN). This parser follows PostgreSQL's array output format exactly.
+function parseArray(
+  text: string,
+  element: ((x: string) => unknown) | undefined,
+  delimiter: string,
+): unknown[] {
+  let i = text[0] === "[" ? text.indexOf("=") + 1 : 0; // skip "[1:2]=" bounds decoration
+  const value = (raw: string): unknown => element ? element(raw) : raw;
+  function parse(): unknown[] {
+    const out: unknown[] = [];
+    i++; // "{"
+    if (text[i] === "}") {
+      i++;
+      return out;
+    }
+    for (;;) {
+      const c = text[i];
+      if (c === "{") {
+        out.push(parse());
+      } else if (c === '"') {
+        let s = "";
+        for (i++; text[i] !== '"'; i++) {
+          if (text[i] === "\\") i++;
+          s += text[i];
+        }
+        i++;
+        out.push(value(s));
+      } else {
+        let j = i;
+        while (j < text.length && text[j] !== delimiter && text[j] !== "}") j++;
+        const raw = text.slice(i, j);
+        i = j;
+        out.push(raw === "NULL" ? null : value(raw));
+      }
+      if (text[i] === delimiter) {
+        i++;
+      } else {
+        i++; // "}"
+        return out;
+      }
+    }
+  }
+  return parse();
+}
+
+interface DriverTypeOptions {
+  readonly parsers: Record<
+    number,
+    ((x: string) => unknown) & { array?: boolean; nullAware?: boolean }
+  >;
+  readonly shared: { readonly typeArrayMap: Record<number, number> };
+}
+
+function patchArrayParsers(options: DriverTypeOptions): void {
+  for (const [oid, typarray] of Object.entries(options.shared.typeArrayMap)) {
+    const current = options.parsers[typarray];
+    if (current?.nullAware) continue;
+    const element = options.parsers[Number(oid)];
+    const delimiter = typarray === 1020 ? ";" : ",";
+    // Not marked `array`: postgres.js then hands over the whole text, leading "{" included.
+    const parser = Object.assign((x: string) => parseArray(x, element, delimiter), {
+      nullAware: true,
+    });
+    options.parsers[typarray] = parser;
+  }
 }
 
 /** Builds the node:tls options for the configured `sslmode`, reading the certificate files. */
@@ -217,6 +289,9 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     // Never pass the ssl key as undefined: postgres.js then disables TLS whatever the URL says.
     ssl: tls === undefined ? false : tls as unknown as boolean,
     max: config.maxConnections,
+    // postgres.js grows its reconnect delay with every errored close and never lowers it for
+    // reserved connections (up to 20 s); keep it short and capped.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2),
     idle_timeout: config.idleTimeout === 0 ? null as unknown as number : config.idleTimeout,
     connect_timeout: config.connectTimeout,
     // A function is evaluated per connection: each gets its own ±10 % jitter.
@@ -249,6 +324,10 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     } as unknown as Record<string, postgres.PostgresType>,
   } as postgres.Options<Record<string, postgres.PostgresType>>);
 
+  let arraysPatched = false;
+  const arrayTypesKnown = (): boolean =>
+    Object.keys((sql.options as unknown as DriverTypeOptions).shared.typeArrayMap).length > 0;
+
   async function run(
     s: Sql | ReservedSql,
     text: string,
@@ -262,6 +341,10 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       : { simple: false, prepare: options?.prepare ?? true };
     if (onexecute) queryOptions.onexecute = onexecute;
     try {
+      if (!arraysPatched && arrayTypesKnown()) {
+        patchArrayParsers(sql.options as unknown as DriverTypeOptions);
+        arraysPatched = true;
+      }
       return toResult(
         await s.unsafe(
           text,
@@ -288,12 +371,26 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
 
   async function copy(s: Sql | ReservedSql, text: string, data: string): Promise<void> {
     try {
-      const writable = await s.unsafe(text).writable();
-      await new Promise<void>((resolve, reject) => {
-        writable.on("error", reject);
-        writable.on("finish", resolve);
-        writable.end(Buffer.from(data, "utf8"));
-      });
+      // postgres.js 3.4.9 resolves the COPY query with its stream and then drops a server
+      // error that arrives after the data (a duplicate key, a bad value): the stream never
+      // finishes. The error still reaches the query's reject function, so it is caught there.
+      const query = s.unsafe(text) as unknown as CopyQuery;
+      let fail: (error: unknown) => void = () => {};
+      const failed = new Promise<never>((_, reject) => fail = reject);
+      const reject = query.reject;
+      query.reject = (error: unknown) => {
+        fail(error);
+        return reject(error);
+      };
+      const writable = await query.writable();
+      await Promise.race([
+        failed,
+        new Promise<void>((resolve, reject) => {
+          writable.once("error", reject);
+          writable.once("finish", resolve);
+          writable.end(Buffer.from(data, "utf8"));
+        }),
+      ]);
     } catch (error) {
       throw toDatabaseError(error, hostPorts);
     }
@@ -304,11 +401,16 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     query: (text, params = [], options) => run(sql, text, params, options),
     copyIn: (text, data) => copy(sql, text, data),
     async reserve(): Promise<ReservedSession> {
-      let reserved: ReservedSql;
-      try {
-        reserved = await sql.reserve();
-      } catch (error) {
-        throw toDatabaseError(error, hostPorts);
+      let reserved: ReservedSql | undefined;
+      for (let attempt = 1; reserved === undefined; attempt++) {
+        try {
+          reserved = await sql.reserve();
+        } catch (error) {
+          // postgres.js 3.4.9 keeps the FATAL error of a backend killed mid-statement and
+          // hands it to the next reserve on that slot, though nothing ran: try again.
+          if (attempt < 3 && isServerError(error) && isConnectionLoss(error)) continue;
+          throw toDatabaseError(error, hostPorts);
+        }
       }
       const state = { lost: false, id: -1, released: false };
       const register = (c: { id: number }): boolean => {

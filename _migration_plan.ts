@@ -983,7 +983,8 @@ CREATE TABLE IF NOT EXISTS ${c.lockTable} (
       // PostgreSQL: two CREATE TABLE IF NOT EXISTS at once can both pass the check, and the
       // loser fails on the catalog's unique index; by the time it retries the table exists.
       const code = codeOf(error);
-      const race = code === "23505" || code === "42P07" || code === "40001" || code === "40P01";
+      const race = code === "23505" || code === "42P07" || code === "42710" || code === "40001" ||
+        code === "40P01";
       if (!race || attempt >= sleepAfterRace.length) throw error;
       yield* sleep(sleepAfterRace[attempt]);
     }

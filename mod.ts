@@ -3,9 +3,14 @@
  *
  * - {@linkcode AsyncDatabase}: pooled connections, raw SQL, CRUD helpers, streaming, and
  *   transactions that retry serialization failures with CockroachDB's savepoint protocol.
+ * - {@linkcode Database}: the same API, synchronous, through a Worker bridge.
+ * - {@linkcode AsyncTable} / {@linkcode Table}: CRUD bound to one table.
+ * - {@linkcode AsyncMigration} / {@linkcode Migration}: versioned up/down SQL files with a
+ *   lease lock and checksums.
  * - Typed errors carrying SQLSTATE codes.
  *
- * Importing this module reads no file and starts no worker: the async API runs on Deno Deploy.
+ * Importing this module reads no file and starts no worker (only constructing a `Database`
+ * starts one): the async API runs on Deno Deploy.
  *
  * @example Quick tour
  * ```ts ignore
@@ -62,3 +67,34 @@ export {
   ValidationError,
   type ValidationErrorOptions,
 } from "./crud/exceptions.ts";
+export { Database, Queryable, type SyncDatabaseOptions, Transaction } from "./database.ts";
+export {
+  AsyncTable,
+  type AsyncTableOptions,
+  type InitializeOptions,
+  type ListOptions,
+  type RecordId,
+  Table,
+  type TableBatchUpdateOptions,
+  type TableOptions,
+  type TableSchema,
+  type TableSettings,
+  type TableUpsertOptions,
+} from "./crud/mod.ts";
+export {
+  AsyncMigration,
+  type MigrateOptions,
+  type MigrateResult,
+  type MigrationDirection,
+  type MigrationFile,
+  type MigrationHistoryEntry,
+  type MigrationOptions,
+  type MigrationProgress,
+  type MigrationRun,
+  type MigrationState,
+  type MigrationStatus,
+  type PartialProgress,
+  type RollbackOptions,
+  type VerifyResult,
+} from "./async_migration.ts";
+export { Migration } from "./migration.ts";

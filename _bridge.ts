@@ -1,0 +1,432 @@
+// The protocol of the synchronous bridge, shared by the calling thread (`database.ts`) and the
+// worker (`_bridge_worker.ts`): the layout of the shared buffer, the requests, and how errors
+// cross it. Pure: no worker is started and nothing blocks here.
+//
+// One `SharedArrayBuffer` carries everything. Its first 64 bytes are a header of Int32 slots;
+// the rest holds one chunk of one message (JSON when that is exact, else `node:v8`). The `TURN` slot says
+// whose move it is: the calling thread writes a request chunk, hands the turn to the worker and
+// blocks; the worker answers with a response chunk and hands the turn back. A message larger
+// than the buffer (which grows up to `MAX_BUFFER_BYTES`) travels as several chunks, the
+// receiver handing the turn back after copying each one. A long array answer (100,000 rows)
+// travels as slices of `PART_LENGTH` elements, each encoded on its own, so that the worker
+// encodes the next slice while the calling thread decodes the last one.
+import { deserialize, serialize } from "node:v8";
+import {
+  AmbiguousCommitError,
+  ConnectionError,
+  DatabaseError,
+  MigrationError,
+  RecordNotFoundError,
+  TableNotFoundError,
+  TableNotInitializedError,
+  TransactionRetryError,
+  UniqueViolationError,
+  ValidationError,
+} from "./crud/exceptions.ts";
+
+/** Bytes of the header in front of the data region. */
+export const HEADER_BYTES = 64;
+/** The data region starts this small and grows on demand. */
+export const INITIAL_BUFFER_BYTES: number = HEADER_BYTES + 64 * 1024;
+/** The buffer never grows past this; longer messages are sent in chunks. */
+export const MAX_BUFFER_BYTES: number = HEADER_BYTES + 16 * 1024 * 1024;
+/** How often the worker signs of life, in milliseconds. */
+export const HEARTBEAT_MS = 100;
+
+// Header slots (Int32 indexes).
+/** Whose move it is: {@linkcode CALLER} or {@linkcode WORKER}. */
+export const TURN = 0;
+/** Incremented by the worker every {@linkcode HEARTBEAT_MS} while its event loop runs. */
+export const BEAT = 1;
+/** {@linkcode STARTING}, {@linkcode READY} or {@linkcode DEAD}; notified on change. */
+export const STATUS = 2;
+/** What the current chunk belongs to: a request, an answer, an error or part of an answer. */
+export const KIND = 3;
+/** Total length of the message in bytes (low and high 31 bits). */
+export const TOTAL_LOW = 4;
+export const TOTAL_HIGH = 5;
+/** Bytes of the message in the data region now. */
+export const CHUNK = 6;
+/** Byte length of the UTF-8 reason the worker wrote into the data region when it died. */
+export const DEATH_REASON = 7;
+/** How the message is encoded: {@linkcode FORMAT_V8} or {@linkcode FORMAT_JSON}. */
+export const FORMAT = 8;
+
+/** `node:v8` serialization: keeps bigint, Date, Uint8Array, undefined, … */
+export const FORMAT_V8 = 0;
+/** UTF-8 JSON, for values JSON carries exactly: several times faster for small messages. */
+export const FORMAT_JSON = 1;
+
+export const CALLER = 0;
+export const WORKER = 1;
+
+export const STARTING = 0;
+export const READY = 1;
+export const DEAD = 2;
+
+export const KIND_REQUEST = 0;
+export const KIND_OK = 1;
+export const KIND_ERROR = 2;
+/** One slice of a long array answer; more slices follow, the last one as `KIND_OK`. */
+export const KIND_PART = 3;
+
+/** Elements per slice of a long array answer (see `KIND_PART`). */
+export const PART_LENGTH = 8192;
+
+/** The `AsyncQueryable` methods the bridge forwards as they are. */
+export const FORWARDED_METHODS: ReadonlySet<string> = new Set([
+  "execute",
+  "queryOne",
+  "createDatabase",
+  "dropDatabase",
+  "createTable",
+  "dropTable",
+  "tableExists",
+  "insert",
+  "select",
+  "selectOne",
+  "update",
+  "delete",
+  "upsert",
+  "batchInsert",
+  "batchUpsert",
+  "batchUpdate",
+  "count",
+]);
+
+/** Which transaction attempt a request belongs to (absent: the database itself). */
+export interface TransactionRef {
+  /** The transaction's id, chosen by the calling thread. */
+  readonly tx: number;
+  /** The attempt (callback run) within the transaction. */
+  readonly attempt: number;
+}
+
+/** A request from the calling thread. */
+export type Request =
+  /** Open the pool and answer `{ dialect, version }`. */
+  | { readonly op: "connect" }
+  /** Close the pool (the calling thread then ends the worker). */
+  | { readonly op: "close" }
+  /** Run one `AsyncQueryable` method on the database or on a transaction attempt. */
+  | {
+    readonly op: "call";
+    readonly method: string;
+    readonly args: readonly unknown[];
+    readonly ref?: TransactionRef;
+  }
+  /** Release the transaction's connection, if any, and reserve a fresh one. */
+  | { readonly op: "txReserve"; readonly tx: number }
+  /** Send one statement of the retry protocol on the transaction's connection. */
+  | { readonly op: "txQuery"; readonly tx: number; readonly text: string }
+  /** Answer `{ lost, sawRetryable }` of the transaction's connection and attempt. */
+  | { readonly op: "txState"; readonly ref: TransactionRef }
+  /** Release the transaction's connection. */
+  | { readonly op: "txRelease"; readonly tx: number }
+  /** Start a cursor stream and answer its first batch. */
+  | {
+    readonly op: "streamOpen";
+    readonly id: number;
+    readonly sql: string;
+    readonly params: readonly unknown[];
+    readonly batchSize: number;
+    readonly ref?: TransactionRef;
+  }
+  /** Answer the next batch of a stream. */
+  | { readonly op: "streamNext"; readonly id: number }
+  /** Close a stream early. */
+  | { readonly op: "streamClose"; readonly id: number }
+  /** Test hook: make the worker fail in the named way (`hang` busy-loops for `ms`). */
+  | { readonly op: "crash"; readonly how: CrashMode; readonly ms?: number };
+
+/** How the test hook makes the worker fail. */
+export type CrashMode = "throw" | "exit" | "close" | "hang";
+
+/** A batch of a stream. */
+export interface StreamBatch {
+  readonly rows: unknown[];
+  readonly done: boolean;
+}
+
+/** Marks the `workerData` of a bridge worker. */
+export const BRIDGE_MARK = "@manticore/cockroachdb sync bridge 1";
+
+/** What the worker receives with `workerData`. */
+export interface WorkerData {
+  readonly bridge: typeof BRIDGE_MARK;
+  readonly buffer: SharedArrayBuffer;
+  readonly url: string | undefined;
+  readonly options: Record<string, unknown>;
+}
+
+/** True in a worker started by `Database` (the worker module is also imported elsewhere). */
+export function isBridgeWorkerData(data: unknown): data is WorkerData {
+  return typeof data === "object" && data !== null &&
+    (data as { bridge?: unknown }).bridge === BRIDGE_MARK;
+}
+
+/** Test hook: sends a raw request over a `Database`'s bridge (registered by `database.ts`). */
+export const bridgeHooks: WeakMap<object, (request: Request) => unknown> = new WeakMap();
+
+/** The header of a shared buffer as Int32 slots. */
+export function headerOf(buffer: SharedArrayBuffer): Int32Array {
+  return new Int32Array(buffer, 0, HEADER_BYTES / 4);
+}
+
+/** A new shared buffer, growable where the runtime allows it. */
+export function createSharedBuffer(): SharedArrayBuffer {
+  try {
+    return new SharedArrayBuffer(INITIAL_BUFFER_BYTES, { maxByteLength: MAX_BUFFER_BYTES });
+  } catch {
+    return new SharedArrayBuffer(MAX_BUFFER_BYTES);
+  }
+}
+
+/** Room for data in the buffer, grown (up to the maximum) to fit `wanted` bytes if possible. */
+export function roomFor(buffer: SharedArrayBuffer, wanted: number): number {
+  const room = buffer.byteLength - HEADER_BYTES;
+  if (wanted <= room || !buffer.growable || buffer.byteLength >= buffer.maxByteLength) return room;
+  // Grow in powers of two so that a run of growing messages grows the buffer a few times only.
+  let size = buffer.byteLength;
+  while (size - HEADER_BYTES < wanted && size < buffer.maxByteLength) size *= 2;
+  buffer.grow(Math.min(size, buffer.maxByteLength));
+  return buffer.byteLength - HEADER_BYTES;
+}
+
+/** A message ready to cross: its bytes and how they are encoded. */
+export interface EncodedMessage {
+  readonly format: number;
+  readonly bytes: Uint8Array;
+}
+
+const MAX_JSON_DEPTH = 64;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// True when JSON.parse(JSON.stringify(value)) gives back an equal value: strings, booleans,
+// null, finite numbers (not -0), dense arrays and plain objects of those.
+function isJsonExact(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (depth > MAX_JSON_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !isJsonExact(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      const prototype = Object.getPrototypeOf(value);
+      if (prototype !== Object.prototype && prototype !== null) return false;
+      for (const key in value) {
+        if (!isJsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Encodes a value as JSON when that is exact, else with `node:v8` (which may throw). */
+export function encodeMessage(value: unknown): EncodedMessage {
+  if (isJsonExact(value, 0)) {
+    return { format: FORMAT_JSON, bytes: encoder.encode(JSON.stringify(value)) };
+  }
+  return { format: FORMAT_V8, bytes: serialize(value) };
+}
+
+/**
+ * Decodes a message. `bytes` must be a fresh buffer: values deserialized by `node:v8`
+ * (Uint8Arrays) may be views into it.
+ */
+export function decodeMessage(format: number, bytes: Uint8Array): unknown {
+  return format === FORMAT_JSON ? JSON.parse(decoder.decode(bytes)) : deserialize(bytes);
+}
+
+/** Writes the chunk of `message` starting at `offset` and the header fields describing it. */
+export function writeChunk(
+  buffer: SharedArrayBuffer,
+  header: Int32Array,
+  kind: number,
+  message: EncodedMessage,
+  offset: number,
+): number {
+  const bytes = message.bytes;
+  const room = roomFor(buffer, bytes.byteLength - offset);
+  const length = Math.min(room, bytes.byteLength - offset);
+  new Uint8Array(buffer, HEADER_BYTES, length).set(bytes.subarray(offset, offset + length));
+  header[KIND] = kind;
+  header[FORMAT] = message.format;
+  header[TOTAL_LOW] = bytes.byteLength % 0x80000000;
+  header[TOTAL_HIGH] = Math.floor(bytes.byteLength / 0x80000000);
+  header[CHUNK] = length;
+  return length;
+}
+
+/** The total length of the message whose chunk is in the buffer. */
+export function totalLength(header: Int32Array): number {
+  return header[TOTAL_HIGH] * 0x80000000 + header[TOTAL_LOW];
+}
+
+/** Copies the chunk in the buffer into `target` at `offset`; answers the bytes copied. */
+export function readChunk(
+  buffer: SharedArrayBuffer,
+  header: Int32Array,
+  target: Uint8Array,
+  offset: number,
+): number {
+  const length = header[CHUNK];
+  target.set(new Uint8Array(buffer, HEADER_BYTES, length), offset);
+  return length;
+}
+
+/** Writes why the worker died into the data region (best effort) and marks it dead. */
+export function markDead(buffer: SharedArrayBuffer, header: Int32Array, reason: string): void {
+  try {
+    const bytes = new TextEncoder().encode(reason.slice(0, 2000));
+    const length = Math.min(bytes.byteLength, buffer.byteLength - HEADER_BYTES);
+    new Uint8Array(buffer, HEADER_BYTES, length).set(bytes.subarray(0, length));
+    header[DEATH_REASON] = length;
+  } catch {
+    header[DEATH_REASON] = 0;
+  }
+  Atomics.store(header, STATUS, DEAD);
+  Atomics.notify(header, STATUS);
+  Atomics.notify(header, TURN);
+}
+
+/** The reason the worker wrote when it died, or `""`. */
+export function deathReason(buffer: SharedArrayBuffer, header: Int32Array): string {
+  const length = header[DEATH_REASON];
+  if (!(length > 0)) return "";
+  return new TextDecoder().decode(new Uint8Array(buffer, HEADER_BYTES, length).slice());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors across the bridge. Each error travels as a plain record (its class name, message and
+// own fields) and is rebuilt on the other side as an instance of the same class: `instanceof`,
+// `name`, `code`, the server's fields and the chain of causes survive.
+
+/** An error as it crosses the bridge. */
+export interface ErrorRecord {
+  readonly name: string;
+  /** The constructor's name, to rebuild the same class. */
+  readonly type: string;
+  readonly message: string;
+  /** Own enumerable fields with cloneable values (`code`, `detail`, `field`, `attempts`, …). */
+  readonly fields: Record<string, unknown>;
+  readonly cause?: ErrorRecord | { readonly value: unknown };
+}
+
+type ErrorClass = new (...args: never[]) => Error;
+
+const ERROR_CLASSES: Readonly<Record<string, ErrorClass>> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+  DatabaseError,
+  ConnectionError,
+  ValidationError,
+  TableNotInitializedError,
+  TableNotFoundError,
+  RecordNotFoundError,
+  UniqueViolationError,
+  TransactionRetryError,
+  AmbiguousCommitError,
+  MigrationError,
+};
+
+const MAX_CAUSE_DEPTH = 5;
+
+function cloneable(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  const type = typeof value;
+  if (type === "string" || type === "number" || type === "boolean" || type === "bigint") {
+    return true;
+  }
+  if (type === "function" || type === "symbol") return false;
+  try {
+    serialize(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Turns any thrown value into a record that `node:v8` can serialize. */
+export function encodeError(error: unknown, depth = 0): ErrorRecord {
+  if (!(error instanceof Error)) {
+    return {
+      name: "Error",
+      type: "Error",
+      message: typeof error === "string" ? error : `Non-error thrown: ${String(error)}`,
+      fields: {},
+    };
+  }
+  const fields: Record<string, unknown> = {};
+  for (const key of Object.keys(error)) {
+    if (key === "message" || key === "stack" || key === "cause") continue;
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (cloneable(value)) fields[key] = value;
+  }
+  let type = error.constructor?.name ?? "Error";
+  if (!Object.hasOwn(ERROR_CLASSES, type)) type = "Error";
+  const record: {
+    name: string;
+    type: string;
+    message: string;
+    fields: Record<string, unknown>;
+    cause?: ErrorRecord | { value: unknown };
+  } = { name: error.name, type, message: error.message, fields };
+  if ("cause" in error && error.cause !== undefined && depth < MAX_CAUSE_DEPTH) {
+    record.cause = error.cause instanceof Error
+      ? encodeError(error.cause, depth + 1)
+      : { value: cloneable(error.cause) ? error.cause : String(error.cause) };
+  }
+  return record;
+}
+
+/**
+ * Rebuilds an error of the same class from its record. The instance is made by the built-in
+ * `Error` constructor with the class as `new.target`, so it is a real error (stack captured on
+ * this thread) whose prototype is the class's, and then it receives the original's own fields.
+ */
+export function decodeError(record: ErrorRecord): Error {
+  const type = Object.hasOwn(ERROR_CLASSES, record.type) ? ERROR_CLASSES[record.type] : Error;
+  let cause: unknown = undefined;
+  if (record.cause !== undefined) {
+    cause = "type" in record.cause ? decodeError(record.cause) : record.cause.value;
+  }
+  const error = Reflect.construct(
+    Error,
+    cause === undefined ? [record.message] : [record.message, { cause }],
+    type,
+  ) as Error;
+  for (const [key, value] of Object.entries(record.fields)) {
+    Object.defineProperty(error, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  if (!Object.hasOwn(record.fields, "name") && record.name !== type.name) {
+    Object.defineProperty(error, "name", {
+      value: record.name,
+      writable: true,
+      enumerable: false,
+      configurable: true,
+    });
+  }
+  return error;
+}

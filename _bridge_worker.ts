@@ -1,0 +1,362 @@
+// The worker behind the synchronous `Database`: it owns an `AsyncDatabase` and serves the
+// requests the calling thread writes into the shared buffer (see `_bridge.ts`), one at a time.
+// No SQL is built here: every request is a method call on the `AsyncDatabase`, on a transaction
+// handle of it, or one step of the retry protocol that the calling thread drives.
+//
+// The calling thread blocks while a request is served, so requests never overlap; the worker
+// waits with `Atomics.waitAsync`, which leaves its event loop free for the pool's sockets and
+// for the heartbeat that tells the calling thread it is alive.
+import process from "node:process";
+import { workerData } from "node:worker_threads";
+import { AsyncDatabase, type AsyncQueryable, AsyncTransaction } from "./async_database.ts";
+import { type DatabaseInternals, internalsOf } from "./_internal.ts";
+import type { ReservedSession } from "./_driver.ts";
+import type { SessionState } from "./_retry.ts";
+import {
+  BEAT,
+  CALLER,
+  type CrashMode,
+  decodeMessage,
+  type EncodedMessage,
+  encodeError,
+  encodeMessage,
+  FORMAT,
+  FORWARDED_METHODS,
+  headerOf,
+  HEARTBEAT_MS,
+  isBridgeWorkerData,
+  KIND_ERROR,
+  KIND_OK,
+  KIND_PART,
+  markDead,
+  PART_LENGTH,
+  readChunk,
+  READY,
+  type Request,
+  STATUS,
+  type StreamBatch,
+  totalLength,
+  type TransactionRef,
+  TURN,
+  WORKER,
+  type WorkerData,
+  writeChunk,
+} from "./_bridge.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+
+// Set by start(): this module is also imported, inertly, by `database.ts` on the calling thread.
+let buffer: SharedArrayBuffer;
+let header: Int32Array;
+let db: AsyncDatabase;
+let internals: DatabaseInternals;
+
+let dying = false;
+function die(reason: string): void {
+  if (dying) return;
+  dying = true;
+  markDead(buffer, header, reason);
+}
+// Primary keys looked up by transaction handles, cached across transactions like the database's.
+const primaryKeys = new Map<string, readonly string[]>();
+
+interface TransactionEntry {
+  session: ReservedSession;
+  attempt: number;
+  context:
+    | { readonly session: ReservedSession; sawRetryable: boolean; closed: boolean }
+    | undefined;
+  handle: AsyncTransaction | undefined;
+}
+
+const transactions = new Map<number, TransactionEntry>();
+const streams = new Map<
+  number,
+  { iterator: AsyncGenerator<unknown>; batchSize: number; tx: number | undefined }
+>();
+
+function transactionEntry(tx: number): TransactionEntry {
+  const entry = transactions.get(tx);
+  if (entry === undefined) {
+    throw new ConnectionError("Cannot use transaction: its connection is gone", {
+      code: "TRANSACTION_CLOSED",
+    });
+  }
+  return entry;
+}
+
+// The handle of one attempt: a new attempt closes the previous handle, as the async runner does.
+async function targetOf(ref: TransactionRef | undefined): Promise<AsyncQueryable> {
+  if (ref === undefined) return db;
+  const entry = transactionEntry(ref.tx);
+  if (entry.attempt !== ref.attempt || entry.handle === undefined) {
+    if (entry.context) entry.context.closed = true;
+    entry.context = { session: entry.session, sawRetryable: false, closed: false };
+    entry.handle = AsyncTransaction.create(entry.context, await internals.dialect(), primaryKeys);
+    entry.attempt = ref.attempt;
+  }
+  return entry.handle;
+}
+
+function releaseTransaction(tx: number): void {
+  const entry = transactions.get(tx);
+  if (entry === undefined) return;
+  transactions.delete(tx);
+  if (entry.context) entry.context.closed = true;
+  // Cursors of the transaction end with it (a stream the caller left unfinished).
+  for (const [id, stream] of streams) if (stream.tx === tx) streams.delete(id);
+  entry.session.release();
+}
+
+async function nextBatch(id: number): Promise<StreamBatch> {
+  const stream = streams.get(id);
+  if (stream === undefined) return { rows: [], done: true };
+  const rows: unknown[] = [];
+  try {
+    while (rows.length < stream.batchSize) {
+      const next = await stream.iterator.next();
+      if (next.done) {
+        streams.delete(id);
+        return { rows, done: true };
+      }
+      rows.push(next.value);
+    }
+  } catch (error) {
+    streams.delete(id);
+    throw error;
+  }
+  return { rows, done: false };
+}
+
+async function handle(request: Request): Promise<unknown> {
+  switch (request.op) {
+    case "call": {
+      if (!FORWARDED_METHODS.has(request.method)) {
+        throw new TypeError(`Cannot call "${request.method}": not a database method`);
+      }
+      const target = await targetOf(request.ref) as unknown as Record<
+        string,
+        (...args: unknown[]) => Promise<unknown>
+      >;
+      return await target[request.method](...request.args);
+    }
+    case "connect":
+      await db.connect();
+      return { dialect: await internals.dialect(), version: db.serverVersion };
+    case "close":
+      for (const id of [...streams.keys()]) await closeStream(id);
+      for (const tx of [...transactions.keys()]) releaseTransaction(tx);
+      await db.close();
+      return undefined;
+    case "txReserve": {
+      releaseTransaction(request.tx);
+      const session = await internals.reserve();
+      transactions.set(request.tx, {
+        session,
+        attempt: -1,
+        context: undefined,
+        handle: undefined,
+      });
+      return undefined;
+    }
+    case "txQuery": {
+      const result = await transactionEntry(request.tx).session.query(request.text, [], {
+        simple: true,
+      });
+      return result.command;
+    }
+    case "txState": {
+      const entry = transactions.get(request.ref.tx);
+      const current = entry !== undefined && entry.attempt === request.ref.attempt;
+      return {
+        lost: entry?.session.lost ?? true,
+        sawRetryable: current ? entry.context?.sawRetryable ?? false : false,
+      } satisfies SessionState;
+    }
+    case "txRelease":
+      releaseTransaction(request.tx);
+      return undefined;
+    case "streamOpen": {
+      const target = await targetOf(request.ref);
+      const batchSize = request.batchSize;
+      if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+        throw new ValidationError(
+          `Cannot stream: batchSize ${batchSize} is not a positive integer`,
+          {
+            field: "batchSize",
+          },
+        );
+      }
+      const iterator = target.stream(request.sql, request.params, { batchSize });
+      streams.set(request.id, { iterator, batchSize, tx: request.ref?.tx });
+      return await nextBatch(request.id);
+    }
+    case "streamNext":
+      return await nextBatch(request.id);
+    case "streamClose":
+      await closeStream(request.id);
+      return undefined;
+    case "crash":
+      crash(request.how, request.ms ?? 3000);
+      return new Promise(() => {});
+    default:
+      throw new DatabaseError(
+        `Cannot serve request "${(request as { op: string }).op}": unknown operation`,
+        { code: "BRIDGE_PROTOCOL" },
+      );
+  }
+}
+
+async function closeStream(id: number): Promise<void> {
+  const stream = streams.get(id);
+  if (stream === undefined) return;
+  streams.delete(id);
+  await stream.iterator.return(undefined);
+}
+
+// Test hook: fail in one of the ways a real worker can fail.
+function crash(how: CrashMode, ms: number): void {
+  switch (how) {
+    case "throw":
+      setTimeout(() => {
+        throw new Error("The bridge worker crashed on purpose (test hook)");
+      }, 0);
+      break;
+    case "exit":
+      setTimeout(() => process.exit(70), 0);
+      break;
+    case "close":
+      // Stops the worker without any event: only the heartbeat tells.
+      setTimeout(() => (globalThis as unknown as { close(): void }).close(), 0);
+      break;
+    case "hang":
+      // Stuck in synchronous code: the event loop, and so the heartbeat, stop. Bounded, because
+      // Deno cannot end a worker thread while it runs synchronous code: terminate() takes effect
+      // when the loop ends.
+      setTimeout(() => {
+        const end = Date.now() + ms;
+        while (Date.now() < end) {
+          // Busy.
+        }
+      }, 0);
+      break;
+  }
+}
+
+const SPIN_MS = 0.05;
+
+async function waitForTurn(): Promise<void> {
+  // A synchronous caller often sends its next request right after reading an answer: a brief
+  // spin catches it without the cost of waking the event loop from Atomics.waitAsync.
+  const until = performance.now() + SPIN_MS;
+  let spins = 0;
+  while (Atomics.load(header, TURN) !== WORKER) {
+    if ((++spins & 127) === 0 && performance.now() > until) break;
+  }
+  while (Atomics.load(header, TURN) !== WORKER) {
+    const waiting = Atomics.waitAsync(header, TURN, CALLER);
+    if (waiting.async) await waiting.value;
+  }
+}
+
+async function receive(): Promise<Request> {
+  await waitForTurn();
+  const format = header[FORMAT];
+  const total = totalLength(header);
+  const message = new Uint8Array(total);
+  let offset = readChunk(buffer, header, message, 0);
+  while (offset < total) {
+    // Hand the turn back for the next chunk.
+    Atomics.store(header, TURN, CALLER);
+    Atomics.notify(header, TURN);
+    await waitForTurn();
+    offset += readChunk(buffer, header, message, offset);
+  }
+  return decodeMessage(format, message) as Request;
+}
+
+async function send(kind: number, message: EncodedMessage): Promise<void> {
+  let offset = 0;
+  for (;;) {
+    offset += writeChunk(buffer, header, kind, message, offset);
+    Atomics.store(header, TURN, CALLER);
+    Atomics.notify(header, TURN);
+    if (offset >= message.bytes.byteLength) return;
+    await waitForTurn();
+  }
+}
+
+function encode(kind: number, value: unknown): { kind: number; message: EncodedMessage } {
+  try {
+    return { kind, message: encodeMessage(value) };
+  } catch (error) {
+    const failure = new DatabaseError(
+      `Cannot send the result across the bridge: ${(error as Error).message}`,
+      { code: "BRIDGE_SERIALIZE", cause: error },
+    );
+    return { kind: KIND_ERROR, message: encodeMessage(encodeError(failure)) };
+  }
+}
+
+// A long array goes out in slices: while the calling thread decodes one, this encodes the next.
+async function sendParts(value: unknown[]): Promise<void> {
+  let next = encode(KIND_PART, value.slice(0, PART_LENGTH));
+  for (let start = PART_LENGTH;; start += PART_LENGTH) {
+    const last = start >= value.length;
+    const current = next;
+    await send(last && current.kind === KIND_PART ? KIND_OK : current.kind, current.message);
+    if (last || current.kind === KIND_ERROR) return;
+    next = encode(KIND_PART, value.slice(start, start + PART_LENGTH));
+    await waitForTurn();
+  }
+}
+
+async function serve(): Promise<void> {
+  for (;;) {
+    const request = await receive();
+    let value: unknown;
+    try {
+      value = await handle(request);
+    } catch (error) {
+      const reply = encode(KIND_ERROR, encodeError(error));
+      await send(reply.kind, reply.message);
+      continue;
+    }
+    if (Array.isArray(value) && value.length > PART_LENGTH) {
+      await sendParts(value);
+    } else {
+      const reply = encode(KIND_OK, value);
+      await send(reply.kind, reply.message);
+    }
+  }
+}
+
+function start(data: WorkerData): void {
+  buffer = data.buffer;
+  header = headerOf(buffer);
+  // An error nothing caught ends the worker; its message travels in the ConnectionError the
+  // calling thread throws, rather than as a second report on stderr.
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    die(`uncaught ${(event as ErrorEvent).message}`);
+    process.exit(1);
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    const reason = (event as PromiseRejectionEvent).reason;
+    die(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`);
+    process.exit(1);
+  });
+  process.on("exit", (code: number) => die(`the worker exited with code ${code}`));
+  db = typeof data.url === "string"
+    ? new AsyncDatabase(data.url, data.options)
+    : new AsyncDatabase(data.options);
+  internals = internalsOf(db);
+  // The heartbeat also keeps the worker's event loop alive between requests.
+  setInterval(() => Atomics.add(header, BEAT, 1), HEARTBEAT_MS);
+  Atomics.add(header, BEAT, 1);
+  Atomics.store(header, STATUS, READY);
+  Atomics.notify(header, STATUS);
+  serve().catch((error) => die(`the request loop failed: ${(error as Error)?.message ?? error}`));
+}
+
+if (isBridgeWorkerData(workerData)) start(workerData);

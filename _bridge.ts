@@ -159,6 +159,29 @@ export interface WorkerData {
   readonly options: Record<string, unknown>;
 }
 
+/**
+ * The source of the module a bridge worker starts from (as a `data:` URL): it imports the
+ * worker module, and reports at once through the shared buffer when that import fails (a
+ * missing permission, a module that cannot load), instead of leaving the calling thread to
+ * wait for a worker that will never answer. `node:worker_threads` takes `file:` and `data:`
+ * URLs only; from a `data:` module the worker can come from anywhere (JSR, https).
+ */
+export function bootstrapSource(workerUrl: string): string {
+  return `import { workerData } from "node:worker_threads";
+import(${JSON.stringify(workerUrl)}).catch((error) => {
+  const buffer = workerData.buffer;
+  const header = new Int32Array(buffer, 0, ${HEADER_BYTES / 4});
+  const reason = "the worker module failed to load: " + String(error?.message ?? error);
+  const bytes = new TextEncoder().encode(reason.slice(0, 2000));
+  new Uint8Array(buffer, ${HEADER_BYTES}, bytes.length).set(bytes);
+  header[${DEATH_REASON}] = bytes.length;
+  Atomics.store(header, ${STATUS}, ${DEAD});
+  Atomics.notify(header, ${STATUS});
+  Atomics.notify(header, ${TURN});
+});
+`;
+}
+
 /** True in a worker started by `Database` (the worker module is also imported elsewhere). */
 export function isBridgeWorkerData(data: unknown): data is WorkerData {
   return typeof data === "object" && data !== null &&

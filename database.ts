@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import {
   type DatabaseOptions,
@@ -44,6 +45,7 @@ import type {
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
 import {
   BEAT,
+  bootstrapSource,
   BRIDGE_MARK,
   bridgeHooks,
   CALLER,
@@ -126,12 +128,28 @@ function sleep(ms: number): void {
   Atomics.wait(sleepCell, 0, 0, ms);
 }
 
-function workerUrl(): URL {
-  const url = new URL("./_bridge_worker.ts", import.meta.url);
-  if (url.protocol === "file:") return url;
-  // node:worker_threads takes file: and data: URLs only; a data: module can import the worker
-  // from wherever this package was loaded (JSR, https).
-  return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
+const WORKER_URL = new URL("./_bridge_worker.ts", import.meta.url);
+
+// A worker reads its modules with the permissions of the program: from a local copy of this
+// package that takes read access to its directory. Asked here (a prompt, if the program runs
+// in a terminal without the flag), because the worker cannot ask while this thread blocks.
+function checkReadAccess(target: string): void {
+  if (WORKER_URL.protocol !== "file:") return;
+  const path = fileURLToPath(new URL(".", WORKER_URL));
+  let state: string;
+  try {
+    const descriptor = { name: "read", path } as const;
+    state = Deno.permissions.querySync(descriptor).state;
+    if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
+  } catch {
+    return;
+  }
+  if (state !== "granted") {
+    throw new ConnectionError(
+      `Cannot start the database worker for "${target}": it needs read access to "${path}" (run with --allow-read=${path})`,
+      { code: "WORKER_PERMISSION" },
+    );
+  }
 }
 
 /** One worker and its shared buffer; a failed bridge stays failed and the database starts another. */
@@ -163,8 +181,12 @@ class Bridge {
     this.#buffer = createSharedBuffer();
     this.#header = headerOf(this.#buffer);
     const workerData: WorkerData = { bridge: BRIDGE_MARK, buffer: this.#buffer, url, options };
+    checkReadAccess(target);
     try {
-      this.#worker = new Worker(workerUrl(), { workerData });
+      const source = bootstrapSource(WORKER_URL.href);
+      this.#worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), {
+        workerData,
+      });
     } catch (error) {
       throw new ConnectionError(
         `Cannot start the database worker for "${target}": ${(error as Error).message}`,
@@ -794,6 +816,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * the transaction handle) inside the callback runs on another connection of the pool. When the
  * thread's own open transactions and streams hold every connection, such a call throws
  * `ConnectionError` (code `POOL_EXHAUSTED`) instead of waiting forever.
+ *
+ * The worker is unreferenced: a program that forgets `close()` still exits when its main
+ * module is done (its connections then simply drop). A worker that crashes, fails to load, or
+ * gives no sign of life for `bridgeTimeout` milliseconds makes the call throw `ConnectionError`
+ * (codes `WORKER_CRASHED`, `WORKER_TIMEOUT`); the next call starts a new worker. Loaded from a
+ * local copy of the package, the worker needs read access to the package's directory (the
+ * constructor asks for it, or throws `ConnectionError` with code `WORKER_PERMISSION`).
  *
  * @example Options, URL and environment
  * ```ts ignore

@@ -685,15 +685,19 @@ console.log("answer", n);
   }
 });
 
-/** Runs a script with `deno run -A`, killed after a minute; answers its exit code and output. */
+/**
+ * Runs a script with `deno run` (`-A` unless other permissions are given), killed after a
+ * minute; answers its exit code and output.
+ */
 async function runScript(
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: { cwd: string; env?: Record<string, string>; permissions?: string[] },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
+    args: ["run", ...(options.permissions ?? ["-A"]), ...args],
     cwd: options.cwd,
     env: { DATABASE_URL: testUrl(), ...options.env },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -795,4 +799,152 @@ console.log(JSON.stringify({ before, imported, deferred, started }));
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("Database throws ConnectionError at once when its worker cannot load", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "manticore_sync_load_" });
+  try {
+    const root = new URL(".", import.meta.url).pathname;
+    await Deno.writeTextFile(
+      `${dir}/load.ts`,
+      `import { Database } from ${JSON.stringify(new URL("./database.ts", import.meta.url).href)};
+try {
+  new Database(Deno.env.get("DATABASE_URL"), { connectTimeout: 30 });
+  console.log("connected");
+} catch (error) {
+  console.log(JSON.stringify({ name: error.name, code: error.code, message: error.message }));
+}
+`,
+    );
+    const config = `${root}deno.json`;
+    const run = async (...permissions: string[]) => {
+      const result = await runScript(["--config", config, "load.ts"], { cwd: dir, permissions });
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout);
+    };
+    // Without read access to the package, the worker could not read its modules.
+    const denied = await run("--allow-net", "--allow-env", `--allow-read=${dir}`);
+    assert.equal(denied.name, "ConnectionError");
+    assert.equal(denied.code, "WORKER_PERMISSION");
+    assert.match(denied.message, /--allow-read=/);
+    // A module the worker needs cannot be read: the worker says so instead of never answering.
+    const broken = await run(
+      "--allow-net",
+      "--allow-env",
+      `--allow-read=${root}`,
+      `--deny-read=${root}_sql.ts`,
+    );
+    assert.equal(broken.name, "ConnectionError");
+    assert.equal(broken.code, "WORKER_CRASHED");
+    assert.match(broken.message, /failed to load: .*_sql\.ts/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Database.transaction() retries a failed COMMIT and reports an ambiguous one as AsyncDatabase does", async (t) => {
+  await using setup = new AsyncDatabase(testUrl());
+  const table = uniqueName("commit");
+  const sequence = `${table}_seq`;
+  // Deferred constraint triggers run at COMMIT: the first insert's COMMIT of each run fails
+  // with 40001 (counted by a sequence, which rollbacks do not undo); rows with ambiguous = true
+  // fail their COMMIT with 40003 every time.
+  await setup.execute(`
+    CREATE SEQUENCE "${sequence}";
+    CREATE TABLE "${table}" (id INT PRIMARY KEY, run TEXT, ambiguous BOOL DEFAULT false);
+    CREATE FUNCTION "${table}_check"() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.ambiguous THEN
+        RAISE EXCEPTION 'result is ambiguous' USING ERRCODE = '40003';
+      END IF;
+      IF nextval('"${sequence}"') % 2 = 1 THEN
+        RAISE EXCEPTION 'restart transaction' USING ERRCODE = '40001';
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE CONSTRAINT TRIGGER "${table}_trigger" AFTER INSERT ON "${table}"
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${table}_check"();
+  `);
+  const options = { initialBackoff: 1, maxBackoff: 2 };
+  try {
+    await t.step("async", async () => {
+      await using db = new AsyncDatabase(testUrl());
+      let attempts = 0;
+      await db.transaction(async (tx) => {
+        attempts++;
+        await tx.insert(table, { id: 1, run: "async" });
+      }, options);
+      assert.equal(attempts, 2);
+      const error = await caught(() =>
+        db.transaction((tx) => tx.insert(table, { id: 2, ambiguous: true }), options)
+      );
+      assert.equal(error.name, "AmbiguousCommitError");
+      assert.equal((error as DatabaseError).code, "40003");
+    });
+    await t.step("sync", () => {
+      using db = new Database(testUrl());
+      let attempts = 0;
+      db.transaction((tx) => {
+        attempts++;
+        tx.insert(table, { id: 11, run: "sync" });
+      }, options);
+      assert.equal(attempts, 2);
+      const error = caughtSync(() =>
+        db.transaction((tx) => tx.insert(table, { id: 12, ambiguous: true }), options)
+      );
+      assert.equal(error.name, "AmbiguousCommitError");
+      assert.equal((error as DatabaseError).code, "40003");
+    });
+    assert.deepEqual(
+      (await setup.select(table, { orderBy: "id", columns: ["id"] })).map((r) => r.id),
+      [1, 11],
+    );
+  } finally {
+    await setup.execute(
+      `DROP TABLE "${table}"; DROP FUNCTION "${table}_check"(); DROP SEQUENCE "${sequence}"`,
+    );
+  }
+});
+
+Deno.test("Database.transaction() runs the callback again on a fresh connection when the server drops it", async (t) => {
+  await using setup = new AsyncDatabase(testUrl());
+  const table = uniqueName("dropped");
+  await setup.createTable(table, { id: "INT PRIMARY KEY" });
+  try {
+    await t.step("async", async () => {
+      await using db = new AsyncDatabase(testUrl());
+      let attempts = 0;
+      await db.transaction(async (tx) => {
+        attempts++;
+        await tx.insert(table, { id: attempts });
+        if (attempts === 1) {
+          const pid = (await tx.queryOne<{ pid: number }>("SELECT pg_backend_pid() AS pid"))?.pid;
+          await db.execute("SELECT pg_terminate_backend($1)", [pid]);
+          await tx.execute("SELECT 1");
+        }
+      }, { initialBackoff: 1, maxBackoff: 2 });
+      assert.equal(attempts, 2);
+    });
+    await t.step("sync", () => {
+      using db = new Database(testUrl());
+      let attempts = 0;
+      db.transaction((tx) => {
+        attempts++;
+        tx.insert(table, { id: 10 + attempts });
+        if (attempts === 1) {
+          const pid = tx.queryOne<{ pid: number }>("SELECT pg_backend_pid() AS pid")?.pid;
+          db.execute("SELECT pg_terminate_backend($1)", [pid]);
+          tx.execute("SELECT 1");
+        }
+      }, { initialBackoff: 1, maxBackoff: 2 });
+      assert.equal(attempts, 2);
+      assert.deepEqual(db.execute("SELECT 1 AS one"), [{ one: 1 }]);
+    });
+    assert.deepEqual(
+      (await setup.select(table, { orderBy: "id", columns: ["id"] })).map((r) => r.id),
+      [2, 12],
+    );
+  } finally {
+    await setup.dropTable(table);
+  }
 });

@@ -375,6 +375,7 @@ async function main(): Promise<void> {
   const tmpDir = await Deno.makeTempDir({ prefix: "manticore_bench_" });
   const url = server.url;
   const lib = new AsyncDatabase(url, { maxConnections: 10 });
+  const libExtra = new AsyncDatabase(url, { maxConnections: 10 });
   const pjs = postgres(url, { max: 10, prepare: true, onnotice: () => {} });
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   let sync: SyncDatabase | undefined;
@@ -387,7 +388,7 @@ async function main(): Promise<void> {
     if (syncNote) log(`Sync API not measured: ${syncNote}`);
     const hasPsql = await runs("psql");
     if (!hasPsql) log("psql not found: the \\copy baseline is left out");
-    const ctx: BenchContext = { url, lib, pjs, pg: pool, sync, tmpDir, root, hasPsql };
+    const ctx: BenchContext = { url, lib, libExtra, pjs, pg: pool, sync, tmpDir, root, hasPsql };
     const machine = await describeMachine(lib);
     log("Creating the bench tables");
     await setUp(ctx);
@@ -426,6 +427,7 @@ async function main(): Promise<void> {
   } finally {
     sync?.close();
     await lib.close();
+    await libExtra.close();
     await pjs.end({ timeout: 5 });
     await pool.end();
     await server.stop();

@@ -1,0 +1,427 @@
+// Faults on the real server: backends terminated inside transactions (between statements,
+// during a long statement, while COMMIT is in flight, and at random moments), a server restart
+// in the middle of a bank workload, a server that is down, and statement timeouts. Tests that
+// stop or restart the server start one of their own; the others use the shared server and only
+// terminate their own connections, found by a unique application_name.
+import assert from "node:assert/strict";
+import { AsyncDatabase } from "./async_database.ts";
+import { Database } from "./database.ts";
+import {
+  AmbiguousCommitError,
+  ConnectionError,
+  DatabaseError,
+  TransactionRetryError,
+} from "./crud/exceptions.ts";
+import { startTestDatabase } from "./testing.ts";
+import { testUrl, uniqueName } from "./_test_util.ts";
+import {
+  auditBank,
+  countErrors,
+  countOutcomes,
+  createBank,
+  dropBank,
+  planTransfers,
+  prng,
+  runTransfers,
+} from "./soak/_bank.ts";
+
+/** Fails instead of hanging: `promise` must settle within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Hung: ${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function caught(fn: () => unknown): Promise<unknown> {
+  try {
+    await fn();
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected an error");
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * Starts a server-side killer on `admin`: a DO block that waits (up to `seconds`) for an active
+ * statement of `application` whose text matches the LIKE `pattern`, and terminates its backend.
+ * It runs on the server, so it works while the calling thread is blocked in the sync API.
+ * Resolves once the killer runs; the returned promise settles when it has struck.
+ */
+async function armKiller(
+  admin: AsyncDatabase,
+  application: string,
+  pattern: string,
+  seconds = 20,
+): Promise<Promise<unknown>> {
+  const marker = uniqueName("killer");
+  const struck = admin.execute(`DO $killer$ /* ${marker} */
+    DECLARE target int;
+    BEGIN
+      FOR i IN 1..${seconds * 200} LOOP
+        PERFORM pg_stat_clear_snapshot();
+        SELECT pid INTO target FROM pg_stat_activity
+         WHERE application_name = ${literal(application)} AND state = 'active'
+           AND query LIKE ${literal(pattern)} LIMIT 1;
+        IF target IS NOT NULL THEN
+          PERFORM pg_terminate_backend(target);
+          RETURN;
+        END IF;
+        PERFORM pg_sleep(0.005);
+      END LOOP;
+      RAISE EXCEPTION 'killer found no statement like %', ${literal(pattern)};
+    END $killer$`);
+  struck.catch(() => {}); // awaited by the caller
+  for (let i = 0; i < 1000; i++) {
+    const running = await admin.queryOne(
+      `SELECT 1 AS one FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`,
+      [`%${marker}%`],
+    );
+    if (running) return struck;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("The killer did not start");
+}
+
+/**
+ * A table whose deferred constraint trigger sleeps in the first COMMIT that inserts into it
+ * (a sequence, which rollbacks do not undo, counts the commits): that COMMIT is in flight long
+ * enough to terminate its backend from elsewhere.
+ */
+async function createSlowCommitTable(db: AsyncDatabase): Promise<{ table: string; drop(): Promise<void> }> {
+  const table = uniqueName("slow_commit");
+  await db.execute(`
+    CREATE TABLE "${table}" (id INT PRIMARY KEY, note TEXT);
+    CREATE SEQUENCE "${table}_commits";
+    CREATE FUNCTION "${table}_gate"() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('"${table}_commits"') = 1 THEN PERFORM pg_sleep(30); END IF;
+      RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER "${table}_slow" AFTER INSERT ON "${table}"
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${table}_gate"();
+  `);
+  return {
+    table,
+    drop: () =>
+      db.execute(`
+        DROP TABLE IF EXISTS "${table}";
+        DROP FUNCTION IF EXISTS "${table}_gate"();
+        DROP SEQUENCE IF EXISTS "${table}_commits";
+      `).then(() => {}),
+  };
+}
+
+Deno.test("transaction() runs the callback again when its backend is terminated during a long statement", async (t) => {
+  await using admin = new AsyncDatabase(testUrl(), { minConnections: 1, maxConnections: 2 });
+  const table = uniqueName("long_kill");
+  await admin.createTable(table, { id: "INT PRIMARY KEY", attempt: "INT" });
+  try {
+    await t.step("async", async () => {
+      const application = uniqueName("app");
+      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      let runs = 0;
+      let firstError: unknown;
+      const killer = await armKiller(admin, application, "%pg_sleep(30)%");
+      const value = await within(
+        db.transaction(async (tx) => {
+          runs++;
+          if (runs === 1) {
+            try {
+              await tx.execute("SELECT pg_sleep(30)");
+            } catch (error) {
+              firstError = error;
+              throw error;
+            }
+          }
+          await tx.insert(table, { id: 1, attempt: runs });
+          return "done";
+        }),
+        20_000,
+        "the transaction",
+      );
+      await killer;
+      assert.equal(value, "done");
+      assert.equal(runs, 2);
+      assert.ok(firstError instanceof ConnectionError, String(firstError));
+      assert.deepEqual(await db.select(table, { where: { id: 1 } }), [{ id: 1, attempt: 2 }]);
+    });
+    await t.step("sync", async () => {
+      const application = uniqueName("app");
+      using db = new Database(testUrl(), { applicationName: application, maxConnections: 3 });
+      let runs = 0;
+      const killer = await armKiller(admin, application, "%pg_sleep(30)%");
+      const value = db.transaction((tx) => {
+        runs++;
+        if (runs === 1) tx.execute("SELECT pg_sleep(30)");
+        tx.insert(table, { id: 2, attempt: runs });
+        return "done";
+      });
+      await killer;
+      assert.equal(value, "done");
+      assert.equal(runs, 2);
+      assert.deepEqual(db.select(table, { where: { id: 2 } }), [{ id: 2, attempt: 2 }]);
+    });
+  } finally {
+    await admin.dropTable(table);
+  }
+});
+
+Deno.test("transaction() throws AmbiguousCommitError when its backend is terminated while COMMIT is in flight, and never applies it twice", async (t) => {
+  await using admin = new AsyncDatabase(testUrl(), { minConnections: 1, maxConnections: 2 });
+  await t.step("async", async () => {
+    const slow = await createSlowCommitTable(admin);
+    try {
+      const application = uniqueName("app");
+      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      let runs = 0;
+      const killer = await armKiller(admin, application, "COMMIT");
+      const error = await within(
+        caught(() =>
+          db.transaction(async (tx) => {
+            runs++;
+            await tx.insert(slow.table, { id: 1, note: "once" });
+          })
+        ),
+        20_000,
+        "the transaction",
+      );
+      await killer;
+      assert.ok(error instanceof AmbiguousCommitError, String(error));
+      assert.equal(runs, 1, "an ambiguous commit is never retried silently");
+      assert.ok(error.cause instanceof Error, "the cause is kept");
+      // The fate is unknown to the client; on the server it is one or none, never two.
+      assert.ok(await db.count(slow.table) <= 1);
+      // The pool works after the loss.
+      assert.deepEqual(await db.execute("SELECT 1 AS one"), [{ one: 1 }]);
+    } finally {
+      await slow.drop();
+    }
+  });
+  await t.step("async, idempotent: true runs it again and it applies exactly once", async () => {
+    const slow = await createSlowCommitTable(admin);
+    try {
+      const application = uniqueName("app");
+      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      let runs = 0;
+      const killer = await armKiller(admin, application, "COMMIT");
+      await within(
+        db.transaction(async (tx) => {
+          runs++;
+          await tx.execute(
+            `INSERT INTO "${slow.table}" (id, note) VALUES (1, 'once') ON CONFLICT (id) DO NOTHING`,
+          );
+        }, { idempotent: true }),
+        20_000,
+        "the transaction",
+      );
+      await killer;
+      assert.equal(runs, 2);
+      assert.deepEqual(await db.select(slow.table), [{ id: 1, note: "once" }]);
+    } finally {
+      await slow.drop();
+    }
+  });
+  await t.step("sync", async () => {
+    const slow = await createSlowCommitTable(admin);
+    try {
+      const application = uniqueName("app");
+      using db = new Database(testUrl(), { applicationName: application, maxConnections: 3 });
+      let runs = 0;
+      const killer = await armKiller(admin, application, "COMMIT");
+      const error = await caught(() =>
+        db.transaction((tx) => {
+          runs++;
+          tx.insert(slow.table, { id: 1, note: "once" });
+        })
+      );
+      await killer;
+      assert.ok(error instanceof AmbiguousCommitError, String(error));
+      assert.equal(runs, 1);
+      assert.ok(db.count(slow.table) <= 1);
+      assert.deepEqual(db.execute("SELECT 1 AS one"), [{ one: 1 }]);
+    } finally {
+      await slow.drop();
+    }
+  });
+});
+
+Deno.test("transaction() survives 60 terminations at random moments: no hang, no uncaught error, nothing applied twice", async () => {
+  await using admin = new AsyncDatabase(testUrl(), { minConnections: 1, maxConnections: 2 });
+  const application = uniqueName("app");
+  await using db = new AsyncDatabase(testUrl(), {
+    applicationName: application,
+    minConnections: 2,
+    maxConnections: 4,
+  });
+  const table = uniqueName("random_kill");
+  await db.createTable(table, { id: "INT PRIMARY KEY", attempt: "INT" });
+  const committed = new Set<number>();
+  const failed = new Map<number, string>();
+  try {
+    for (let i = 0; i < 60; i++) {
+      let runs = 0;
+      // Between statements at once, after 0-3 ms, or during a statement.
+      const mode = i % 6;
+      try {
+        await within(
+          db.transaction(async (tx) => {
+            runs++;
+            const { pid } = (await tx.queryOne<{ pid: number }>("SELECT pg_backend_pid() AS pid"))!;
+            if (runs === 1) {
+              if (mode === 5) {
+                const kill = admin.execute("SELECT pg_terminate_backend($1)", [pid]);
+                await tx.execute("SELECT pg_sleep(0.05)").finally(() => kill);
+              } else {
+                await admin.execute("SELECT pg_terminate_backend($1)", [pid]);
+                if (mode > 0) await new Promise((resolve) => setTimeout(resolve, mode - 1));
+              }
+            }
+            await tx.insert(table, { id: i, attempt: runs });
+          }),
+          20_000,
+          `transaction ${i}`,
+        );
+        committed.add(i);
+      } catch (error) {
+        if (error instanceof Error && error.message.startsWith("Hung")) throw error;
+        assert.ok(error instanceof ConnectionError, `iteration ${i}: ${Deno.inspect(error)}`);
+        failed.set(i, error.code);
+      }
+    }
+    const rows = await db.select<{ id: number }>(table, { orderBy: "id" });
+    assert.deepEqual(rows.map((r) => r.id), [...committed].sort((a, b) => a - b));
+    // Most transactions are run again and commit; a few may end with ConnectionError.
+    assert.ok(committed.size >= 50, `only ${committed.size} of 60 committed: ${Deno.inspect(failed)}`);
+  } finally {
+    await db.dropTable(table);
+  }
+});
+
+Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank workload, losing nothing", async () => {
+  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using db = new AsyncDatabase(server.url, { maxConnections: 8, connectTimeout: 10 });
+  const seed = Date.now() % 2 ** 31;
+  const bank = await createBank(db, uniqueName("restart"), 20, 1000);
+  const transfers = planTransfers(bank, 1500, prng(seed));
+  let restarted: Promise<void> | undefined;
+  let settledAtRestart = 0;
+  const result = await within(
+    runTransfers(db, bank, transfers, {
+      workers: 8,
+      deadline: 60_000,
+      onSettled: (done) => {
+        if (done === 300) {
+          settledAtRestart = done;
+          restarted = server.restart();
+        }
+      },
+    }),
+    90_000,
+    "the workload",
+  );
+  await restarted;
+  const outcomes = countOutcomes(result.transfers);
+  const audit = await auditBank(db, bank, result.transfers);
+  console.log(
+    `restart mid-workload (seed ${seed}): ${Deno.inspect(outcomes)}, errors ${
+      Deno.inspect(countErrors(result.transfers))
+    }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
+  );
+  assert.equal(settledAtRestart, 300);
+  assert.deepEqual(result.untyped, []);
+  for (const t of result.transfers) {
+    if (t.outcome === "failed") {
+      assert.match(t.error ?? "", /^(ConnectionError|TransactionRetryError) /, t.error);
+    }
+  }
+  assert.equal(audit.total, audit.expectedTotal);
+  assert.deepEqual(audit.duplicates, []);
+  assert.deepEqual(audit.lost, []);
+  assert.deepEqual(audit.phantom, []);
+  assert.deepEqual(audit.unbalanced, []);
+  // The pool came back: most of the work after the restart committed.
+  assert.equal(result.transfers.length, transfers.length);
+  assert.ok(outcomes.committed + outcomes.declined > 1400, Deno.inspect(outcomes));
+  await dropBank(db, bank);
+});
+
+Deno.test("AsyncDatabase fails with ConnectionError while the server is down and works again once it is back", async () => {
+  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using db = new AsyncDatabase(server.url, { maxConnections: 4, connectTimeout: 5 });
+  await db.execute("CREATE TABLE t (id INT PRIMARY KEY)");
+  await server.stopServer();
+  for (const action of [
+    () => db.execute("SELECT 1"),
+    () => db.insert("t", { id: 1 }),
+    () => db.transaction((tx) => tx.insert("t", { id: 2 })),
+    async () => {
+      for await (const _ of db.stream("SELECT * FROM t")) {
+        // Nothing arrives.
+      }
+    },
+  ]) {
+    const error = await within(caught(action), 30_000, "a call while the server is down");
+    assert.ok(error instanceof ConnectionError, Deno.inspect(error));
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+  }
+  await server.startServer();
+  await within(db.insert("t", { id: 3 }), 30_000, "the first insert after the start");
+  await db.transaction((tx) => tx.insert("t", { id: 4 }));
+  assert.deepEqual(await db.select("t", { orderBy: "id" }), [{ id: 3 }, { id: 4 }]);
+});
+
+Deno.test("statementTimeout cancels a long statement with DatabaseError 57014, inside a transaction too, without a retry", async (t) => {
+  await t.step("async", async () => {
+    await using db = new AsyncDatabase(testUrl(), { statementTimeout: 100, maxConnections: 2 });
+    const plain = await caught(() => db.execute("SELECT pg_sleep(5)"));
+    assert.ok(plain instanceof DatabaseError && !(plain instanceof ConnectionError), String(plain));
+    assert.equal(plain.code, "57014");
+    let runs = 0;
+    const inTx = await caught(() =>
+      db.transaction(async (tx) => {
+        runs++;
+        await tx.execute("SELECT pg_sleep(5)");
+      })
+    );
+    assert.ok(inTx instanceof DatabaseError && !(inTx instanceof TransactionRetryError));
+    assert.equal(inTx.code, "57014");
+    assert.equal(runs, 1);
+    // Short statements still run, on the same pool.
+    assert.deepEqual(await db.execute("SELECT pg_sleep(0.01)::text AS slept"), [{ slept: "" }]);
+  });
+  await t.step("from the URL parameter", async () => {
+    const url = new URL(testUrl());
+    url.searchParams.set("statement_timeout", "100");
+    await using db = new AsyncDatabase(url.href, { maxConnections: 2 });
+    const error = await caught(() => db.execute("SELECT pg_sleep(5)"));
+    assert.ok(error instanceof DatabaseError);
+    assert.equal(error.code, "57014");
+  });
+  await t.step("sync", () => {
+    using db = new Database(testUrl(), { statementTimeout: 100, maxConnections: 2 });
+    let runs = 0;
+    let error: unknown;
+    try {
+      db.transaction((tx) => {
+        runs++;
+        tx.execute("SELECT pg_sleep(5)");
+      });
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof DatabaseError, String(error));
+    assert.equal(error.code, "57014");
+    assert.equal(runs, 1);
+    assert.deepEqual(db.execute("SELECT 1 AS one"), [{ one: 1 }]);
+  });
+});

@@ -295,7 +295,8 @@ function parseNumber(value: string, field: string): number {
 function parsePort(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 65535) {
-    throw invalid(`Cannot parse URL: port "${value}" is not a number from 1 to 65535`, "url");
+    // The value is not shown: in a URL without "@" it may be a password.
+    throw invalid("Cannot parse URL: a port is not a number from 1 to 65535", "url");
   }
   return n;
 }

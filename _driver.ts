@@ -110,6 +110,10 @@ function toResult(result: PgResult | PgResult[]): QueryResult {
   };
 }
 
+const SIMPLE = Object.freeze({ simple: true, prepare: false });
+const EXTENDED_PREPARED = Object.freeze({ simple: false, prepare: true });
+const EXTENDED = Object.freeze({ simple: false, prepare: false });
+
 function isCachedPlanError(error: unknown): boolean {
   return typeof error === "object" && error !== null &&
     (error as { code?: unknown }).code === "0A000" &&
@@ -328,7 +332,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   const arrayTypesKnown = (): boolean =>
     Object.keys((sql.options as unknown as DriverTypeOptions).shared.typeArrayMap).length > 0;
 
-  async function run(
+  function run(
     s: Sql | ReservedSql,
     text: string,
     params: readonly unknown[],
@@ -336,23 +340,25 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     onexecute?: (c: { id: number }) => boolean,
   ): Promise<QueryResult> {
     const simple = options?.simple ?? params.length === 0;
-    const queryOptions: Record<string, unknown> = simple
-      ? { simple: true, prepare: false }
-      : { simple: false, prepare: options?.prepare ?? true };
-    if (onexecute) queryOptions.onexecute = onexecute;
+    // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
+    const base = simple ? SIMPLE : (options?.prepare ?? true) ? EXTENDED_PREPARED : EXTENDED;
+    const queryOptions = onexecute ? { ...base, onexecute } : base;
+    let pending: Promise<PgResult>;
     try {
       if (!arraysPatched && arrayTypesKnown()) {
         patchArrayParsers(sql.options as unknown as DriverTypeOptions);
         arraysPatched = true;
       }
-      return toResult(
-        await s.unsafe(
-          text,
-          params as unknown[] as postgres.ParameterOrJSON<never>[],
-          queryOptions,
-        ) as unknown as PgResult,
-      );
+      pending = s.unsafe(
+        text,
+        params as unknown[] as postgres.ParameterOrJSON<never>[],
+        queryOptions,
+      ) as unknown as Promise<PgResult>;
     } catch (error) {
+      return Promise.reject(toDatabaseError(error, hostPorts));
+    }
+    // `.then` rather than an async function: one promise and one await less per statement.
+    return pending.then(toResult, async (error) => {
       if (isCachedPlanError(error) && !simple) {
         // A schema change invalidated the prepared statement; run it once unprepared.
         try {
@@ -366,7 +372,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         }
       }
       throw toDatabaseError(error, hostPorts);
-    }
+    });
   }
 
   async function copy(s: Sql | ReservedSql, text: string, data: string): Promise<void> {

@@ -29,6 +29,7 @@ import {
   createDriver,
   type Driver,
   loadTls,
+  type QueryOptions,
   type QueryResult,
   type ReservedSession,
   type Session,
@@ -160,6 +161,8 @@ interface Runner {
 }
 
 const runners = new WeakMap<AsyncQueryable, Runner>();
+const PREPARED: QueryOptions = Object.freeze({ prepare: true });
+const UNPREPARED: QueryOptions = Object.freeze({ prepare: false });
 let cursorCounter = 0;
 
 function runnerOf(q: AsyncQueryable): Runner {
@@ -225,8 +228,9 @@ export abstract class AsyncQueryable {
    * @returns The first row or `null`.
    */
   async queryOne<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | null> {
-    const rows = await this.execute<T>(sql, params);
-    return rows.length === 0 ? null : rows[0];
+    checkSql(sql, params);
+    const { rows } = await runnerOf(this).query(sql, params ?? []);
+    return rows.length === 0 ? null : rows[0] as T;
   }
 
   /**
@@ -687,9 +691,13 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       ? resolveConfig(urlOrOptions, options)
       : resolveConfig(undefined, urlOrOptions ?? options);
     runners.set(this, {
-      query: async (text, params = [], prepare = true) => {
-        const driver = this.#driver ?? await this.#connect();
-        return driver.query(text, params, params.length ? { prepare } : undefined);
+      // Not async: once connected, a statement goes to the driver without an extra promise.
+      query: (text, params = [], prepare = true) => {
+        const options = params.length === 0 ? undefined : prepare ? PREPARED : UNPREPARED;
+        const driver = this.#driver;
+        return driver
+          ? driver.query(text, params, options)
+          : this.#connect().then((d) => d.query(text, params, options));
       },
       copyIn: async (text, data) => {
         const driver = this.#driver ?? await this.#connect();

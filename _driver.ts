@@ -1,12 +1,16 @@
 // The driver seam: the only module that imports postgres.js. Everything above it sees
 // sessions that run text with bind parameters and answer rows, a command tag and a count,
 // and errors already turned into this package's classes.
-import postgres from "postgres";
+import type postgresTypes from "postgres";
+// postgres.js 3.4.9 with two fixes (see vendor/postgres/README.md); its types from the package.
+import postgresJs from "./vendor/postgres/index.js";
+
+const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
 import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
 import { isConnectionLoss, isServerError, toDatabaseError } from "./_errors.ts";
-import { ConnectionError } from "./crud/exceptions.ts";
+import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
 
 /** A row as returned by the driver: column name → value. */
 export type Row = Record<string, unknown>;
@@ -57,6 +61,16 @@ export interface Driver extends Session {
   end(timeout?: number): Promise<void>;
   /** Human-readable target, without secrets. */
   readonly target: string;
+}
+
+/** What the driver tracks of one reserved connection. */
+interface ReservedState {
+  lost: boolean;
+  /** postgres.js has processed the close of the connection. */
+  closed: boolean;
+  id: number;
+  released: boolean;
+  onClosed?: () => void;
 }
 
 /** TLS settings handed to the driver (node:tls connect options). */
@@ -113,6 +127,48 @@ function toResult(result: PgResult | PgResult[]): QueryResult {
 const SIMPLE = Object.freeze({ simple: true, prepare: false });
 const EXTENDED_PREPARED = Object.freeze({ simple: false, prepare: true });
 const EXTENDED = Object.freeze({ simple: false, prepare: false });
+
+// Values that would not arrive as given are refused before anything is sent: a string with a
+// lone surrogate (it would be stored with U+FFFD in its place) and an invalid Date. postgres.js
+// also types an array parameter by its first element (an array of bigints is sent as one int8,
+// so `= ANY($1)` fails); an array is sent untyped and the server names its type.
+function prepareParams(
+  s: { typed: (value: unknown, type: number) => unknown },
+  params: readonly unknown[],
+): readonly unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i];
+    if (typeof p === "number") {
+      // String(-0) is "0": send the sign.
+      if (Object.is(p, -0)) (out ??= [...params])[i] = "-0";
+    } else if (typeof p === "string") {
+      if (!p.isWellFormed()) throw badParam(i, "the string holds a lone surrogate");
+    } else if (p instanceof Date) {
+      if (Number.isNaN(p.getTime())) throw badParam(i, "the Date is invalid");
+    } else if (Array.isArray(p)) {
+      checkElements(p, i);
+      (out ??= [...params])[i] = s.typed(p, 0);
+    }
+  }
+  return out ?? params;
+}
+
+function checkElements(values: readonly unknown[], i: number): void {
+  for (const v of values) {
+    if (typeof v === "string" && !v.isWellFormed()) {
+      throw badParam(i, "an element holds a lone surrogate");
+    }
+    if (v instanceof Date && Number.isNaN(v.getTime())) {
+      throw badParam(i, "an element is an invalid Date");
+    }
+    if (Array.isArray(v)) checkElements(v, i);
+  }
+}
+
+function badParam(i: number, why: string): ValidationError {
+  return new ValidationError(`Cannot send parameter $${i + 1}: ${why}`, { field: "params" });
+}
 
 function isCachedPlanError(error: unknown): boolean {
   return typeof error === "object" && error !== null &&
@@ -278,7 +334,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   const hostPorts = config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
   // Reserved connections by the driver's connection id, so that a close of that connection
   // marks the session lost before anything else is written to it.
-  const reservedById = new Map<number, { lost: boolean }>();
+  const reservedById = new Map<number, ReservedState>();
   const connection: Record<string, string> = { application_name: config.applicationName };
   if (config.statementTimeout !== undefined) {
     connection.statement_timeout = String(Math.round(config.statementTimeout));
@@ -310,7 +366,12 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     onnotice: () => {},
     onclose: (id: number) => {
       const session = reservedById.get(id);
-      if (session) session.lost = true;
+      if (session) {
+        session.lost = true;
+        session.closed = true;
+        session.onClosed?.();
+        if (session.released) reservedById.delete(id);
+      }
     },
     types: {
       int8: {
@@ -325,10 +386,15 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         parse: hexToBytes,
         serialize: (x: Uint8Array) => "\\x" + Buffer.from(x).toString("hex"),
       },
-    } as unknown as Record<string, postgres.PostgresType>,
-  } as postgres.Options<Record<string, postgres.PostgresType>>);
+    } as unknown as Record<string, postgresTypes.PostgresType>,
+  } as postgresTypes.Options<Record<string, postgresTypes.PostgresType>>);
 
   let arraysPatched = false;
+  // Lost reserved connections whose close postgres.js has not processed yet (see reserve()).
+  const closing = new Set<Promise<void>>();
+  // Statements and reserved connections of ours not yet settled (see end()).
+  let inFlight = 0;
+  let reservedCount = 0;
   const arrayTypesKnown = (): boolean =>
     Object.keys((sql.options as unknown as DriverTypeOptions).shared.typeArrayMap).length > 0;
 
@@ -351,19 +417,24 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       }
       pending = s.unsafe(
         text,
-        params as unknown[] as postgres.ParameterOrJSON<never>[],
+        prepareParams(s, params) as unknown[] as postgresTypes.ParameterOrJSON<never>[],
         queryOptions,
       ) as unknown as Promise<PgResult>;
     } catch (error) {
       return Promise.reject(toDatabaseError(error, hostPorts));
     }
     // `.then` rather than an async function: one promise and one await less per statement.
-    return pending.then(toResult, async (error) => {
+    inFlight++;
+    return pending.then((result) => {
+      inFlight--;
+      return toResult(result);
+    }, async (error) => {
+      inFlight--;
       if (isCachedPlanError(error) && !simple) {
         // A schema change invalidated the prepared statement; run it once unprepared.
         try {
           return toResult(
-            await s.unsafe(text, params as unknown[] as postgres.ParameterOrJSON<never>[], {
+            await s.unsafe(text, params as unknown[] as postgresTypes.ParameterOrJSON<never>[], {
               prepare: false,
             }) as unknown as PgResult,
           );
@@ -408,6 +479,9 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     copyIn: (text, data) => copy(sql, text, data),
     async reserve(): Promise<ReservedSession> {
       let reserved: ReservedSql | undefined;
+      // A reserve made before postgres.js has processed the close of a lost reserved
+      // connection can be handed to two reconnecting slots and never resolve (3.4.9).
+      if (closing.size > 0) await Promise.all(closing);
       for (let attempt = 1; reserved === undefined; attempt++) {
         try {
           reserved = await sql.reserve();
@@ -418,7 +492,8 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
           throw toDatabaseError(error, hostPorts);
         }
       }
-      const state = { lost: false, id: -1, released: false };
+      reservedCount++;
+      const state: ReservedState = { lost: false, closed: false, id: -1, released: false };
       const register = (c: { id: number }): boolean => {
         if (state.id === -1) {
           state.id = c.id;
@@ -439,7 +514,23 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         }
       };
       const markIfLost = (error: unknown): never => {
-        if (isConnectionLoss(error)) state.lost = true;
+        if (isConnectionLoss(error) && !state.lost) {
+          state.lost = true;
+          if (!state.closed && state.id !== -1) {
+            const closed = new Promise<void>((resolve) => {
+              // Should the close never be reported, stop waiting after a second.
+              const timer = setTimeout(done, 1000);
+              function done(): void {
+                clearTimeout(timer);
+                state.onClosed = undefined;
+                closing.delete(closed);
+                resolve();
+              }
+              state.onClosed = done;
+            });
+            closing.add(closed);
+          }
+        }
         throw error;
       };
       return {
@@ -457,14 +548,17 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         release() {
           if (state.released) return;
           state.released = true;
-          if (state.id !== -1) reservedById.delete(state.id);
+          reservedCount--;
+          if (state.id !== -1 && !(state.lost && !state.closed)) reservedById.delete(state.id);
           // A lost connection was already taken back by the driver when it closed.
           if (!state.lost) reserved.release();
         },
       };
     },
     async end(timeout = 5): Promise<void> {
-      await sql.end({ timeout });
+      // postgres.js waits the whole timeout for a connection whose backend was killed under a
+      // statement; with nothing of ours in flight there is nothing to wait for.
+      await sql.end({ timeout: inFlight === 0 && reservedCount === 0 ? 0 : timeout });
     },
   };
 }

@@ -393,6 +393,14 @@ function operatorCondition(
           { field: column },
         );
       }
+      // A pattern ending in a lone escape character fails on the server only when a row is
+      // compared; refuse it whatever the table holds.
+      if (/(^|[^\\])(\\\\)*\\$/.test(value)) {
+        throw new ValidationError(
+          `Cannot build WHERE for column ${show(column)}: the "like" pattern ends with a lone "\\"`,
+          { field: column },
+        );
+      }
       params.push(value);
       return `${quoted} LIKE $${params.length}`;
     default:

@@ -727,7 +727,11 @@ Deno.test("Database works when the package is imported over http, its modules no
     try {
       const file = new URL(`.${new URL(request.url).pathname}`, root);
       return new Response(await Deno.readFile(file), {
-        headers: { "content-type": "application/typescript" },
+        headers: {
+          "content-type": file.pathname.endsWith(".js")
+            ? "application/javascript"
+            : "application/typescript",
+        },
       });
     } catch {
       return new Response("not found", { status: 404 });

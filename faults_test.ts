@@ -55,14 +55,15 @@ function literal(text: string): string {
  * Starts a server-side killer on `admin`: a DO block that waits (up to `seconds`) for an active
  * statement of `application` whose text matches the LIKE `pattern`, and terminates its backend.
  * It runs on the server, so it works while the calling thread is blocked in the sync API.
- * Resolves once the killer runs; the returned promise settles when it has struck.
+ * Resolves once the killer runs, to an object whose `struck` settles when it has struck (a
+ * promise returned directly would be awaited along).
  */
 async function armKiller(
   admin: AsyncDatabase,
   application: string,
   pattern: string,
   seconds = 20,
-): Promise<Promise<unknown>> {
+): Promise<{ readonly struck: Promise<unknown> }> {
   const marker = uniqueName("killer");
   const struck = admin.execute(`DO $killer$ /* ${marker} */
     DECLARE target int;
@@ -86,7 +87,7 @@ async function armKiller(
       `SELECT 1 AS one FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`,
       [`%${marker}%`],
     );
-    if (running) return struck;
+    if (running) return { struck };
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error("The killer did not start");
@@ -97,7 +98,9 @@ async function armKiller(
  * (a sequence, which rollbacks do not undo, counts the commits): that COMMIT is in flight long
  * enough to terminate its backend from elsewhere.
  */
-async function createSlowCommitTable(db: AsyncDatabase): Promise<{ table: string; drop(): Promise<void> }> {
+async function createSlowCommitTable(
+  db: AsyncDatabase,
+): Promise<{ table: string; drop(): Promise<void> }> {
   const table = uniqueName("slow_commit");
   await db.execute(`
     CREATE TABLE "${table}" (id INT PRIMARY KEY, note TEXT);
@@ -128,7 +131,10 @@ Deno.test("transaction() runs the callback again when its backend is terminated 
   try {
     await t.step("async", async () => {
       const application = uniqueName("app");
-      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      await using db = new AsyncDatabase(testUrl(), {
+        applicationName: application,
+        maxConnections: 3,
+      });
       let runs = 0;
       let firstError: unknown;
       const killer = await armKiller(admin, application, "%pg_sleep(30)%");
@@ -149,7 +155,7 @@ Deno.test("transaction() runs the callback again when its backend is terminated 
         20_000,
         "the transaction",
       );
-      await killer;
+      await killer.struck;
       assert.equal(value, "done");
       assert.equal(runs, 2);
       assert.ok(firstError instanceof ConnectionError, String(firstError));
@@ -166,7 +172,7 @@ Deno.test("transaction() runs the callback again when its backend is terminated 
         tx.insert(table, { id: 2, attempt: runs });
         return "done";
       });
-      await killer;
+      await killer.struck;
       assert.equal(value, "done");
       assert.equal(runs, 2);
       assert.deepEqual(db.select(table, { where: { id: 2 } }), [{ id: 2, attempt: 2 }]);
@@ -182,7 +188,10 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
     const slow = await createSlowCommitTable(admin);
     try {
       const application = uniqueName("app");
-      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      await using db = new AsyncDatabase(testUrl(), {
+        applicationName: application,
+        maxConnections: 3,
+      });
       let runs = 0;
       const killer = await armKiller(admin, application, "COMMIT");
       const error = await within(
@@ -195,7 +204,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
         20_000,
         "the transaction",
       );
-      await killer;
+      await killer.struck;
       assert.ok(error instanceof AmbiguousCommitError, String(error));
       assert.equal(runs, 1, "an ambiguous commit is never retried silently");
       assert.ok(error.cause instanceof Error, "the cause is kept");
@@ -211,7 +220,10 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
     const slow = await createSlowCommitTable(admin);
     try {
       const application = uniqueName("app");
-      await using db = new AsyncDatabase(testUrl(), { applicationName: application, maxConnections: 3 });
+      await using db = new AsyncDatabase(testUrl(), {
+        applicationName: application,
+        maxConnections: 3,
+      });
       let runs = 0;
       const killer = await armKiller(admin, application, "COMMIT");
       await within(
@@ -224,7 +236,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
         20_000,
         "the transaction",
       );
-      await killer;
+      await killer.struck;
       assert.equal(runs, 2);
       assert.deepEqual(await db.select(slow.table), [{ id: 1, note: "once" }]);
     } finally {
@@ -244,7 +256,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
           tx.insert(slow.table, { id: 1, note: "once" });
         })
       );
-      await killer;
+      await killer.struck;
       assert.ok(error instanceof AmbiguousCommitError, String(error));
       assert.equal(runs, 1);
       assert.ok(db.count(slow.table) <= 1);
@@ -298,12 +310,22 @@ Deno.test("transaction() survives 60 terminations at random moments: no hang, no
         failed.set(i, error.code);
       }
     }
-    const rows = await db.select<{ id: number }>(table, { orderBy: "id" });
+    const rows = await admin.select<{ id: number }>(table, { orderBy: "id" });
     assert.deepEqual(rows.map((r) => r.id), [...committed].sort((a, b) => a - b));
     // Most transactions are run again and commit; a few may end with ConnectionError.
-    assert.ok(committed.size >= 50, `only ${committed.size} of 60 committed: ${Deno.inspect(failed)}`);
+    assert.ok(
+      committed.size >= 50,
+      `only ${committed.size} of 60 committed: ${Deno.inspect(failed)}`,
+    );
+    // The pool still serves transactions.
+    await within(
+      db.transaction((tx) => tx.insert(table, { id: 100 })),
+      20_000,
+      "a last transaction",
+    );
   } finally {
-    await db.dropTable(table);
+    // Through the other pool: a broken one must not hang the cleanup.
+    await admin.dropTable(table);
   }
 });
 
@@ -360,16 +382,18 @@ Deno.test("AsyncDatabase fails with ConnectionError while the server is down and
   await using db = new AsyncDatabase(server.url, { maxConnections: 4, connectTimeout: 5 });
   await db.execute("CREATE TABLE t (id INT PRIMARY KEY)");
   await server.stopServer();
-  for (const action of [
-    () => db.execute("SELECT 1"),
-    () => db.insert("t", { id: 1 }),
-    () => db.transaction((tx) => tx.insert("t", { id: 2 })),
-    async () => {
-      for await (const _ of db.stream("SELECT * FROM t")) {
-        // Nothing arrives.
-      }
-    },
-  ]) {
+  for (
+    const action of [
+      () => db.execute("SELECT 1"),
+      () => db.insert("t", { id: 1 }),
+      () => db.transaction((tx) => tx.insert("t", { id: 2 })),
+      async () => {
+        for await (const _ of db.stream("SELECT * FROM t")) {
+          // Nothing arrives.
+        }
+      },
+    ]
+  ) {
     const error = await within(caught(action), 30_000, "a call while the server is down");
     assert.ok(error instanceof ConnectionError, Deno.inspect(error));
     assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${server.port}`));

@@ -3,6 +3,7 @@
 // ledger records, so an audit can prove, per transfer, that it was applied exactly once when it
 // committed, never when it failed, and at most once when its commit was ambiguous.
 import type { AsyncDatabase, AsyncTransaction } from "../async_database.ts";
+import type { Database, Transaction } from "../database.ts";
 import { AmbiguousCommitError, DatabaseError } from "../crud/exceptions.ts";
 
 /** The two tables of one bank. */
@@ -246,7 +247,9 @@ export async function auditBank(
   const accounts = await db.execute<{ id: number; balance: bigint }>(
     `SELECT id, balance FROM "${bank.accounts}" ORDER BY id`,
   );
-  const ledger = await db.execute<{ transfer_id: string; from_id: number; to_id: number; amount: bigint }>(
+  const ledger = await db.execute<
+    { transfer_id: string; from_id: number; to_id: number; amount: bigint }
+  >(
     `SELECT transfer_id, from_id, to_id, amount FROM "${bank.ledger}"`,
   );
   const seen = new Map<string, number>();
@@ -291,4 +294,125 @@ export function countErrors(transfers: readonly Transfer[]): Record<string, numb
   const counts: Record<string, number> = {};
   for (const t of transfers) if (t.error) counts[t.error] = (counts[t.error] ?? 0) + 1;
   return counts;
+}
+
+/** The sync twin of {@linkcode transferBody}, for `Database.transaction()`. */
+export function transferBodySync(tx: Transaction, bank: Bank, transfer: Transfer): void {
+  const from = tx.queryOne<{ balance: bigint }>(
+    `SELECT balance FROM "${bank.accounts}" WHERE id = $1`,
+    [transfer.from],
+  );
+  if (from === null || from.balance < BigInt(transfer.amount)) throw new Declined();
+  tx.execute(`UPDATE "${bank.accounts}" SET balance = balance - $1 WHERE id = $2`, [
+    transfer.amount,
+    transfer.from,
+  ]);
+  tx.execute(`UPDATE "${bank.accounts}" SET balance = balance + $1 WHERE id = $2`, [
+    transfer.amount,
+    transfer.to,
+  ]);
+  tx.insert(bank.ledger, {
+    transfer_id: transfer.id,
+    from_id: transfer.from,
+    to_id: transfer.to,
+    amount: transfer.amount,
+  });
+}
+
+/** Runs transfers one after another through the sync `Database.transaction()`. */
+export function runTransfersSync(
+  db: Database,
+  bank: Bank,
+  transfers: Transfer[],
+  deadline?: number,
+): WorkloadResult {
+  const retries: Record<string, number> = {};
+  const untyped: unknown[] = [];
+  const started = performance.now();
+  for (const transfer of transfers) {
+    if (deadline !== undefined && performance.now() - started > deadline) break;
+    try {
+      db.transaction((tx) => {
+        transfer.runs++;
+        transferBodySync(tx, bank, transfer);
+      }, {
+        maxRetries: 30,
+        maxBackoff: 200,
+        onRetry: ({ error }) => {
+          const code = (error as DatabaseError).code ?? error.name;
+          retries[code] = (retries[code] ?? 0) + 1;
+        },
+      });
+      transfer.outcome = "committed";
+    } catch (error) {
+      classify(transfer, error, untyped);
+    }
+  }
+  return { transfers: transfers.filter((t) => t.outcome !== undefined), retries, untyped };
+}
+
+/** What the main thread sends a sync bank worker (`_bank_sync_worker.ts`). */
+export interface SyncWorkerRequest {
+  readonly url: string;
+  readonly bank: Bank;
+  readonly transfers: Transfer[];
+  readonly deadline?: number;
+}
+
+/** What a sync bank worker answers. */
+export interface SyncWorkerAnswer {
+  readonly transfers: Transfer[];
+  readonly retries: Record<string, number>;
+  /** Non-package errors, as text. */
+  readonly untyped: string[];
+}
+
+/**
+ * Runs transfers through the sync API from `threads` Workers, each with its own `Database`
+ * (the sync API serves one thread per `Database`): contention between threads, as in a
+ * multi-threaded program.
+ */
+export async function runTransfersInThreads(
+  url: string,
+  bank: Bank,
+  transfers: Transfer[],
+  threads: number,
+  deadline?: number,
+): Promise<WorkloadResult> {
+  const slices = Array.from(
+    { length: threads },
+    (_, i) => transfers.filter((_, j) => j % threads === i),
+  );
+  const answers = await Promise.all(slices.map((slice) => {
+    const worker = new Worker(new URL("./_bank_sync_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    return new Promise<SyncWorkerAnswer>((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent<SyncWorkerAnswer>) => resolve(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`The bank worker failed: ${event.message}`));
+      };
+      worker.postMessage({ url, bank, transfers: slice, deadline } satisfies SyncWorkerRequest);
+    }).finally(() => worker.terminate());
+  }));
+  const retries: Record<string, number> = {};
+  for (const answer of answers) {
+    for (const [code, n] of Object.entries(answer.retries)) {
+      retries[code] = (retries[code] ?? 0) + n;
+    }
+  }
+  // The workers answer copies: bring the outcomes back onto the caller's objects.
+  const byId = new Map(transfers.map((t) => [t.id, t]));
+  const done: Transfer[] = [];
+  for (const answer of answers) {
+    for (const copy of answer.transfers) {
+      const original = byId.get(copy.id)!;
+      original.outcome = copy.outcome;
+      original.error = copy.error;
+      original.runs = copy.runs;
+      done.push(original);
+    }
+  }
+  return { transfers: done, retries, untyped: answers.flatMap((a) => a.untyped) };
 }

@@ -1,0 +1,123 @@
+// Contention on the real (serializable) server: a bank of a few accounts and many concurrent
+// transfers through transaction(), with the async API, the sync API from several threads, and
+// both at once. Every transfer commits exactly once, is declined by its own callback, or fails
+// with a typed error; the audit proves the total and every account against the ledger.
+// The longer, fault-injecting version of this workload is `deno task soak`.
+import assert from "node:assert/strict";
+import { AsyncDatabase } from "./async_database.ts";
+import { testUrl, uniqueName } from "./_test_util.ts";
+import {
+  type Audit,
+  auditBank,
+  type Bank,
+  countErrors,
+  countOutcomes,
+  createBank,
+  dropBank,
+  planTransfers,
+  prng,
+  runTransfers,
+  runTransfersInThreads,
+  type WorkloadResult,
+} from "./soak/_bank.ts";
+
+function seed(): number {
+  const fromEnv = Number(Deno.env.get("RELIABILITY_SEED"));
+  return Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : Date.now() % 2 ** 31;
+}
+
+function report(label: string, seedValue: number, result: WorkloadResult, audit: Audit): void {
+  const retries = Object.values(result.retries).reduce((a, b) => a + b, 0);
+  console.log(
+    `${label} (seed ${seedValue}): ${result.transfers.length} transfers ${
+      Deno.inspect(countOutcomes(result.transfers))
+    }, ${retries} retries ${Deno.inspect(result.retries)}, errors ${
+      Deno.inspect(countErrors(result.transfers))
+    }, ledger ${audit.ledgerRows} rows, total ${audit.total}/${audit.expectedTotal}`,
+  );
+}
+
+/** Everything the audit must show after a workload without faults. */
+function assertExact(result: WorkloadResult, audit: Audit, planned: number): void {
+  assert.deepEqual(result.untyped, [], "every failure is a DatabaseError");
+  assert.equal(result.transfers.length, planned, "every planned transfer ran");
+  const outcomes = countOutcomes(result.transfers);
+  assert.equal(outcomes.ambiguous, 0);
+  for (const t of result.transfers) {
+    if (t.outcome === "failed") assert.match(t.error ?? "", /^TransactionRetryError 40001$/);
+  }
+  assert.equal(audit.total, audit.expectedTotal, "the total is exact");
+  assert.deepEqual(audit.negative, []);
+  assert.deepEqual(audit.duplicates, [], "no transfer applied twice");
+  assert.deepEqual(audit.lost, [], "every committed transfer is in the ledger");
+  assert.deepEqual(audit.phantom, [], "no declined or failed transfer is in the ledger");
+  assert.deepEqual(audit.unbalanced, [], "every balance matches the ledger");
+  assert.equal(audit.ledgerRows, outcomes.committed);
+}
+
+async function withBank(
+  accounts: number,
+  balance: number,
+  fn: (db: AsyncDatabase, bank: Bank) => Promise<void>,
+): Promise<void> {
+  await using db = new AsyncDatabase(testUrl(), { minConnections: 2, maxConnections: 10 });
+  const bank = await createBank(db, uniqueName("bank"), accounts, balance);
+  try {
+    await fn(db, bank);
+  } finally {
+    await dropBank(db, bank);
+  }
+}
+
+Deno.test("AsyncDatabase.transaction() keeps a bank exact under 1,000 concurrent transfers between 8 accounts", async () => {
+  await withBank(8, 200, async (db, bank) => {
+    const s = seed();
+    const transfers = planTransfers(bank, 1000, prng(s));
+    const result = await runTransfers(db, bank, transfers, { workers: 16 });
+    const audit = await auditBank(db, bank, result.transfers);
+    report("async bank", s, result, audit);
+    assertExact(result, audit, transfers.length);
+    // 16 tasks on 8 accounts of a serializable server: conflicts happen and are retried.
+    assert.ok((result.retries["40001"] ?? 0) + (result.retries["40P01"] ?? 0) > 0);
+    // The small balances make the callback decline some transfers: a throw rolls back.
+    assert.ok(countOutcomes(result.transfers).declined > 0);
+  });
+});
+
+Deno.test("Database.transaction() keeps a bank exact under 400 transfers from 4 threads", async () => {
+  await withBank(6, 200, async (db, bank) => {
+    const s = seed();
+    const transfers = planTransfers(bank, 400, prng(s));
+    const result = await runTransfersInThreads(testUrl(), bank, transfers, 4);
+    const audit = await auditBank(db, bank, result.transfers);
+    report("sync bank", s, result, audit);
+    assertExact(result, audit, transfers.length);
+    assert.ok(Object.values(result.retries).reduce((a, b) => a + b, 0) > 0);
+  });
+});
+
+Deno.test("both APIs at once on the same accounts keep the bank exact", async () => {
+  await withBank(6, 500, async (db, bank) => {
+    const s = seed();
+    const random = prng(s);
+    const asyncTransfers = planTransfers(bank, 400, random);
+    const syncTransfers = planTransfers(bank, 150, random);
+    const [a, b] = await Promise.all([
+      runTransfers(db, bank, asyncTransfers, { workers: 8 }),
+      runTransfersInThreads(testUrl(), bank, syncTransfers, 3),
+    ]);
+    const result: WorkloadResult = {
+      transfers: [...a.transfers, ...b.transfers],
+      retries: Object.fromEntries(
+        [...new Set([...Object.keys(a.retries), ...Object.keys(b.retries)])].map((code) => [
+          code,
+          (a.retries[code] ?? 0) + (b.retries[code] ?? 0),
+        ]),
+      ),
+      untyped: [...a.untyped, ...b.untyped],
+    };
+    const audit = await auditBank(db, bank, result.transfers);
+    report("mixed bank", s, result, audit);
+    assertExact(result, audit, asyncTransfers.length + syncTransfers.length);
+  });
+});

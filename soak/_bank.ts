@@ -325,6 +325,7 @@ export function runTransfersSync(
   bank: Bank,
   transfers: Transfer[],
   deadline?: number,
+  progress?: Int32Array,
 ): WorkloadResult {
   const retries: Record<string, number> = {};
   const untyped: unknown[] = [];
@@ -347,6 +348,7 @@ export function runTransfersSync(
     } catch (error) {
       classify(transfer, error, untyped);
     }
+    if (progress) Atomics.add(progress, 0, 1);
   }
   return { transfers: transfers.filter((t) => t.outcome !== undefined), retries, untyped };
 }
@@ -357,6 +359,8 @@ export interface SyncWorkerRequest {
   readonly bank: Bank;
   readonly transfers: Transfer[];
   readonly deadline?: number;
+  /** A shared counter of settled transfers, for progress reports. */
+  readonly progress?: Int32Array;
 }
 
 /** What a sync bank worker answers. */
@@ -378,6 +382,7 @@ export async function runTransfersInThreads(
   transfers: Transfer[],
   threads: number,
   deadline?: number,
+  progress?: Int32Array,
 ): Promise<WorkloadResult> {
   const slices = Array.from(
     { length: threads },
@@ -393,7 +398,9 @@ export async function runTransfersInThreads(
         event.preventDefault();
         reject(new Error(`The bank worker failed: ${event.message}`));
       };
-      worker.postMessage({ url, bank, transfers: slice, deadline } satisfies SyncWorkerRequest);
+      worker.postMessage(
+        { url, bank, transfers: slice, deadline, progress } satisfies SyncWorkerRequest,
+      );
     }).finally(() => worker.terminate());
   }));
   const retries: Record<string, number> = {};

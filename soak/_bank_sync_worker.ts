@@ -8,10 +8,10 @@ const scope = self as unknown as {
 };
 
 scope.onmessage = (event) => {
-  const { url, bank, transfers, deadline } = event.data;
+  const { url, bank, transfers, deadline, progress } = event.data;
   const db = new Database(url, { minConnections: 1, maxConnections: 2 });
   try {
-    const result = runTransfersSync(db, bank, transfers, deadline);
+    const result = runTransfersSync(db, bank, transfers, deadline, progress);
     scope.postMessage({
       transfers: result.transfers,
       retries: result.retries,

@@ -206,7 +206,14 @@ function Postgres(a, b) {
     const c = open.length
       ? open.shift()
       : await new Promise((resolve, reject) => {
-        const query = { reserve: resolve, reject }
+        // Patched: a reserve that failed (its connection attempt was refused) is taken out of
+        // the queue, and a connection handed to a reserve that is already settled goes back
+        // to the pool; in 3.4.9 such a connection was lost to the pool for good.
+        let settled = false
+        const query = {
+          reserve: c => settled ? onopen(c) : (settled = true, resolve(c)),
+          reject: e => settled || (settled = true, queries.remove(query), reject(e))
+        }
         queries.push(query)
         closed.length && connect(closed.shift(), query)
       })

@@ -178,6 +178,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         && sent.length < max_pipeline
         && (!q.options.onexecute || q.options.onexecute(connection))
     } catch (error) {
+      if (query !== q) {
+        // Patched: building q failed (a value its serializer cannot take) while another query
+        // is in flight. Nothing of q was written, so q alone is rejected; 3.4.9 rejected the
+        // query in flight instead and left q waiting for an answer forever.
+        sent.remove(q)
+        queryError(q, error)
+        return true
+      }
       sent.length === 0 && write(Sync)
       errored(error)
       return true

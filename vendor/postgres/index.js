@@ -431,7 +431,13 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
-    queries.length && connect(c, queries.shift())
+    if (queries.length) {
+      // Patched: a reserve stays queued. A reconnecting connection serves a reserve only from
+      // the queue (it drops a reserve given as its first request), so shifting it out here
+      // stranded it: the reserve never settled (porsager/postgres#1195).
+      const q = queries.peek().reserve ? queries.peek() : queries.shift()
+      connect(c, q)
+    }
   }
 }
 

@@ -21,6 +21,7 @@ function Queue(initial = []) {
       }
       return x
     },
+    peek: () => xs[index],
     push: (x) => (xs.push(x), x),
     shift: () => {
       const out = xs[index++]

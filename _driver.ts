@@ -96,6 +96,31 @@ function hexToBytes(hex: string): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+// postgres.js reads timestamps with new Date(text), which puts years 1-99 in the 1900s and
+// cannot read BC years; this reads PostgreSQL's output format exactly.
+function parseTimestamp(x: string): Date {
+  if (x === "infinity") return new Date(8.64e15);
+  if (x === "-infinity") return new Date(-8.64e15);
+  const m =
+    /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?( BC)?$/
+      .exec(x);
+  if (!m) return new Date(x);
+  const year = m[12] ? 1 - Number(m[1]) : Number(m[1]);
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
+  const d = new Date(0);
+  if (m[8] === undefined) {
+    // TIMESTAMP without time zone: local time, as postgres.js reads it.
+    d.setFullYear(year, Number(m[2]) - 1, Number(m[3]));
+    d.setHours(Number(m[4]), Number(m[5]), Number(m[6]), ms);
+    return d;
+  }
+  d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
+  d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]), ms);
+  const offset = (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) *
+    (m[8] === "-" ? -1 : 1);
+  return new Date(d.getTime() - offset * 1000);
+}
+
 function int8Parser(mode: ResolvedConfig["int8"]): (x: string) => unknown {
   if (mode === "string") return (x) => x;
   if (mode === "number") {
@@ -139,7 +164,13 @@ function prepareParams(
   let out: unknown[] | undefined;
   for (let i = 0; i < params.length; i++) {
     const p = params[i];
-    if (typeof p === "number") {
+    if (p === undefined) {
+      throw badParam(i, "the value is undefined (use null for NULL)");
+    } else if (typeof p === "boolean") {
+      // postgres.js types a boolean as bool, which a json/jsonb column refuses; untyped, the
+      // server names the type and the matching serializer is used.
+      (out ??= [...params])[i] = s.typed(p, 0);
+    } else if (typeof p === "number") {
       // String(-0) is "0": send the sign.
       if (Object.is(p, -0)) (out ??= [...params])[i] = "-0";
     } else if (typeof p === "string") {
@@ -374,6 +405,12 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       }
     },
     types: {
+      timestamp: {
+        to: 1184,
+        from: [1114, 1184],
+        parse: parseTimestamp,
+        serialize: (x: Date | string) => (x instanceof Date ? x : new Date(x)).toISOString(),
+      },
       int8: {
         to: 20,
         from: [20],

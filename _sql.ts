@@ -1346,9 +1346,11 @@ function copyEscape(text: string): string {
 function copyValue(value: unknown): string | null {
   switch (typeof value) {
     case "string":
-      return value.includes("\0") ? null : copyEscape(value);
+      // A lone surrogate would be stored as U+FFFD: the INSERT path refuses it instead.
+      return value.includes("\0") || !value.isWellFormed() ? null : copyEscape(value);
     case "number":
-      return Number.isFinite(value) ? String(value) : null;
+      // String(-0) is "0": keep the sign.
+      return Number.isFinite(value) ? (Object.is(value, -0) ? "-0" : String(value)) : null;
     case "bigint":
       return String(value);
     case "boolean":

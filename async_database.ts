@@ -410,7 +410,15 @@ export abstract class AsyncQueryable {
     const runner = runnerOf(this);
     if (!returning && options?.chunkSize === undefined) {
       const columns = batchColumns(records);
-      const data = encodeCopyText(records, columns);
+      // COPY reads a json/jsonb column's text as JSON: encode those values as JSON first, as
+      // the INSERT path does (a string "123" must stay a string, true must not become "t").
+      const json = new Set(await jsonColumns(runner, table));
+      const data = encodeCopyText(
+        json.size === 0 || !columns.some((c) => json.has(c))
+          ? records
+          : records.map((r) => jsonEncoded(r, json)),
+        columns,
+      );
       if (data !== null) {
         await runner.copyIn(buildCopyFrom(table, columns), data);
         return records.length;
@@ -576,6 +584,39 @@ async function primaryKey(runner: Runner, table: string): Promise<readonly strin
   const key = rows.map((r) => String(r.name));
   runner.primaryKeys.set(quoted, key);
   return key;
+}
+
+// The json/jsonb columns of a table, cached with the primary keys (under a "json:" key).
+async function jsonColumns(runner: Runner, table: string): Promise<readonly string[]> {
+  const key = `json:${quoteTableName(table)}`;
+  const cached = runner.primaryKeys.get(key);
+  if (cached) return cached;
+  const { rows } = await runner.query(
+    `SELECT attname AS "name" FROM pg_attribute
+      WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+        AND atttypid IN ('json'::regtype, 'jsonb'::regtype)`,
+    [quoteTableName(table)],
+  );
+  const names = rows.map((r) => String(r.name));
+  runner.primaryKeys.set(key, names);
+  return names;
+}
+
+function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
+  const out: Row = { ...record };
+  for (const column of json) {
+    const value = out[column];
+    if (value === null || value === undefined) continue;
+    try {
+      out[column] = JSON.stringify(value);
+    } catch (error) {
+      throw new ValidationError(
+        `Cannot write column "${column}" as JSON: ${(error as Error).message}`,
+        { field: column, cause: error },
+      );
+    }
+  }
+  return out;
 }
 
 // One statement runs as is; several run in one transaction, sent together so they pipeline.

@@ -131,7 +131,7 @@ export interface DatabaseOptions {
    */
   readonly applicationName?: string;
   /**
-   * Connections opened by `connect()`.
+   * Connections opened by `connect()`; without it, 2 (or `maxConnections` when that is 1).
    * @default {2}
    */
   readonly minConnections?: number;
@@ -471,15 +471,16 @@ export function resolveConfig(
   const sslmode = options.sslmode === undefined
     ? pick("sslmode") ?? DEFAULTS.sslmode
     : parseSslMode(options.sslmode, "sslmode");
-  const minConnections = checkCount(
-    options.minConnections ?? DEFAULTS.minConnections,
-    "minConnections",
-    0,
-  );
   const maxConnections = checkCount(
     options.maxConnections ?? DEFAULTS.maxConnections,
     "maxConnections",
     1,
+  );
+  // The default floor follows a smaller explicit ceiling (`maxConnections: 1` alone is valid).
+  const minConnections = checkCount(
+    options.minConnections ?? Math.min(DEFAULTS.minConnections, maxConnections),
+    "minConnections",
+    0,
   );
   if (minConnections > maxConnections) {
     throw invalid(

@@ -277,6 +277,19 @@ Deno.test("parseUrl() refuses what is not a postgresql:// URL without echoing it
   throwsValidation(() => parseUrl("postgresql://[::1/db"), "url");
 });
 
+Deno.test("resolveConfig() lowers the default minConnections to a smaller maxConnections", () => {
+  withEnv({}, () => {
+    const one = resolveConfig(undefined, { maxConnections: 1 });
+    assert.equal(one.minConnections, 1);
+    assert.equal(one.maxConnections, 1);
+    assert.equal(resolveConfig(undefined, { maxConnections: 3 }).minConnections, 2);
+    assert.equal(
+      resolveConfig(undefined, { minConnections: 0, maxConnections: 1 }).minConnections,
+      0,
+    );
+  });
+});
+
 Deno.test("resolveConfig() refuses bad sslmode, counts, timeouts and int8 with ValidationError", () => {
   withEnv({}, () => {
     throwsValidation(() => resolveConfig("postgresql://h/db?sslmode=sometimes"), "sslmode");

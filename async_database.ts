@@ -708,6 +708,8 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   readonly #config: ResolvedConfig;
   #driver: Driver | undefined;
   #connecting: Promise<Driver> | undefined;
+  /** The connect in progress, with its driver once made, so that close() can end it. */
+  #opening: { driver?: Driver } | undefined;
   #dialect: Dialect | undefined;
   #version = "";
   readonly #primaryKeys = new Map<string, readonly string[]>();
@@ -779,10 +781,19 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
 
   /** Closes the pool (idempotent); a later call reconnects lazily. */
   async close(): Promise<void> {
-    const driver = this.#driver ?? await this.#connecting?.catch(() => undefined);
+    const driver = this.#driver;
+    const connecting = this.#connecting;
+    const opening = this.#opening;
     this.#driver = undefined;
     this.#connecting = undefined;
-    if (driver) await driver.end();
+    this.#opening = undefined;
+    if (driver) {
+      await driver.end();
+    } else if (connecting) {
+      // A connect in progress is ended too (its server may never answer): its callers get a
+      // ConnectionError, and a driver it completes with is closed, not kept.
+      await Promise.all([opening?.driver?.end(0), connecting.catch(() => {})]);
+    }
   }
 
   /** Closes the pool: `await using db = new AsyncDatabase(…)`. */
@@ -902,24 +913,41 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   }
 
   #connect(): Promise<Driver> {
-    this.#connecting ??= this.#open().then(
-      (driver) => {
+    if (this.#connecting) return this.#connecting;
+    const attempt: { driver?: Driver } = {};
+    const connecting: Promise<Driver> = this.#open(attempt).then(
+      async (driver) => {
+        if (this.#connecting !== connecting) {
+          // close() ran while this connect was in progress.
+          await driver.end(0).catch(() => {});
+          throw new ConnectionError(
+            `Cannot connect to "${hostList(this.#config)}": the database was closed meanwhile`,
+            { code: "CONNECTION_CLOSED" },
+          );
+        }
+        this.#opening = undefined;
         this.#driver = driver;
         return driver;
       },
       (error) => {
-        this.#connecting = undefined;
+        if (this.#connecting === connecting) {
+          this.#connecting = undefined;
+          this.#opening = undefined;
+        }
         throw error;
       },
     );
-    return this.#connecting;
+    this.#connecting = connecting;
+    this.#opening = attempt;
+    return connecting;
   }
 
-  async #open(): Promise<Driver> {
+  async #open(attempt: { driver?: Driver }): Promise<Driver> {
     const config = this.#config;
-    const target = config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
+    const target = hostList(config);
     const tls = await loadTls(config);
     const driver = createDriver(config, tls);
+    attempt.driver = driver;
     try {
       const { rows } = await driver.query("SELECT version() AS version", [], { simple: true });
       this.#version = String(rows[0]?.version ?? "");
@@ -944,6 +972,10 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       });
     }
   }
+}
+
+function hostList(config: ResolvedConfig): string {
+  return config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
 }
 
 function reason(error: Error): string {

@@ -532,3 +532,185 @@ Deno.test("Database: its worker crashing in the middle of transfers loses nothin
     await dropBank(admin, bank);
   }
 });
+
+/**
+ * A TCP proxy to the test server that acts on the first statement of each connection whose text
+ * contains `marker`: "close" ends the client's side of that connection (a clean close, as a
+ * server shutting down does) the first time; "stall" stops forwarding that connection's client
+ * bytes, so the statement never reaches the server.
+ */
+function startProxy(marker: string, mode: "close" | "stall") {
+  const target = new URL(testUrl());
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const needle = new TextEncoder().encode(marker);
+  const conns = new Set<Deno.Conn>();
+  let struck = 0;
+  let armed = mode === "stall";
+  const contains = (chunk: Uint8Array): boolean => {
+    outer: for (let i = 0; i + needle.length <= chunk.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (chunk[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  };
+  const pipe = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    inspect: (chunk: Uint8Array) => "forward" | "close" | "stall",
+  ) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        const chunk = buffer.subarray(0, n);
+        const action = inspect(chunk);
+        if (action === "stall") return;
+        if (action === "close") {
+          await from.closeWrite();
+          return;
+        }
+        await to.write(chunk);
+      }
+      await to.closeWrite();
+    } catch {
+      // A side went away; the other is closed below.
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 5432),
+      });
+      conns.add(client).add(server);
+      let stalled = false;
+      void pipe(client, server, (chunk) => {
+        if (stalled) return "stall";
+        if (!armed || !contains(chunk)) return "forward";
+        if (mode === "stall") {
+          struck++;
+          stalled = true;
+          return "stall";
+        }
+        if (struck > 0) return "forward";
+        struck++;
+        return "close";
+      }).then(() => {
+        if (!stalled) {
+          for (const c of [client, server]) {
+            try {
+              c.close();
+            } catch { /* already closed */ }
+            conns.delete(c);
+          }
+        }
+      });
+      void pipe(server, client, () => stalled ? "stall" : "forward");
+    }
+  })();
+  const url = new URL(testUrl());
+  url.hostname = "127.0.0.1";
+  url.port = String((listener.addr as Deno.NetAddr).port);
+  return {
+    url: url.toString(),
+    get struck() {
+      return struck;
+    },
+    /** "close" acts only once armed. */
+    arm(): void {
+      armed = true;
+    },
+    async close(): Promise<void> {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      await accepting.catch(() => {});
+    },
+  };
+}
+
+Deno.test("a connection lost while it fetches the server's types (right after connecting) is no uncaught error", async (t) => {
+  // postgres.js runs a query of pg_type on each new connection; its failure was an unhandled
+  // promise rejection, which ends a Deno process.
+  await t.step(
+    "closed by the server during the type query: the transaction still runs",
+    async () => {
+      const proxy = startProxy("typarray", "close");
+      const application = uniqueName("types");
+      try {
+        await using admin = new AsyncDatabase(testUrl(), { maxConnections: 1 });
+        await using db = new AsyncDatabase(proxy.url, {
+          maxConnections: 1,
+          connectTimeout: 5,
+          applicationName: application,
+        });
+        await db.connect();
+        // The pool's connection goes; the transaction's reserve opens a new one, whose type
+        // query the proxy cuts short.
+        proxy.arm();
+        await admin.execute(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+          [application],
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const value = await within(
+          db.transaction(async (tx) => (await tx.queryOne<{ n: number }>("SELECT 7 AS n"))!.n),
+          30_000,
+          "a transaction whose first connection closed during the type query",
+        );
+        assert.equal(value, 7);
+        assert.equal(proxy.struck, 1);
+        // Let anything that would float settle before the test's sanitizers look.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
+  await t.step(
+    "cancelled by a 1 ms statementTimeout: each statement answers or fails typed",
+    async () => {
+      // porsager/postgres#1205: the type query cancelled (57014) ended the process.
+      const outcomes: Record<string, number> = {};
+      for (let i = 0; i < 20; i++) {
+        await using db = new AsyncDatabase(testUrl(), { maxConnections: 1, statementTimeout: 1 });
+        const outcome = await db.execute("SELECT 1 AS one").then(
+          () => "answered",
+          (error) => error instanceof DatabaseError ? `${error.name} ${error.code}` : error,
+        );
+        assert.equal(typeof outcome, "string", Deno.inspect(outcome));
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(
+        Object.keys(outcomes).every((k) => /^(answered|\w+ 57014)$/.test(k)),
+        Deno.inspect(outcomes),
+      );
+    },
+  );
+  await t.step("closed by close() while the type query waits: close() settles", async () => {
+    const proxy = startProxy("typarray", "stall");
+    try {
+      const db = new AsyncDatabase(proxy.url, { maxConnections: 1, connectTimeout: 5 });
+      const pending = db.execute("SELECT 1").then(() => "answered", (error) => error);
+      for (let i = 0; i < 500 && proxy.struck === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(proxy.struck, 1, "the type query was never sent");
+      await within(db.close(), 30_000, "close() while the type query waits");
+      const outcome = await within(
+        pending,
+        30_000,
+        "a statement waiting on the stalled connection",
+      );
+      assert.ok(outcome instanceof ConnectionError, Deno.inspect(outcome));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      await proxy.close();
+    }
+  });
+});

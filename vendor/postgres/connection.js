@@ -574,7 +574,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       if (needsTypes) {
         initial.reserve && (initial = null)
-        return fetchArrayTypes()
+        // Patched: the type query's failure (the connection closed or destroyed meanwhile) was
+        // an unhandled rejection; the connection's own error handling covers it.
+        return fetchArrayTypes().catch(() => {})
       }
 
       initial && !initial.reserve && execute(initial)

@@ -121,3 +121,50 @@ Deno.test("both APIs at once on the same accounts keep the bank exact", async ()
     assertExact(result, audit, asyncTransfers.length + syncTransfers.length);
   });
 });
+
+Deno.test("the audit catches a lost transfer, one applied twice, one applied though it failed, and a wrong balance", async () => {
+  // The bank tests above and the soak are only as strong as this audit: tamper with a bank
+  // after an exact run and check that each kind of damage is reported.
+  await withBank(4, 1000, async (db, bank) => {
+    const transfers = planTransfers(bank, 40, prng(7));
+    const result = await runTransfers(db, bank, transfers, { workers: 4 });
+    assertExact(result, await auditBank(db, bank, result.transfers), transfers.length);
+    const committed = result.transfers.filter((t) => t.outcome === "committed");
+    assert.ok(committed.length >= 3, "the run committed enough transfers to tamper with");
+    const [lost, twice, phantom] = committed;
+
+    // Lost: its ledger row and its effect vanish together, so only the ledger can tell.
+    await db.delete(bank.ledger, { transfer_id: lost.id });
+    await db.execute(`UPDATE "${bank.accounts}" SET balance = balance + $1 WHERE id = $2`, [
+      lost.amount,
+      lost.from,
+    ]);
+    await db.execute(`UPDATE "${bank.accounts}" SET balance = balance - $1 WHERE id = $2`, [
+      lost.amount,
+      lost.to,
+    ]);
+    // Applied twice.
+    await db.insert(bank.ledger, {
+      transfer_id: twice.id,
+      from_id: twice.from,
+      to_id: twice.to,
+      amount: twice.amount,
+    });
+    // Reported as failed, yet in the ledger.
+    const lied = result.transfers.map((t) =>
+      t === phantom ? { ...t, outcome: "failed" as const } : t
+    );
+    let audit = await auditBank(db, bank, lied);
+    assert.deepEqual(audit.lost, [lost.id]);
+    assert.deepEqual(audit.duplicates, [twice.id]);
+    assert.deepEqual(audit.phantom, [phantom.id]);
+    assert.ok(audit.unbalanced.includes(twice.from) || audit.unbalanced.includes(twice.to));
+    assert.equal(audit.total, audit.expectedTotal, "moves between accounts keep the total");
+
+    // Money from nowhere changes the total.
+    await db.execute(`UPDATE "${bank.accounts}" SET balance = balance + 1 WHERE id = 1`);
+    audit = await auditBank(db, bank, lied);
+    assert.equal(audit.total, audit.expectedTotal + 1n);
+    assert.ok(audit.unbalanced.includes(1));
+  });
+});

@@ -2,7 +2,7 @@
 // sessions that run text with bind parameters and answer rows, a command tag and a count,
 // and errors already turned into this package's classes.
 import type postgresTypes from "postgres";
-// postgres.js 3.4.9 with two fixes (see vendor/postgres/README.md); its types from the package.
+// postgres.js 3.4.9 with fixes (see vendor/postgres/README.md); its types from the package.
 import postgresJs from "./vendor/postgres/index.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
@@ -10,6 +10,7 @@ import { Buffer } from "node:buffer";
 import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
 import { isConnectionLoss, isServerError, toDatabaseError } from "./_errors.ts";
+import { parseJson } from "./_json.ts";
 import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
 
 /** A row as returned by the driver: column name → value. */
@@ -410,6 +411,13 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         from: [1114, 1184],
         parse: parseTimestamp,
         serialize: (x: Date | string) => (x instanceof Date ? x : new Date(x)).toISOString(),
+      },
+      // postgres.js reads json with JSON.parse, which V8 gets wrong for some escaped keys.
+      json: {
+        to: 114,
+        from: [114, 3802],
+        parse: parseJson,
+        serialize: (x: unknown) => JSON.stringify(x),
       },
       int8: {
         to: 20,

@@ -952,3 +952,41 @@ Deno.test("Database.transaction() runs the callback again on a fresh connection 
     await setup.dropTable(table);
   }
 });
+
+Deno.test("JSON keys and column names that need escapes read back exactly, after a key ending in a backslash", async (t) => {
+  // V8's JSON.parse (Deno 2.x) can read an escaped key ("\n", "\"") as a backslash key parsed
+  // before it; json/jsonb values and the sync bridge's messages must not go through that.
+  await bothWays(t, async (q) => {
+    const docs = uniqueName("json_keys");
+    await q.createTable(docs, { id: "INT8 PRIMARY KEY", j: "JSON", jb: "JSONB" });
+    const values = [
+      { p: 1, "a\\": { "\\": 1 } },
+      { p: 1, "a\n": { "\n": 2 } },
+      { p: 1, 'a"': { '"': 3 } },
+      { p: 1, "a\\": [{ q: 1, "\\": 4 }, { q: 1, "\t": 5 }] },
+    ];
+    await q.batchInsert(docs, values.map((v, i) => ({ id: i + 1, j: v, jb: v })));
+    const rows = await q.select<{ j: unknown; jb: unknown }>(docs, { orderBy: "id" });
+    assert.deepEqual(rows.map((r) => r.j), values);
+    assert.deepEqual(rows.map((r) => r.jb), values);
+    for (const [i, v] of values.entries()) {
+      const again = await q.execute<{ j: unknown }>(`SELECT j FROM "${docs}" WHERE id = $1`, [
+        i + 1,
+      ]);
+      assert.deepEqual(again[0].j, v);
+    }
+
+    // Column names: the second table's "a<newline>" must not read as the first's "a\".
+    const first = uniqueName("keys_a");
+    const second = uniqueName("keys_b");
+    await q.createTable(first, { p: "INT4", "a\\": "INT4" });
+    await q.createTable(second, { p: "INT4", "a\n": "INT4", 'a"': "INT4" });
+    await q.insert(first, { p: 1, "a\\": 2 });
+    await q.insert(second, { p: 1, "a\n": 3, 'a"': 4 });
+    assert.deepEqual(await q.select(first), [{ p: 1, "a\\": 2 }]);
+    assert.deepEqual(await q.select(second), [{ p: 1, "a\n": 3, 'a"': 4 }]);
+    assert.deepEqual(await q.execute(`SELECT 1 AS p, 2 AS "a\\"`), [{ p: 1, "a\\": 2 }]);
+    assert.deepEqual(await q.execute(`SELECT 1 AS p, 3 AS "a\n"`), [{ p: 1, "a\n": 3 }]);
+    for (const table of [docs, first, second]) await q.dropTable(table);
+  });
+});

@@ -161,6 +161,19 @@ function isValidText(text: string): boolean {
 }
 
 /** Every string inside a JSON value (keys included). */
+/**
+ * `JSON.parse(JSON.stringify(value))` built without JSON.parse, which V8 (Deno 2.x) gets wrong
+ * for some escaped keys (see _json.ts).
+ */
+function jsonCopy(value: unknown): unknown {
+  if (typeof value === "number") return Number.isFinite(value) ? value + 0 : null;
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => v === undefined ? null : jsonCopy(v));
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, jsonCopy(v)]),
+  );
+}
+
 function jsonStrings(value: unknown, out: string[] = []): string[] {
   if (typeof value === "string") out.push(value);
   else if (Array.isArray(value)) { for (const item of value) jsonStrings(item, out); }
@@ -595,14 +608,13 @@ function generate(column: ValueColumn, random: Random, canary: Canary): Generate
         ? { big: 1n }
         : randomJson(random, canary, 5);
       if (value === null) return { value, expect: "roundtrip" };
-      let text: string;
       try {
-        text = JSON.stringify(value);
+        JSON.stringify(value);
       } catch {
         return { value, expect: "reject" }; // a bigint inside
       }
       const valid = jsonStrings(value).every(isValidText);
-      return { value, expect: valid ? "roundtrip" : "reject", back: JSON.parse(text) };
+      return { value, expect: valid ? "roundtrip" : "reject", back: jsonCopy(value) };
     }
     case "b": {
       const length = random() < 0.02 ? 200_000 : int(random, 300);

@@ -272,6 +272,35 @@ function isPlainKey(key: string): boolean {
   return true;
 }
 
+/**
+ * What in `value` would not arrive as it is, or `undefined`: `node:v8` copies a class instance
+ * as a plain object (its prototype and toJSON() lost) and a Map or a typed array other than
+ * Uint8Array as itself, none of which the async API takes either. Plain objects, arrays,
+ * Dates, Uint8Arrays and primitives cross.
+ */
+export function findUncrossable(value: unknown): string | undefined {
+  const stack: unknown[] = [value];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === "function" || typeof item === "symbol") return `a ${typeof item}`;
+    if (typeof item !== "object" || item === null || seen.has(item)) continue;
+    seen.add(item);
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) stack.push(item[i]);
+      continue;
+    }
+    if (item instanceof Date || item instanceof Uint8Array) continue;
+    const prototype = Object.getPrototypeOf(item);
+    if (prototype !== Object.prototype && prototype !== null) {
+      const name = (prototype as { constructor?: { name?: string } }).constructor?.name;
+      return name ? `a ${name}` : "an object with a prototype";
+    }
+    for (const key in item) stack.push((item as Record<string, unknown>)[key]);
+  }
+  return undefined;
+}
+
 /** Encodes a value as JSON when that is exact, else with `node:v8` (which may throw). */
 export function encodeMessage(value: unknown): EncodedMessage {
   if (isJsonExact(value, 0)) {

@@ -11,6 +11,7 @@ import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
 import { isConnectionLoss, isServerError, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
+import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
 import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
 
 /** A row as returned by the driver: column name → value. */
@@ -259,11 +260,16 @@ interface DriverTypeOptions {
     number,
     ((x: string) => unknown) & { array?: boolean; nullAware?: boolean }
   >;
+  readonly serializers: Record<number, Serializer & { strict?: boolean }>;
   readonly shared: { readonly typeArrayMap: Record<number, number> };
 }
 
 function patchArrayParsers(options: DriverTypeOptions): void {
   for (const [oid, typarray] of Object.entries(options.shared.typeArrayMap)) {
+    const serialize = options.serializers[typarray];
+    if (serialize !== undefined && !serialize.strict) {
+      options.serializers[typarray] = Object.assign(strictArray(serialize), { strict: true });
+    }
     const current = options.parsers[typarray];
     if (current?.nullAware) continue;
     const element = options.parsers[Number(oid)];
@@ -410,29 +416,28 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         to: 1184,
         from: [1114, 1184],
         parse: parseTimestamp,
-        serialize: (x: Date | string) => (x instanceof Date ? x : new Date(x)).toISOString(),
       },
       // postgres.js reads json with JSON.parse, which V8 gets wrong for some escaped keys.
-      json: {
-        to: 114,
-        from: [114, 3802],
-        parse: parseJson,
-        serialize: (x: unknown) => JSON.stringify(x),
-      },
+      // (Serializers are set below, for every type.)
+      json: { to: 114, from: [114, 3802], parse: parseJson },
       int8: {
         to: 20,
         from: [20],
         parse: int8Parser(config.int8),
-        serialize: (x: unknown) => String(x),
       },
       bytea: {
         to: 17,
         from: [17],
         parse: hexToBytes,
-        serialize: (x: Uint8Array) => "\\x" + Buffer.from(x).toString("hex"),
       },
     } as unknown as Record<string, postgresTypes.PostgresType>,
   } as postgresTypes.Options<Record<string, postgresTypes.PostgresType>>);
+  // Before anything connects: the array serializers made when a connection reads the server's
+  // types take these as their element serializers.
+  Object.assign(
+    (sql.options as unknown as { serializers: object }).serializers,
+    strictSerializers(),
+  );
 
   let arraysPatched = false;
   // Lost reserved connections whose close postgres.js has not processed yet (see reserve()).

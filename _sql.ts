@@ -16,6 +16,7 @@
  */
 
 import { ValidationError } from "./crud/exceptions.ts";
+import { timestampText } from "./_serialize.ts";
 
 /** A row or a record: column names to values. */
 export type Row = Record<string, unknown>;
@@ -1354,27 +1355,22 @@ function copyValue(value: unknown): string | null {
     case "bigint":
       return String(value);
     case "boolean":
-      return value ? "t" : "f";
+      // As the INSERT path writes it: a TEXT column gets "true", as a bool column reads it.
+      return value ? "true" : "false";
     case "undefined":
       return "\\N";
     case "object": {
       if (value === null) return "\\N";
       if (value instanceof Date) {
-        return Number.isNaN(value.getTime()) ? null : value.toISOString();
+        return Number.isNaN(value.getTime()) ? null : timestampText(value);
       }
       if (value instanceof Uint8Array) {
         let hex = "\\\\x";
         for (let i = 0; i < value.length; i++) hex += HEX[value[i]];
         return hex;
       }
-      if (!isPlainObject(value)) return null;
-      let json: string | undefined;
-      try {
-        json = JSON.stringify(value);
-      } catch {
-        return null; // bigint inside, or a cycle: let INSERT report it
-      }
-      return json === undefined || json.includes("\0") ? null : copyEscape(json);
+      // JSON columns arrive here already as text; any other object is for INSERT to refuse.
+      return null;
     }
     default:
       return null;

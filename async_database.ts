@@ -64,6 +64,7 @@ import {
   type Where,
   type WhereOperators,
 } from "./_sql.ts";
+import { jsonText } from "./_serialize.ts";
 import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
 
 export type {
@@ -608,7 +609,7 @@ function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
     const value = out[column];
     if (value === null || value === undefined) continue;
     try {
-      out[column] = JSON.stringify(value);
+      out[column] = jsonText(value);
     } catch (error) {
       throw new ValidationError(
         `Cannot write column "${column}" as JSON: ${(error as Error).message}`,

@@ -57,6 +57,7 @@ import {
   type EncodedMessage,
   encodeMessage,
   type ErrorRecord,
+  findUncrossable,
   FORMAT,
   headerOf,
   HEARTBEAT_MS,
@@ -399,6 +400,13 @@ function invoke(q: Queryable, method: string, args: readonly unknown[]): unknown
   let length = args.length;
   while (length > 0 && args[length - 1] === undefined) length--;
   const trimmed = length === args.length ? args : args.slice(0, length);
+  const uncrossable = findUncrossable(trimmed);
+  if (uncrossable !== undefined) {
+    throw new ValidationError(
+      `Cannot send ${uncrossable} to the database worker: pass plain objects, arrays, Dates, Uint8Arrays and primitives`,
+      { field: "args" },
+    );
+  }
   return bridge.call(
     channel.ref === undefined
       ? { op: "call", method, args: trimmed }

@@ -57,7 +57,8 @@ function literal(text: string): string {
 
 /**
  * Starts a server-side killer on `admin`: a DO block that waits (up to `seconds`) for an active
- * statement of `application` whose text matches the LIKE `pattern`, and terminates its backend.
+ * statement of `application` whose text matches the LIKE `pattern` (and, given `waitEvent`,
+ * that waits on it), and terminates its backend.
  * It runs on the server, so it works while the calling thread is blocked in the sync API.
  * Resolves once the killer runs, to an object whose `struck` settles when it has struck (a
  * promise returned directly would be awaited along).
@@ -66,6 +67,7 @@ async function armKiller(
   admin: AsyncDatabase,
   application: string,
   pattern: string,
+  waitEvent?: string,
   seconds = 20,
 ): Promise<{ readonly struck: Promise<unknown> }> {
   const marker = uniqueName("killer");
@@ -76,7 +78,9 @@ async function armKiller(
         PERFORM pg_stat_clear_snapshot();
         SELECT pid INTO target FROM pg_stat_activity
          WHERE application_name = ${literal(application)} AND state = 'active'
-           AND query LIKE ${literal(pattern)} LIMIT 1;
+           AND query LIKE ${literal(pattern)}${
+    waitEvent === undefined ? "" : ` AND wait_event = ${literal(waitEvent)}`
+  } LIMIT 1;
         IF target IS NOT NULL THEN
           PERFORM pg_terminate_backend(target);
           RETURN;
@@ -197,7 +201,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
         maxConnections: 3,
       });
       let runs = 0;
-      const killer = await armKiller(admin, application, "COMMIT");
+      const killer = await armKiller(admin, application, "COMMIT", "PgSleep");
       const error = await within(
         caught(() =>
           db.transaction(async (tx) => {
@@ -229,7 +233,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
         maxConnections: 3,
       });
       let runs = 0;
-      const killer = await armKiller(admin, application, "COMMIT");
+      const killer = await armKiller(admin, application, "COMMIT", "PgSleep");
       await within(
         db.transaction(async (tx) => {
           runs++;
@@ -253,7 +257,7 @@ Deno.test("transaction() throws AmbiguousCommitError when its backend is termina
       const application = uniqueName("app");
       using db = new Database(testUrl(), { applicationName: application, maxConnections: 3 });
       let runs = 0;
-      const killer = await armKiller(admin, application, "COMMIT");
+      const killer = await armKiller(admin, application, "COMMIT", "PgSleep");
       const error = await caught(() =>
         db.transaction((tx) => {
           runs++;

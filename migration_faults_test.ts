@@ -80,11 +80,15 @@ function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-/** Terminates, from the server, the first active statement of `application` matching `pattern`. */
+/**
+ * Terminates, from the server, the first active statement of `application` matching `pattern`
+ * (and waiting on `waitEvent`, when given).
+ */
 async function armKiller(
   admin: AsyncDatabase,
   application: string,
   pattern: string,
+  waitEvent?: string,
 ): Promise<{ readonly struck: Promise<unknown> }> {
   const marker = uniqueName("killer");
   const struck = admin.execute(`DO $killer$ /* ${marker} */
@@ -94,7 +98,9 @@ async function armKiller(
         PERFORM pg_stat_clear_snapshot();
         SELECT pid INTO target FROM pg_stat_activity
          WHERE application_name = ${literal(application)} AND state = 'active'
-           AND query LIKE ${literal(pattern)} LIMIT 1;
+           AND query LIKE ${literal(pattern)}${
+    waitEvent === undefined ? "" : ` AND wait_event = ${literal(waitEvent)}`
+  } LIMIT 1;
         IF target IS NOT NULL THEN
           PERFORM pg_terminate_backend(target);
           RETURN;
@@ -159,7 +165,8 @@ Deno.test("a migration whose COMMIT is cut off is applied and recorded together 
         applicationName: application,
         minConnections: 1,
       });
-      const killer = await armKiller(f.db, application, "COMMIT");
+      // Once the COMMIT sleeps in the trigger: V2's, not V1's, and after nextval().
+      const killer = await armKiller(f.db, application, "COMMIT", "PgSleep");
       const error = await new AsyncMigration(db, options).migrate().then(
         () => assert.fail("the cut-off COMMIT must fail the run"),
         (e: unknown) => e,

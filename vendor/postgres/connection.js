@@ -971,9 +971,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         return b.i32(0xFFFFFFFF)
 
       type = types[i]
+      // Patched: a type without a serializer uses `serializers.unknown` when there is one
+      // (3.4.9 wrote '' + x, so an object became "[object Object]").
       parameters[i] = x = type in options.serializers
         ? options.serializers[type](x)
-        : '' + x
+        : options.serializers.unknown ? options.serializers.unknown(x) : '' + x
 
       prev = b.i
       b.inc(4).str(x).i32(b.i - prev - 4, prev)

@@ -27,6 +27,7 @@ import {
   planTransfers,
   prng,
   runTransfers,
+  runTransfersInThreads,
 } from "./soak/_bank.ts";
 
 /** Fails instead of hanging: `promise` must settle within `ms`. */
@@ -379,10 +380,84 @@ Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank 
   assert.deepEqual(audit.lost, []);
   assert.deepEqual(audit.phantom, []);
   assert.deepEqual(audit.unbalanced, []);
+  // The restart hit work in flight: connection-loss retries, or transfers that failed with
+  // ConnectionError or an ambiguous commit.
+  const hit = Object.entries(result.retries)
+    .filter(([code]) => code !== "40001" && code !== "40P01")
+    .reduce((n, [, count]) => n + count, 0) + outcomes.failed + outcomes.ambiguous;
+  assert.ok(hit > 0, `the restart touched nothing in flight: ${Deno.inspect(result.retries)}`);
   // The pool came back: most of the work after the restart committed.
   assert.equal(result.transfers.length, transfers.length);
   assert.ok(outcomes.committed + outcomes.declined > 1400, Deno.inspect(outcomes));
   await dropBank(db, bank);
+});
+
+Deno.test("Database (sync) recovers from a server restart in the middle of transfers from 2 threads, losing nothing", async () => {
+  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using admin = new AsyncDatabase(server.url, { maxConnections: 2, connectTimeout: 10 });
+  const seed = Date.now() % 2 ** 31;
+  const bank = await createBank(admin, uniqueName("sync_restart"), 12, 1000);
+  const transfers = planTransfers(bank, 600, prng(seed));
+  const progress = new Int32Array(new SharedArrayBuffer(4));
+  const running = runTransfersInThreads(server.url, bank, transfers, 2, 60_000, progress);
+  for (let waited = 0; Atomics.load(progress, 0) < 150 && waited < 60_000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const settledAtRestart = Atomics.load(progress, 0);
+  await server.restart();
+  const result = await within(running, 90_000, "the sync workload");
+  const outcomes = countOutcomes(result.transfers);
+  const audit = await auditBank(admin, bank, result.transfers);
+  console.log(
+    `sync restart (seed ${seed}) after ${settledAtRestart}: ${Deno.inspect(outcomes)}, errors ${
+      Deno.inspect(countErrors(result.transfers))
+    }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
+  );
+  assert.ok(settledAtRestart >= 150 && settledAtRestart < 600, `restarted at ${settledAtRestart}`);
+  assert.deepEqual(result.untyped, []);
+  for (const t of result.transfers) {
+    if (t.outcome === "failed") {
+      assert.match(t.error ?? "", /^(ConnectionError|TransactionRetryError) /, t.error);
+    }
+  }
+  const hit = Object.entries(result.retries)
+    .filter(([code]) => code !== "40001" && code !== "40P01")
+    .reduce((n, [, count]) => n + count, 0) + outcomes.failed + outcomes.ambiguous;
+  assert.ok(hit > 0, `the restart touched nothing in flight: ${Deno.inspect(result.retries)}`);
+  assert.equal(audit.total, audit.expectedTotal);
+  assert.deepEqual(audit.duplicates, []);
+  assert.deepEqual(audit.lost, []);
+  assert.deepEqual(audit.phantom, []);
+  assert.deepEqual(audit.unbalanced, []);
+  assert.equal(result.transfers.length, transfers.length);
+  assert.ok(outcomes.committed + outcomes.declined > 550, Deno.inspect(outcomes));
+});
+
+Deno.test("Database (sync) fails with ConnectionError while the server is down and works again once it is back", async () => {
+  await using server = await startTestDatabase({ ignoreEnv: true });
+  using db = new Database(server.url, { maxConnections: 2, connectTimeout: 5 });
+  db.execute("CREATE TABLE t (id INT PRIMARY KEY)");
+  await server.stopServer();
+  for (
+    const action of [
+      () => db.execute("SELECT 1"),
+      () => db.insert("t", { id: 1 }),
+      () => db.transaction((tx) => tx.insert("t", { id: 2 })),
+      () => {
+        for (const _ of db.stream("SELECT * FROM t")) {
+          // Nothing arrives.
+        }
+      },
+    ]
+  ) {
+    const error = await caught(action);
+    assert.ok(error instanceof ConnectionError, Deno.inspect(error));
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+  }
+  await server.startServer();
+  db.insert("t", { id: 3 });
+  db.transaction((tx) => tx.insert("t", { id: 4 }));
+  assert.deepEqual(db.select("t", { orderBy: "id" }), [{ id: 3 }, { id: 4 }]);
 });
 
 Deno.test("AsyncDatabase fails with ConnectionError while the server is down and works again once it is back", async () => {
@@ -504,11 +579,7 @@ Deno.test("Database: its worker crashing in the middle of transfers loses nothin
         }
         // And between transactions, now and then.
         if (i % 25 === 24) {
-          try {
-            crash("exit");
-          } catch (error) {
-            assert.ok(error instanceof ConnectionError, Deno.inspect(error));
-          }
+          assert.throws(() => crash("exit"), ConnectionError);
         }
       });
       // The same Database, and a new one, work afterwards.

@@ -53,6 +53,10 @@ function assertExact(result: WorkloadResult, audit: Audit, planned: number): voi
   assert.deepEqual(audit.phantom, [], "no declined or failed transfer is in the ledger");
   assert.deepEqual(audit.unbalanced, [], "every balance matches the ledger");
   assert.equal(audit.ledgerRows, outcomes.committed);
+  // Every retry reported through onRetry ran the callback once more, and nothing else did.
+  const retried = Object.values(result.retries).reduce((a, b) => a + b, 0);
+  const reruns = result.transfers.reduce((n, t) => n + t.runs - 1, 0);
+  assert.equal(retried, reruns, "retries reported = extra runs of the callbacks");
 }
 
 async function withBank(

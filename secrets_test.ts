@@ -7,7 +7,9 @@ import { AsyncDatabase } from "./async_database.ts";
 import { Database } from "./database.ts";
 import { AsyncMigration } from "./async_migration.ts";
 import { AsyncTable } from "./crud/async_table.ts";
-import { ConnectionError, DatabaseError } from "./crud/exceptions.ts";
+import { Table } from "./crud/table.ts";
+import { Migration } from "./migration.ts";
+import { ConnectionError, DatabaseError, TransactionRetryError } from "./crud/exceptions.ts";
 import { startTestDatabase, type TestDatabase } from "./testing.ts";
 
 const USER = "secret_keeper";
@@ -201,6 +203,52 @@ Deno.test("the password never shows in errors, String(), Deno.inspect() or logge
       });
       assertNothingShows(byOptions, "db from options");
       assert.deepEqual(await byOptions.execute("SELECT 1 AS one"), [{ one: 1 }]);
+    });
+
+    await t.step(
+      "errors of faults do not show it: lost connection, retries spent, timeout",
+      async () => {
+        await using root = new AsyncDatabase(server.url, { minConnections: 1 });
+        await using db = new AsyncDatabase(url, { minConnections: 1, statementTimeout: 2000 });
+        const sleeping = rejection(() => db.execute("SELECT pg_sleep(10) /* secret_sleeper */"));
+        for (let i = 0; i < 400; i++) {
+          const [{ n }] = await root.execute<{ n: bigint }>(
+            `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+            WHERE usename = $1 AND state = 'active' AND query LIKE '%secret_sleeper%'
+              AND pid <> pg_backend_pid()`,
+            [USER],
+          );
+          if (n > 0n) break;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        const lost = await sleeping;
+        assert.ok(lost instanceof ConnectionError, Deno.inspect(lost));
+        assertNothingShows(lost, "a terminated connection");
+        const spent = await rejection(() =>
+          db.transaction(async (tx) => {
+            await tx.execute(
+              `DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`,
+            );
+          }, { maxRetries: 0 })
+        );
+        assert.ok(spent instanceof TransactionRetryError, Deno.inspect(spent));
+        assertNothingShows(spent, "a TransactionRetryError");
+        const timeout = await rejection(() => db.execute("SELECT pg_sleep(5)"));
+        assert.equal((timeout as DatabaseError).code, "57014");
+        assertNothingShows(timeout, "a statement timeout");
+      },
+    );
+
+    await t.step("the sync Table and Migration do not show it", () => {
+      using db = new Database(url, { minConnections: 1 });
+      db.createTable("secret_sync_rows", { id: "INT PRIMARY KEY", note: "TEXT" });
+      const table = new Table("secret_sync_rows", { db });
+      assertNothingShows(table, "a Table");
+      assertNothingShows(table.create({ id: 1, note: "x" }), "a Table row");
+      const migration = new Migration(db, { migrationsDir: `${hbaDir}/none` });
+      assertNothingShows(migration, "a Migration");
+      assertNothingShows(migration.status(), "a sync migration status");
+      db.dropTable("secret_sync_rows");
     });
 
     await t.step("the sync Database does not show it, connected or refused", () => {

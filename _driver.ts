@@ -256,30 +256,27 @@ function parseArray(
 }
 
 interface DriverTypeOptions {
-  readonly parsers: Record<
-    number,
-    ((x: string) => unknown) & { array?: boolean; nullAware?: boolean }
-  >;
-  readonly serializers: Record<number, Serializer & { strict?: boolean }>;
-  readonly shared: { readonly typeArrayMap: Record<number, number> };
+  readonly serializers: Record<number, Serializer>;
+  readonly shared: {
+    readonly typeArrayMap: Record<number, number>;
+    // Hooks of the vendored driver, called for each array type a connection finds.
+    arrayParser?: (element: ((x: string) => unknown) | undefined, typarray: number) => unknown;
+    arraySerializer?: (serialize: Serializer) => Serializer;
+  };
 }
 
-function patchArrayParsers(options: DriverTypeOptions): void {
-  for (const [oid, typarray] of Object.entries(options.shared.typeArrayMap)) {
-    const serialize = options.serializers[typarray];
-    if (serialize !== undefined && !serialize.strict) {
-      options.serializers[typarray] = Object.assign(strictArray(serialize), { strict: true });
-    }
-    const current = options.parsers[typarray];
-    if (current?.nullAware) continue;
-    const element = options.parsers[Number(oid)];
+/**
+ * Strict serializers for every type, and array types made NULL-aware and strict as each
+ * connection finds them (types created later are found by the connections opened later).
+ */
+function installTypes(options: DriverTypeOptions): void {
+  Object.assign(options.serializers, strictSerializers());
+  options.shared.arrayParser = (element, typarray) => {
     const delimiter = typarray === 1020 ? ";" : ",";
     // Not marked `array`: postgres.js then hands over the whole text, leading "{" included.
-    const parser = Object.assign((x: string) => parseArray(x, element, delimiter), {
-      nullAware: true,
-    });
-    options.parsers[typarray] = parser;
-  }
+    return (x: string) => parseArray(x, element, delimiter);
+  };
+  options.shared.arraySerializer = strictArray;
 }
 
 /** Builds the node:tls options for the configured `sslmode`, reading the certificate files. */
@@ -434,19 +431,13 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   } as postgresTypes.Options<Record<string, postgresTypes.PostgresType>>);
   // Before anything connects: the array serializers made when a connection reads the server's
   // types take these as their element serializers.
-  Object.assign(
-    (sql.options as unknown as { serializers: object }).serializers,
-    strictSerializers(),
-  );
+  installTypes(sql.options as unknown as DriverTypeOptions);
 
-  let arraysPatched = false;
   // Lost reserved connections whose close postgres.js has not processed yet (see reserve()).
   const closing = new Set<Promise<void>>();
   // Statements and reserved connections of ours not yet settled (see end()).
   let inFlight = 0;
   let reservedCount = 0;
-  const arrayTypesKnown = (): boolean =>
-    Object.keys((sql.options as unknown as DriverTypeOptions).shared.typeArrayMap).length > 0;
 
   function run(
     s: Sql | ReservedSql,
@@ -461,10 +452,6 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     const queryOptions = onexecute ? { ...base, onexecute } : base;
     let pending: Promise<PgResult>;
     try {
-      if (!arraysPatched && arrayTypesKnown()) {
-        patchArrayParsers(sql.options as unknown as DriverTypeOptions);
-        arraysPatched = true;
-      }
       pending = s.unsafe(
         text,
         prepareParams(s, params) as unknown[] as postgresTypes.ParameterOrJSON<never>[],

@@ -64,7 +64,14 @@ function isSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 13 || c === 9;
 }
 
-/** A recursive-descent reader of RFC 8259 JSON with JSON.parse's results. */
+type Frame =
+  | { readonly array: unknown[]; readonly object?: undefined }
+  | { readonly object: Record<string, unknown>; key: string; readonly array?: undefined };
+
+/**
+ * A reader of RFC 8259 JSON with JSON.parse's results. Iterative, with a stack of its own: a
+ * value nested thousands deep (PostgreSQL stores them) must not overflow the call stack.
+ */
 class StrictReader {
   #text: string;
   #at = 0;
@@ -74,10 +81,51 @@ class StrictReader {
   }
 
   document(): unknown {
-    const value = this.#value();
-    this.#skipSpace();
-    if (this.#at !== this.#text.length) this.#fail("unexpected text after the value");
-    return value;
+    const text = this.#text;
+    const stack: Frame[] = [];
+    let value: unknown;
+    for (;;) {
+      // Read a value; an opened container is pushed and its first member read next.
+      this.#skipSpace();
+      const c = text.charCodeAt(this.#at);
+      if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+        this.#at++;
+        this.#skipSpace();
+        const close = c === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET;
+        if (text.charCodeAt(this.#at) === close) {
+          this.#at++;
+          value = c === OPEN_BRACE ? {} : [];
+        } else {
+          stack.push(c === OPEN_BRACE ? { object: {}, key: this.#key() } : { array: [] });
+          continue;
+        }
+      } else {
+        value = this.#scalar();
+      }
+      // Hand the value to its container, closing the containers that end here.
+      for (;;) {
+        const top = stack.at(-1);
+        if (top === undefined) {
+          this.#skipSpace();
+          if (this.#at !== text.length) this.#fail("unexpected text after the value");
+          return value;
+        }
+        if (top.array) top.array.push(value);
+        else define(top.object, top.key, value);
+        this.#skipSpace();
+        const d = text.charCodeAt(this.#at++);
+        if (d === COMMA) {
+          if (top.object) top.key = this.#key();
+          break;
+        }
+        if (d !== (top.array ? CLOSE_BRACKET : CLOSE_BRACE)) {
+          this.#at--;
+          this.#fail(top.array ? "expected , or ]" : "expected , or }");
+        }
+        stack.pop();
+        value = top.array ?? top.object;
+      }
+    }
   }
 
   #fail(why: string): never {
@@ -89,13 +137,20 @@ class StrictReader {
     while (this.#at < text.length && isSpace(text.charCodeAt(this.#at))) this.#at++;
   }
 
-  #value(): unknown {
+  /** A member's key and its colon. */
+  #key(): string {
     this.#skipSpace();
+    if (this.#text.charCodeAt(this.#at) !== QUOTE) this.#fail("expected a key");
+    const key = this.#string();
+    this.#skipSpace();
+    if (this.#text.charCodeAt(this.#at) !== COLON) this.#fail("expected :");
+    this.#at++;
+    return key;
+  }
+
+  #scalar(): unknown {
     const text = this.#text;
-    const c = text.charCodeAt(this.#at);
-    if (c === OPEN_BRACE) return this.#object();
-    if (c === OPEN_BRACKET) return this.#array();
-    if (c === QUOTE) return this.#string();
+    if (text.charCodeAt(this.#at) === QUOTE) return this.#string();
     for (const [word, value] of LITERALS) {
       if (text.startsWith(word, this.#at)) {
         this.#at += word.length;
@@ -127,62 +182,19 @@ class StrictReader {
     // and refuses control characters.
     return JSON.parse(text.slice(open, close + 1));
   }
+}
 
-  #array(): unknown[] {
-    this.#at++; // [
-    const out: unknown[] = [];
-    this.#skipSpace();
-    if (this.#text.charCodeAt(this.#at) === CLOSE_BRACKET) {
-      this.#at++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.#value());
-      this.#skipSpace();
-      const c = this.#text.charCodeAt(this.#at++);
-      if (c === CLOSE_BRACKET) return out;
-      if (c !== COMMA) {
-        this.#at--;
-        this.#fail("expected , or ]");
-      }
-    }
-  }
-
-  #object(): Record<string, unknown> {
-    this.#at++; // {
-    const out: Record<string, unknown> = {};
-    this.#skipSpace();
-    if (this.#text.charCodeAt(this.#at) === CLOSE_BRACE) {
-      this.#at++;
-      return out;
-    }
-    for (;;) {
-      this.#skipSpace();
-      if (this.#text.charCodeAt(this.#at) !== QUOTE) this.#fail("expected a key");
-      const key = this.#string();
-      this.#skipSpace();
-      if (this.#text.charCodeAt(this.#at) !== COLON) this.#fail("expected :");
-      this.#at++;
-      const value = this.#value();
-      if (key === "__proto__") {
-        // An own property, as JSON.parse makes it; assignment would set the prototype.
-        Object.defineProperty(out, key, {
-          value,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-      } else {
-        out[key] = value;
-      }
-      this.#skipSpace();
-      const c = this.#text.charCodeAt(this.#at++);
-      if (c === CLOSE_BRACE) return out;
-      if (c !== COMMA) {
-        this.#at--;
-        this.#fail("expected , or }");
-      }
-    }
+function define(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    // An own property, as JSON.parse makes it; assignment would set the prototype.
+    Object.defineProperty(out, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    out[key] = value;
   }
 }
 

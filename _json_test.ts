@@ -171,3 +171,15 @@ Deno.test("hasEscapedKey() tells keys from values", () => {
   assert.equal(hasEscapedKey("{}"), false);
   assert.equal(hasEscapedKey(""), false);
 });
+
+Deno.test("parseJson() reads a value nested 100,000 deep with an escaped key, without a stack overflow", () => {
+  const depth = 100_000;
+  const text = '{"k\\n":'.repeat(depth) + "[]" + "}".repeat(depth);
+  let value = parseJson(text);
+  for (let i = 0; i < depth; i++) {
+    assert.deepEqual(Object.keys(value as object), ["k\n"]);
+    value = (value as Record<string, unknown>)["k\n"];
+  }
+  assert.deepEqual(value, []);
+  assert.throws(() => parseJson(text.slice(0, -1)), SyntaxError);
+});

@@ -96,6 +96,25 @@ export function jsonText(value: unknown): string {
   return text;
 }
 
+/**
+ * The text of an object that defines its own `toString` (a Decimal, a URL), or `undefined`
+ * for the others: a plain object, an array or typed array ("1,2"), a Map or a Set.
+ */
+function ownText(value: object): string | undefined {
+  const toString = (value as { toString?: unknown }).toString;
+  if (
+    typeof toString !== "function" || toString === Object.prototype.toString ||
+    toString === Array.prototype.toString || ArrayBuffer.isView(value)
+  ) {
+    return undefined;
+  }
+  try {
+    return String(value);
+  } catch {
+    return undefined; // a toString that throws: refused below
+  }
+}
+
 /** Strings, numbers, bigints and booleans as text; a Date as a timestamp. */
 function text(type: string): Serializer {
   return (value) => {
@@ -107,8 +126,12 @@ function text(type: string): Serializer {
         return String(value);
       case "boolean":
         return value ? "true" : "false";
-      case "object":
+      case "object": {
+        if (value === null) break;
         if (value instanceof Date) return timestampText(value);
+        const own = ownText(value);
+        if (own !== undefined) return own;
+      }
     }
     return refuse(value, type);
   };
@@ -122,6 +145,11 @@ function numeric(type: string): Serializer {
       case "number":
       case "bigint":
         return String(value);
+      case "object": {
+        // A decimal library's number, by its own toString().
+        const own = value === null ? undefined : ownText(value);
+        if (own !== undefined) return own;
+      }
     }
     return refuse(value, type);
   };

@@ -665,6 +665,7 @@ export class AsyncTransaction extends AsyncQueryable {
         });
       }
     };
+    let savepoints = 0;
     const query = async (text: string, params: readonly unknown[] = [], prepare = true) => {
       check();
       try {
@@ -681,7 +682,23 @@ export class AsyncTransaction extends AsyncQueryable {
         await context.session.copyIn(text, data);
       },
       dialect: () => Promise.resolve(dialect),
-      atomically: (fn) => fn(tx),
+      // Inside a transaction, a batch of several statements runs under a savepoint: a chunk
+      // refused by the client (which does not abort the transaction, as a server error would)
+      // takes the chunks already sent with it, so a caught refusal leaves no half batch.
+      atomically: async (fn) => {
+        const name = `manticore_batch_${++savepoints}`;
+        await query(`SAVEPOINT ${name}`);
+        try {
+          const result = await fn(tx);
+          await query(`RELEASE SAVEPOINT ${name}`);
+          return result;
+        } catch (error) {
+          // After a serialization failure CockroachDB allows only its restart savepoint: the
+          // runner's retry undoes the attempt then.
+          await query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {});
+          throw error;
+        }
+      },
       cursorSession: () => {
         check();
         return Promise.resolve({ session: context.session, own: false, release: () => {} });

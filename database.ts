@@ -391,6 +391,17 @@ function channelOf(q: Queryable): Channel {
   return channel;
 }
 
+/** Refuses arguments that `node:v8` would change on the way to the worker. */
+function checkCrossable(args: unknown): void {
+  const uncrossable = findUncrossable(args);
+  if (uncrossable !== undefined) {
+    throw new ValidationError(
+      `Cannot send ${uncrossable} to the database worker: pass plain objects, arrays, Dates, Uint8Arrays and primitives (String() a Decimal or a URL first)`,
+      { field: "args" },
+    );
+  }
+}
+
 function invoke(q: Queryable, method: string, args: readonly unknown[]): unknown {
   const channel = channelOf(q);
   const bridge = channel.bridge();
@@ -400,13 +411,7 @@ function invoke(q: Queryable, method: string, args: readonly unknown[]): unknown
   let length = args.length;
   while (length > 0 && args[length - 1] === undefined) length--;
   const trimmed = length === args.length ? args : args.slice(0, length);
-  const uncrossable = findUncrossable(trimmed);
-  if (uncrossable !== undefined) {
-    throw new ValidationError(
-      `Cannot send ${uncrossable} to the database worker: pass plain objects, arrays, Dates, Uint8Arrays and primitives`,
-      { field: "args" },
-    );
-  }
+  checkCrossable(trimmed);
   return bridge.call(
     channel.ref === undefined
       ? { op: "call", method, args: trimmed }
@@ -752,6 +757,7 @@ export abstract class Queryable {
     const channel = channelOf(this);
     const bridge = channel.bridge();
     checkPool(bridge, channel);
+    checkCrossable(params);
     const id = ++streamCounter;
     let batch = bridge.call({
       op: "streamOpen",

@@ -239,3 +239,136 @@ Deno.test("JSON columns take plain objects, arrays, strings, numbers, booleans a
     await q.dropTable(table);
   });
 });
+
+Deno.test("arrays of enums and domains, and elements with a `type` key, are written exactly or refused", async (t) => {
+  await bothWays(t, async (q, mode) => {
+    const mood = uniqueName("mood");
+    const label = uniqueName("label");
+    const table = uniqueName("arrays");
+    await q.execute(`CREATE TYPE "${mood}" AS ENUM ('ok', 'sad')`);
+    await q.execute(`CREATE DOMAIN "${label}" AS TEXT`);
+    // A new pool: its connections read the types created above.
+    const fresh = mode === "async"
+      ? new AsyncDatabase(testUrl(), { maxConnections: 1 })
+      : new Database(testUrl(), { maxConnections: 1 }) as unknown as AsyncQueryable;
+    try {
+      await fresh.createTable(table, {
+        id: "INT8 PRIMARY KEY",
+        moods: `"${mood}"[]`,
+        labels: `"${label}"[]`,
+        events: "JSONB[]",
+        words: "TEXT[]",
+      });
+      const events = [{ type: "click", value: 5 }, { type: "key", value: "a" }];
+      const row = {
+        id: 1n,
+        moods: ["ok", "sad", null],
+        labels: ["x", "y,z", '"q"'],
+        events,
+        words: ["type", "value"],
+      };
+      assert.deepEqual(await fresh.insert(table, row), row);
+      assert.deepEqual(
+        await fresh.select(table, { where: { moods: { ne: null as unknown as string } } }),
+        [row],
+      );
+      for (
+        const [column, value] of [
+          ["labels", [{ a: 1 }]],
+          ["labels", [() => 1]],
+          ["moods", [new Map()]],
+          ["moods", 5],
+          ["words", { a: 1 }],
+          ["words", [{ type: "click", value: 5 }]],
+        ] as [string, unknown][]
+      ) {
+        const error = await outcome(() =>
+          fresh.execute(`INSERT INTO "${table}" (id, "${column}") VALUES (2, $1)`, [value])
+        );
+        assert.ok(
+          error instanceof ValidationError,
+          `${mode} ${column} ${Deno.inspect(value)}: ${Deno.inspect(error)}`,
+        );
+      }
+      assert.equal(await fresh.count(table), 1);
+      await fresh.dropTable(table);
+    } finally {
+      await (fresh as unknown as { close(): unknown }).close();
+      await q.execute(`DROP TYPE IF EXISTS "${mood}"; DROP DOMAIN IF EXISTS "${label}"`);
+    }
+  });
+});
+
+Deno.test("objects with a toString of their own (a URL, a decimal) go as that text in async; the sync Database asks for String()", async (t) => {
+  class Decimal {
+    constructor(readonly digits: string) {}
+    toString(): string {
+      return this.digits;
+    }
+  }
+  await bothWays(t, async (q, mode) => {
+    const table = uniqueName("own_text");
+    await q.createTable(table, { id: "INT8 PRIMARY KEY", t: "TEXT", n: "NUMERIC" });
+    const url = new URL("https://example.test/a?b=1");
+    const write = () => q.insert(table, { id: 1, t: url, n: new Decimal("1.10") });
+    if (mode === "async") {
+      assert.deepEqual(await write(), { id: 1n, t: url.href, n: "1.10" });
+    } else {
+      const error = await outcome(write);
+      assert.ok(error instanceof ValidationError, Deno.inspect(error));
+      assert.match(error.message, /String\(\)/);
+      const streamed = await outcome(() => {
+        for (const _ of (q as unknown as Database).stream("SELECT $1::text", [url])) {
+          // Refused before the stream opens.
+        }
+      });
+      assert.ok(streamed instanceof ValidationError, Deno.inspect(streamed));
+    }
+    await q.dropTable(table);
+  });
+});
+
+Deno.test("a batch refused part-way inside a transaction leaves none of its rows, even if the refusal is caught", async (t) => {
+  await bothWays(t, async (q, mode) => {
+    const table = uniqueName("half_batch");
+    await q.createTable(table, { id: "INT8 PRIMARY KEY", t: "TEXT" });
+    const records = [{ id: 1, t: "a" }, { id: 2, t: "b" }, { id: 3, t: new Map() }, {
+      id: 4,
+      t: "d",
+    }];
+    for (const helper of ["batchInsert", "batchUpsert"] as const) {
+      const run = (tx: AsyncQueryable) =>
+        helper === "batchInsert"
+          ? tx.batchInsert(table, records, { chunkSize: 1 })
+          : tx.batchUpsert(table, records, { conflictColumns: ["id"], chunkSize: 1 });
+      if (mode === "async") {
+        await (q as AsyncDatabase).transaction(async (tx) => {
+          await tx.insert(table, { id: 100, t: "kept" });
+          const error = await outcome(() => run(tx));
+          assert.ok(error instanceof ValidationError, `${helper}: ${Deno.inspect(error)}`);
+          // The transaction goes on, and commits.
+          await tx.insert(table, { id: 101, t: "after" });
+        });
+      } else {
+        (q as unknown as Database).transaction((tx) => {
+          tx.insert(table, { id: 100, t: "kept" });
+          let error: unknown;
+          try {
+            run(tx as unknown as AsyncQueryable);
+          } catch (e) {
+            error = e;
+          }
+          assert.ok(error instanceof ValidationError, `${helper}: ${Deno.inspect(error)}`);
+          tx.insert(table, { id: 101, t: "after" });
+        });
+      }
+      assert.deepEqual(
+        await q.select(table, { orderBy: "id" }),
+        [{ id: 100n, t: "kept" }, { id: 101n, t: "after" }],
+        `${mode} ${helper}`,
+      );
+      await q.execute(`DELETE FROM "${table}"`);
+    }
+    await q.dropTable(table);
+  });
+});

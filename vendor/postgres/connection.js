@@ -799,7 +799,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     options.shared.typeArrayMap[oid] = typarray
     options.parsers[typarray] = (xs) => arrayParser(xs, parser, typarray)
     options.parsers[typarray].array = true
-    options.serializers[typarray] = (xs) => arraySerializer(xs, options.serializers[oid], options, typarray)
+    // Patched: an element type without a serializer (an enum, a domain, citext) uses
+    // `serializers.unknown` (3.4.9 wrote '' + x); and `shared.arrayParser` /
+    // `shared.arraySerializer`, when set, make or wrap the array type's functions, for the
+    // types every connection finds (3.4.9 offered no way to reach those made later).
+    const element = options.serializers[oid] || options.serializers.unknown
+    options.serializers[typarray] = (xs) => arraySerializer(xs, element, options, typarray)
+    const { arrayParser: makeParser, arraySerializer: wrap } = options.shared
+    makeParser && (options.parsers[typarray] = makeParser(parser, typarray))
+    wrap && (options.serializers[typarray] = wrap(options.serializers[typarray]))
   }
 
   function tryNext(x, xs) {

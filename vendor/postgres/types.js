@@ -250,7 +250,9 @@ export const arraySerializer = function arraySerializer(xs, serializer, options,
   // Only _box (1020) has the ';' delimiter for arrays, all other types use the ',' delimiter
   const delimiter = typarray === 1020 ? ';' : ','
 
-  if (Array.isArray(first) && !first.type)
+  // Patched: only a Parameter is unwrapped (3.4.9 took any element with a truthy `type`
+  // property for one, and wrote its `value`: {type: "click", value: 5} became 5).
+  if (Array.isArray(first) && !(first instanceof Parameter))
     return '{' + xs.map(x => arraySerializer(x, serializer, options, typarray)).join(delimiter) + '}'
 
   return '{' + xs.map(x => {
@@ -262,7 +264,7 @@ export const arraySerializer = function arraySerializer(xs, serializer, options,
 
     return x === null
       ? 'null'
-      : '"' + arrayEscape(serializer ? serializer(x.type ? x.value : x) : '' + x) + '"'
+      : '"' + arrayEscape(serializer ? serializer(x instanceof Parameter ? x.value : x) : '' + x) + '"'
   }).join(delimiter) + '}'
 }
 

@@ -98,11 +98,22 @@ function hexToBytes(hex: string): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-// postgres.js reads timestamps with new Date(text), which puts years 1-99 in the 1900s and
-// cannot read BC years; this reads PostgreSQL's output format exactly.
+// postgres.js reads dates and timestamps with new Date(text), which puts years 1-99 in the
+// 1900s and cannot read BC years or years after 9999; this reads PostgreSQL's output exactly.
 function parseTimestamp(x: string): Date {
   if (x === "infinity") return new Date(8.64e15);
   if (x === "-infinity") return new Date(-8.64e15);
+  const date = /^(\d{4,})-(\d\d)-(\d\d)( BC)?$/.exec(x);
+  if (date) {
+    // DATE: midnight UTC, as postgres.js reads it, for every year.
+    const d = new Date(0);
+    d.setUTCFullYear(
+      date[4] ? 1 - Number(date[1]) : Number(date[1]),
+      Number(date[2]) - 1,
+      Number(date[3]),
+    );
+    return d;
+  }
   const m =
     /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?( BC)?$/
       .exec(x);
@@ -411,7 +422,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     types: {
       timestamp: {
         to: 1184,
-        from: [1114, 1184],
+        from: [1082, 1114, 1184],
         parse: parseTimestamp,
       },
       // postgres.js reads json with JSON.parse, which V8 gets wrong for some escaped keys.

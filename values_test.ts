@@ -372,3 +372,22 @@ Deno.test("a batch refused part-way inside a transaction leaves none of its rows
     await q.dropTable(table);
   });
 });
+
+Deno.test("DATE values of any year read back as midnight UTC", async (t) => {
+  await bothWays(t, async (q) => {
+    const rows = await q.execute<{ d: Date }>(
+      `SELECT d FROM (VALUES (1, '0044-03-15 BC'::date), (2, '0001-01-01'), (3, '0099-12-31'),
+         (4, '2024-02-29'), (5, '10000-01-01'), (6, 'infinity'), (7, '-infinity')) v(n, d)
+       ORDER BY n`,
+    );
+    assert.deepEqual(rows.map((r) => r.d), [
+      date(-43, 2, 15),
+      date(1),
+      date(99, 11, 31),
+      new Date("2024-02-29T00:00:00Z"),
+      date(10000),
+      new Date(8.64e15),
+      new Date(-8.64e15),
+    ]);
+  });
+});

@@ -1,4 +1,6 @@
-// Shared by the test modules: the server URL the test task started, and unique names.
+// Shared by the test modules: the server URL the test task started, unique names, and a
+// server-side killer of backends.
+import type { AsyncDatabase } from "./async_database.ts";
 
 /** The URL of the server the tests use (set by `deno task test`, or by the caller). */
 export function testUrl(): string {
@@ -18,4 +20,55 @@ export function uniqueName(prefix = "t"): string {
   return `${prefix}_${Date.now().toString(36)}_${(++counter).toString(36)}_${
     Math.random().toString(36).slice(2, 6)
   }`;
+}
+
+/** A SQL string literal. */
+export function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * Starts a server-side killer on `admin`: a DO block that waits (up to `seconds`) for an active
+ * statement of `application` whose text matches the LIKE `pattern` (and, given `waitEvent`,
+ * that waits on it), and terminates its backend.
+ * It runs on the server, so it works while the calling thread is blocked in the sync API.
+ * Resolves once the killer runs, to an object whose `struck` settles when it has struck (a
+ * promise returned directly would be awaited along).
+ */
+export async function armKiller(
+  admin: AsyncDatabase,
+  application: string,
+  pattern: string,
+  waitEvent?: string,
+  seconds = 20,
+): Promise<{ readonly struck: Promise<unknown> }> {
+  const marker = uniqueName("killer");
+  const struck = admin.execute(`DO $killer$ /* ${marker} */
+    DECLARE target int;
+    BEGIN
+      FOR i IN 1..${seconds * 200} LOOP
+        PERFORM pg_stat_clear_snapshot();
+        SELECT pid INTO target FROM pg_stat_activity
+         WHERE application_name = ${literal(application)} AND state = 'active'
+           AND query LIKE ${literal(pattern)}${
+    waitEvent === undefined ? "" : ` AND wait_event = ${literal(waitEvent)}`
+  } LIMIT 1;
+        IF target IS NOT NULL THEN
+          PERFORM pg_terminate_backend(target);
+          RETURN;
+        END IF;
+        PERFORM pg_sleep(0.005);
+      END LOOP;
+      RAISE EXCEPTION 'killer found no statement like %', ${literal(pattern)};
+    END $killer$`);
+  struck.catch(() => {}); // awaited by the caller
+  for (let i = 0; i < 1000; i++) {
+    const running = await admin.queryOne(
+      `SELECT 1 AS one FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`,
+      [`%${marker}%`],
+    );
+    if (running) return { struck };
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("The killer did not start");
 }

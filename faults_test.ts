@@ -15,19 +15,21 @@ import {
 } from "./crud/exceptions.ts";
 import { startTestDatabase } from "./testing.ts";
 import { bridgeHooks } from "./_bridge.ts";
-import { testUrl, uniqueName } from "./_test_util.ts";
+import { armKiller, testUrl, uniqueName } from "./_test_util.ts";
 import {
+  type Audit,
   auditBank,
   classify,
   countErrors,
   countOutcomes,
   createBank,
-  Declined,
   dropBank,
   planTransfers,
   prng,
   runTransfers,
   runTransfersInThreads,
+  transferBodySync,
+  type WorkloadResult,
 } from "./soak/_bank.ts";
 
 /** Fails instead of hanging: `promise` must settle within `ms`. */
@@ -50,56 +52,6 @@ async function caught(fn: () => unknown): Promise<unknown> {
     return error;
   }
   assert.fail("expected an error");
-}
-
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-/**
- * Starts a server-side killer on `admin`: a DO block that waits (up to `seconds`) for an active
- * statement of `application` whose text matches the LIKE `pattern` (and, given `waitEvent`,
- * that waits on it), and terminates its backend.
- * It runs on the server, so it works while the calling thread is blocked in the sync API.
- * Resolves once the killer runs, to an object whose `struck` settles when it has struck (a
- * promise returned directly would be awaited along).
- */
-async function armKiller(
-  admin: AsyncDatabase,
-  application: string,
-  pattern: string,
-  waitEvent?: string,
-  seconds = 20,
-): Promise<{ readonly struck: Promise<unknown> }> {
-  const marker = uniqueName("killer");
-  const struck = admin.execute(`DO $killer$ /* ${marker} */
-    DECLARE target int;
-    BEGIN
-      FOR i IN 1..${seconds * 200} LOOP
-        PERFORM pg_stat_clear_snapshot();
-        SELECT pid INTO target FROM pg_stat_activity
-         WHERE application_name = ${literal(application)} AND state = 'active'
-           AND query LIKE ${literal(pattern)}${
-    waitEvent === undefined ? "" : ` AND wait_event = ${literal(waitEvent)}`
-  } LIMIT 1;
-        IF target IS NOT NULL THEN
-          PERFORM pg_terminate_backend(target);
-          RETURN;
-        END IF;
-        PERFORM pg_sleep(0.005);
-      END LOOP;
-      RAISE EXCEPTION 'killer found no statement like %', ${literal(pattern)};
-    END $killer$`);
-  struck.catch(() => {}); // awaited by the caller
-  for (let i = 0; i < 1000; i++) {
-    const running = await admin.queryOne(
-      `SELECT 1 AS one FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`,
-      [`%${marker}%`],
-    );
-    if (running) return { struck };
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error("The killer did not start");
 }
 
 /**
@@ -338,6 +290,30 @@ Deno.test("transaction() survives 60 terminations at random moments: no hang, no
   }
 });
 
+/**
+ * What a server restart in the middle of a bank workload must leave: no untyped error, only
+ * ConnectionError or TransactionRetryError failures, the restart felt by work in flight
+ * (connection-loss retries, failures or ambiguous commits), and the bank exact.
+ */
+function assertSurvivedRestart(result: WorkloadResult, audit: Audit): void {
+  assert.deepEqual(result.untyped, []);
+  for (const t of result.transfers) {
+    if (t.outcome === "failed") {
+      assert.match(t.error ?? "", /^(ConnectionError|TransactionRetryError) /, t.error);
+    }
+  }
+  const outcomes = countOutcomes(result.transfers);
+  const hit = Object.entries(result.retries)
+    .filter(([code]) => code !== "40001" && code !== "40P01")
+    .reduce((n, [, count]) => n + count, 0) + outcomes.failed + outcomes.ambiguous;
+  assert.ok(hit > 0, `the restart touched nothing in flight: ${Deno.inspect(result.retries)}`);
+  assert.equal(audit.total, audit.expectedTotal);
+  assert.deepEqual(audit.duplicates, []);
+  assert.deepEqual(audit.lost, []);
+  assert.deepEqual(audit.phantom, []);
+  assert.deepEqual(audit.unbalanced, []);
+}
+
 Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank workload, losing nothing", async () => {
   await using server = await startTestDatabase({ ignoreEnv: true });
   await using db = new AsyncDatabase(server.url, { maxConnections: 8, connectTimeout: 10 });
@@ -369,23 +345,7 @@ Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank 
     }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
   );
   assert.equal(settledAtRestart, 300);
-  assert.deepEqual(result.untyped, []);
-  for (const t of result.transfers) {
-    if (t.outcome === "failed") {
-      assert.match(t.error ?? "", /^(ConnectionError|TransactionRetryError) /, t.error);
-    }
-  }
-  assert.equal(audit.total, audit.expectedTotal);
-  assert.deepEqual(audit.duplicates, []);
-  assert.deepEqual(audit.lost, []);
-  assert.deepEqual(audit.phantom, []);
-  assert.deepEqual(audit.unbalanced, []);
-  // The restart hit work in flight: connection-loss retries, or transfers that failed with
-  // ConnectionError or an ambiguous commit.
-  const hit = Object.entries(result.retries)
-    .filter(([code]) => code !== "40001" && code !== "40P01")
-    .reduce((n, [, count]) => n + count, 0) + outcomes.failed + outcomes.ambiguous;
-  assert.ok(hit > 0, `the restart touched nothing in flight: ${Deno.inspect(result.retries)}`);
+  assertSurvivedRestart(result, audit);
   // The pool came back: most of the work after the restart committed.
   assert.equal(result.transfers.length, transfers.length);
   assert.ok(outcomes.committed + outcomes.declined > 1400, Deno.inspect(outcomes));
@@ -414,21 +374,7 @@ Deno.test("Database (sync) recovers from a server restart in the middle of trans
     }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
   );
   assert.ok(settledAtRestart >= 150 && settledAtRestart < 600, `restarted at ${settledAtRestart}`);
-  assert.deepEqual(result.untyped, []);
-  for (const t of result.transfers) {
-    if (t.outcome === "failed") {
-      assert.match(t.error ?? "", /^(ConnectionError|TransactionRetryError) /, t.error);
-    }
-  }
-  const hit = Object.entries(result.retries)
-    .filter(([code]) => code !== "40001" && code !== "40P01")
-    .reduce((n, [, count]) => n + count, 0) + outcomes.failed + outcomes.ambiguous;
-  assert.ok(hit > 0, `the restart touched nothing in flight: ${Deno.inspect(result.retries)}`);
-  assert.equal(audit.total, audit.expectedTotal);
-  assert.deepEqual(audit.duplicates, []);
-  assert.deepEqual(audit.lost, []);
-  assert.deepEqual(audit.phantom, []);
-  assert.deepEqual(audit.unbalanced, []);
+  assertSurvivedRestart(result, audit);
   assert.equal(result.transfers.length, transfers.length);
   assert.ok(outcomes.committed + outcomes.declined > 550, Deno.inspect(outcomes));
 });
@@ -548,29 +494,12 @@ Deno.test("Database: its worker crashing in the middle of transfers loses nothin
         try {
           db.transaction((tx) => {
             transfer.runs++;
-            const from = tx.queryOne<{ balance: bigint }>(
-              `SELECT balance FROM "${bank.accounts}" WHERE id = $1`,
-              [transfer.from],
-            );
-            if (from === null || from.balance < BigInt(transfer.amount)) throw new Declined();
-            tx.execute(`UPDATE "${bank.accounts}" SET balance = balance - $1 WHERE id = $2`, [
-              transfer.amount,
-              transfer.from,
-            ]);
-            // Every tenth transfer: the worker dies with the transaction half done.
-            if (i % 10 === 3 && transfer.runs === 1) {
-              crashed.add(i);
-              crash(i % 20 === 3 ? "exit" : "throw");
-            }
-            tx.execute(`UPDATE "${bank.accounts}" SET balance = balance + $1 WHERE id = $2`, [
-              transfer.amount,
-              transfer.to,
-            ]);
-            tx.insert(bank.ledger, {
-              transfer_id: transfer.id,
-              from_id: transfer.from,
-              to_id: transfer.to,
-              amount: transfer.amount,
+            transferBodySync(tx, bank, transfer, () => {
+              // Every tenth transfer: the worker dies with the transaction half done.
+              if (i % 10 === 3 && transfer.runs === 1) {
+                crashed.add(i);
+                crash(i % 20 === 3 ? "exit" : "throw");
+              }
             });
           });
           transfer.outcome = "committed";

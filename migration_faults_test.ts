@@ -10,7 +10,7 @@ import { AsyncDatabase } from "./async_database.ts";
 import { AsyncMigration } from "./async_migration.ts";
 import { ConnectionError, DatabaseError, MigrationError } from "./crud/exceptions.ts";
 import { startTestDatabase } from "./testing.ts";
-import { testUrl, uniqueName } from "./_test_util.ts";
+import { armKiller, testUrl, uniqueName } from "./_test_util.ts";
 
 interface Fixture {
   readonly db: AsyncDatabase;
@@ -74,51 +74,6 @@ async function assertExactlyOnce(f: Fixture, count: number): Promise<void> {
     logged: versions.map((v) => [v, 1]),
     tracked: versions,
   });
-}
-
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-/**
- * Terminates, from the server, the first active statement of `application` matching `pattern`
- * (and waiting on `waitEvent`, when given).
- */
-async function armKiller(
-  admin: AsyncDatabase,
-  application: string,
-  pattern: string,
-  waitEvent?: string,
-): Promise<{ readonly struck: Promise<unknown> }> {
-  const marker = uniqueName("killer");
-  const struck = admin.execute(`DO $killer$ /* ${marker} */
-    DECLARE target int;
-    BEGIN
-      FOR i IN 1..4000 LOOP
-        PERFORM pg_stat_clear_snapshot();
-        SELECT pid INTO target FROM pg_stat_activity
-         WHERE application_name = ${literal(application)} AND state = 'active'
-           AND query LIKE ${literal(pattern)}${
-    waitEvent === undefined ? "" : ` AND wait_event = ${literal(waitEvent)}`
-  } LIMIT 1;
-        IF target IS NOT NULL THEN
-          PERFORM pg_terminate_backend(target);
-          RETURN;
-        END IF;
-        PERFORM pg_sleep(0.005);
-      END LOOP;
-      RAISE EXCEPTION 'killer found no statement like %', ${literal(pattern)};
-    END $killer$`);
-  struck.catch(() => {});
-  for (let i = 0; i < 1000; i++) {
-    const running = await admin.queryOne(
-      "SELECT 1 AS one FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
-      [`%${marker}%`],
-    );
-    if (running) return { struck };
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error("The killer did not start");
 }
 
 Deno.test("a migration whose backend is terminated before COMMIT is run again and recorded once", async () => {

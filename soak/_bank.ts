@@ -297,7 +297,13 @@ export function countErrors(transfers: readonly Transfer[]): Record<string, numb
 }
 
 /** The sync twin of {@linkcode transferBody}, for `Database.transaction()`. */
-export function transferBodySync(tx: Transaction, bank: Bank, transfer: Transfer): void {
+export function transferBodySync(
+  tx: Transaction,
+  bank: Bank,
+  transfer: Transfer,
+  /** Called between the debit and the credit (a test's fault goes there). */
+  midway?: () => void,
+): void {
   const from = tx.queryOne<{ balance: bigint }>(
     `SELECT balance FROM "${bank.accounts}" WHERE id = $1`,
     [transfer.from],
@@ -307,6 +313,7 @@ export function transferBodySync(tx: Transaction, bank: Bank, transfer: Transfer
     transfer.amount,
     transfer.from,
   ]);
+  midway?.();
   tx.execute(`UPDATE "${bank.accounts}" SET balance = balance + $1 WHERE id = $2`, [
     transfer.amount,
     transfer.to,

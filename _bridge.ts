@@ -258,7 +258,7 @@ function isJsonExact(value: unknown, depth: number): boolean {
 }
 
 // Keys seen to need no escape in JSON (column names, mostly): a set lookup is cheaper than the
-// test. Bounded, since keys inside JSON values are arbitrary.
+// test. Bounded in count and length, since keys inside JSON values are arbitrary.
 const plainKeys = new Set<string>();
 // deno-lint-ignore no-control-regex -- JSON escapes the control characters
 const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
@@ -268,7 +268,7 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
 function isPlainKey(key: string): boolean {
   if (plainKeys.has(key)) return true;
   if (NEEDS_ESCAPE.test(key) || !key.isWellFormed()) return false;
-  if (plainKeys.size < 10_000) plainKeys.add(key);
+  if (plainKeys.size < 10_000 && key.length <= 64) plainKeys.add(key);
   return true;
 }
 

@@ -726,6 +726,8 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   readonly #config: ResolvedConfig;
   #driver: Driver | undefined;
   #connecting: Promise<Driver> | undefined;
+  /** The close() in progress, for a second close() to wait on. */
+  #ending: Promise<void> | undefined;
   /** The connect in progress, with its driver once made, so that close() can end it. */
   #opening: { driver?: Driver } | undefined;
   #dialect: Dialect | undefined;
@@ -805,13 +807,18 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
     this.#driver = undefined;
     this.#connecting = undefined;
     this.#opening = undefined;
-    if (driver) {
-      await driver.end();
-    } else if (connecting) {
+    const ending = driver ? driver.end() : connecting
       // A connect in progress is ended too (its server may never answer): its callers get a
       // ConnectionError, and a driver it completes with is closed, not kept.
-      await Promise.all([opening?.driver?.end(0), connecting.catch(() => {})]);
+      ? Promise.all([opening?.driver?.end(0), connecting.catch(() => {})]).then(() => {})
+      : undefined;
+    if (ending === undefined) {
+      // Nothing left to close: a close() still in progress is waited for.
+      await this.#ending;
+      return;
     }
+    this.#ending = ending.catch(() => {});
+    await ending;
   }
 
   /** Closes the pool: `await using db = new AsyncDatabase(…)`. */

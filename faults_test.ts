@@ -718,3 +718,31 @@ Deno.test("a connection lost while it fetches the server's types (right after co
     }
   });
 });
+
+Deno.test("a second close() during a connect waits until the first has ended it", async () => {
+  // A server that accepts and never answers: the connect stays in progress.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    const db = new AsyncDatabase(`postgresql://root@127.0.0.1:${port}/postgres`, {
+      connectTimeout: 30,
+    });
+    const pending = db.execute("SELECT 1").then(() => "answered", (error) => error);
+    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const first = db.close();
+    let firstDone = false;
+    first.then(() => firstDone = true);
+    await within(db.close(), 10_000, "the second close()");
+    assert.equal(firstDone, true, "the second close() returned before the first");
+    const outcome = await within(pending, 10_000, "the statement waiting on the connect");
+    assert.ok(outcome instanceof ConnectionError, Deno.inspect(outcome));
+  } finally {
+    listener.close();
+    for (const conn of held) conn.close();
+    await accepting.catch(() => {});
+  }
+});

@@ -17,8 +17,8 @@ import { startTestDatabase } from "./testing.ts";
 import { bridgeHooks } from "./_bridge.ts";
 import { armKiller, testUrl, uniqueName } from "./_test_util.ts";
 import {
-  type Audit,
   auditBank,
+  type Bank,
   classify,
   countErrors,
   countOutcomes,
@@ -291,11 +291,23 @@ Deno.test("transaction() survives 60 terminations at random moments: no hang, no
 });
 
 /**
- * What a server restart in the middle of a bank workload must leave: no untyped error, only
- * ConnectionError or TransactionRetryError failures, the restart felt by work in flight
- * (connection-loss retries, failures or ambiguous commits), and the bank exact.
+ * Audits and reports the bank after a server restart in the middle of its workload, which must
+ * leave: no untyped error, only ConnectionError or TransactionRetryError failures, the restart
+ * felt by work in flight (connection-loss retries, failures or ambiguous commits), and the bank
+ * exact. Answers the outcomes.
  */
-function assertSurvivedRestart(result: WorkloadResult, audit: Audit): void {
+async function assertSurvivedRestart(
+  label: string,
+  db: AsyncDatabase,
+  bank: Bank,
+  result: WorkloadResult,
+): Promise<Record<string, number>> {
+  const audit = await auditBank(db, bank, result.transfers);
+  console.log(
+    `${label}: ${Deno.inspect(countOutcomes(result.transfers))}, errors ${
+      Deno.inspect(countErrors(result.transfers))
+    }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
+  );
   assert.deepEqual(result.untyped, []);
   for (const t of result.transfers) {
     if (t.outcome === "failed") {
@@ -312,6 +324,7 @@ function assertSurvivedRestart(result: WorkloadResult, audit: Audit): void {
   assert.deepEqual(audit.lost, []);
   assert.deepEqual(audit.phantom, []);
   assert.deepEqual(audit.unbalanced, []);
+  return outcomes;
 }
 
 Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank workload, losing nothing", async () => {
@@ -337,15 +350,13 @@ Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank 
     "the workload",
   );
   await restarted;
-  const outcomes = countOutcomes(result.transfers);
-  const audit = await auditBank(db, bank, result.transfers);
-  console.log(
-    `restart mid-workload (seed ${seed}): ${Deno.inspect(outcomes)}, errors ${
-      Deno.inspect(countErrors(result.transfers))
-    }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
-  );
   assert.equal(settledAtRestart, 300);
-  assertSurvivedRestart(result, audit);
+  const outcomes = await assertSurvivedRestart(
+    `restart mid-workload (seed ${seed})`,
+    db,
+    bank,
+    result,
+  );
   // The pool came back: most of the work after the restart committed.
   assert.equal(result.transfers.length, transfers.length);
   assert.ok(outcomes.committed + outcomes.declined > 1400, Deno.inspect(outcomes));
@@ -366,15 +377,13 @@ Deno.test("Database (sync) recovers from a server restart in the middle of trans
   const settledAtRestart = Atomics.load(progress, 0);
   await server.restart();
   const result = await within(running, 90_000, "the sync workload");
-  const outcomes = countOutcomes(result.transfers);
-  const audit = await auditBank(admin, bank, result.transfers);
-  console.log(
-    `sync restart (seed ${seed}) after ${settledAtRestart}: ${Deno.inspect(outcomes)}, errors ${
-      Deno.inspect(countErrors(result.transfers))
-    }, retries ${Deno.inspect(result.retries)}, ambiguous applied ${audit.ambiguousApplied}`,
-  );
   assert.ok(settledAtRestart >= 150 && settledAtRestart < 600, `restarted at ${settledAtRestart}`);
-  assertSurvivedRestart(result, audit);
+  const outcomes = await assertSurvivedRestart(
+    `sync restart (seed ${seed}) after ${settledAtRestart}`,
+    admin,
+    bank,
+    result,
+  );
   assert.equal(result.transfers.length, transfers.length);
   assert.ok(outcomes.committed + outcomes.declined > 550, Deno.inspect(outcomes));
 });

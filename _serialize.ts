@@ -59,14 +59,27 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
       }
       return value;
     case "object": {
-      if (original === null || Array.isArray(original) || original instanceof Date) return value;
-      const prototype = Object.getPrototypeOf(original);
-      if (prototype === Object.prototype || prototype === null) return value;
-      return refuse(original, "JSON", `at ${show(key)}: only plain objects, arrays and Dates`);
+      if (original === null || original instanceof Date) return value;
+      if (!Array.isArray(original) && !isPlain(original)) {
+        return refuse(original, "JSON", `at ${show(key)}: only plain objects, arrays and Dates`);
+      }
+      // A plain object's own toJSON() may answer anything: it must be JSON too.
+      if (
+        value !== original && typeof value === "object" && value !== null &&
+        !Array.isArray(value) && !isPlain(value)
+      ) {
+        return refuse(value, "JSON", `at ${show(key)}, from toJSON()`);
+      }
+      return value;
     }
     default:
       return refuse(original, "JSON", `at ${show(key)}`);
   }
+}
+
+function isPlain(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 function show(key: string): string {

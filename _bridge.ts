@@ -11,6 +11,7 @@
 // travels as slices of `PART_LENGTH` elements, each encoded on its own, so that the worker
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
+import { describeValue, isPlainObject } from "./_serialize.ts";
 import {
   AmbiguousCommitError,
   ConnectionError,
@@ -244,8 +245,7 @@ function isJsonExact(value: unknown, depth: number): boolean {
         }
         return true;
       }
-      const prototype = Object.getPrototypeOf(value);
-      if (prototype !== Object.prototype && prototype !== null) return false;
+      if (!isPlainObject(value)) return false;
       for (const key in value) {
         if (!isPlainKey(key)) return false;
         if (!isJsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
@@ -291,12 +291,8 @@ export function findUncrossable(value: unknown): string | undefined {
       continue;
     }
     if (item instanceof Date || item instanceof Uint8Array) continue;
-    const prototype = Object.getPrototypeOf(item);
-    if (prototype !== Object.prototype && prototype !== null) {
-      const name = (prototype as { constructor?: { name?: string } }).constructor?.name;
-      return name ? `a ${name}` : "an object with a prototype";
-    }
-    for (const key in item) stack.push((item as Record<string, unknown>)[key]);
+    if (!isPlainObject(item)) return describeValue(item);
+    for (const key in item) stack.push(item[key]);
   }
   return undefined;
 }

@@ -31,14 +31,8 @@ export function hasEscapedKey(text: string): boolean {
   while (backslash !== -1) {
     const open = text.indexOf('"', position);
     if (open === -1) return false;
-    let close = open;
-    for (;;) {
-      close = text.indexOf('"', close + 1);
-      if (close === -1) return false;
-      let backslashes = 0;
-      while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes++;
-      if (backslashes % 2 === 0) break;
-    }
+    const close = stringEnd(text, open);
+    if (close === -1) return false;
     if (backslash < open) backslash = text.indexOf("\\", open);
     if (backslash !== -1 && backslash < close) {
       let next = close + 1;
@@ -48,6 +42,18 @@ export function hasEscapedKey(text: string): boolean {
     position = close + 1;
   }
   return false;
+}
+
+/** The index of the quote that closes the string opening at `open`, or -1. */
+function stringEnd(text: string, open: number): number {
+  let close = open;
+  for (;;) {
+    close = text.indexOf('"', close + 1);
+    if (close === -1) return -1;
+    let backslashes = 0;
+    while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return close;
+  }
 }
 
 const BACKSLASH = 92;
@@ -169,14 +175,8 @@ class StrictReader {
   #string(): string {
     const text = this.#text;
     const open = this.#at;
-    let close = open;
-    for (;;) {
-      close = text.indexOf('"', close + 1);
-      if (close === -1) this.#fail("unterminated string");
-      let backslashes = 0;
-      while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes++;
-      if (backslashes % 2 === 0) break;
-    }
+    const close = stringEnd(text, open);
+    if (close === -1) this.#fail("unterminated string");
     this.#at = close + 1;
     // A string literal alone is read correctly by JSON.parse, which also checks its escapes
     // and refuses control characters.

@@ -11,7 +11,15 @@ import { ValidationError } from "./crud/exceptions.ts";
 /** A serializer of one PostgreSQL type: the value's text, or a thrown ValidationError. */
 export type Serializer = (value: unknown) => string;
 
-function describe(value: unknown): string {
+/** True for `{}` and `Object.create(null)`: no class, no Map, no array. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** "an object", "a Map", "an array", "a bigint", "NaN": for messages, never the value. */
+export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") {
@@ -25,7 +33,7 @@ function describe(value: unknown): string {
 
 function refuse(value: unknown, type: string, hint = ""): never {
   throw new ValidationError(
-    `Cannot send ${describe(value)} as a ${type} parameter${hint ? `: ${hint}` : ""}`,
+    `Cannot send ${describeValue(value)} as a ${type} parameter${hint ? `: ${hint}` : ""}`,
     { field: "params" },
   );
 }
@@ -60,13 +68,13 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
       return value;
     case "object": {
       if (original === null || original instanceof Date) return value;
-      if (!Array.isArray(original) && !isPlain(original)) {
+      if (!Array.isArray(original) && !isPlainObject(original)) {
         return refuse(original, "JSON", `at ${show(key)}: only plain objects, arrays and Dates`);
       }
       // A plain object's own toJSON() may answer anything: it must be JSON too.
       if (
         value !== original && typeof value === "object" && value !== null &&
-        !Array.isArray(value) && !isPlain(value)
+        !Array.isArray(value) && !isPlainObject(value)
       ) {
         return refuse(value, "JSON", `at ${show(key)}, from toJSON()`);
       }
@@ -75,11 +83,6 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
     default:
       return refuse(original, "JSON", `at ${show(key)}`);
   }
-}
-
-function isPlain(value: object): boolean {
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
 }
 
 function show(key: string): string {
@@ -101,7 +104,7 @@ export function jsonText(value: unknown): string {
     if (error instanceof ValidationError) throw error;
     // A cycle (TypeError) or nesting deeper than the stack (RangeError).
     throw new ValidationError(
-      `Cannot send ${describe(value)} as a JSON parameter: ${(error as Error).message}`,
+      `Cannot send ${describeValue(value)} as a JSON parameter: ${(error as Error).message}`,
       { field: "params", cause: error },
     );
   }

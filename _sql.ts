@@ -16,7 +16,7 @@
  */
 
 import { ValidationError } from "./crud/exceptions.ts";
-import { timestampText } from "./_serialize.ts";
+import { isPlainObject, timestampText } from "./_serialize.ts";
 
 /** A row or a record: column names to values. */
 export type Row = Record<string, unknown>;
@@ -204,12 +204,6 @@ function show(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") return `an object (${Object.prototype.toString.call(value)})`;
   return String(value);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 /** The keys of `data` whose value is not `undefined`, in order. */

@@ -11,6 +11,7 @@
 // travels as slices of `PART_LENGTH` elements, each encoded on its own, so that the worker
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
+import type { Notice } from "./_config.ts";
 import { describeValue, isPlainObject } from "./_serialize.ts";
 import {
   AmbiguousCommitError,
@@ -70,6 +71,11 @@ export const KIND_OK = 1;
 export const KIND_ERROR = 2;
 /** One slice of a long array answer; more slices follow, the last one as `KIND_OK`. */
 export const KIND_PART = 3;
+/** Events of the worker's database (notices) that came before the answer that follows. */
+export const KIND_EVENTS = 4;
+
+/** Something the worker's database reported, delivered on the calling thread. */
+export type BridgeEvent = { readonly type: "notice"; readonly notice: Notice };
 
 /** Elements per slice of a long array answer (see `KIND_PART`). */
 export const PART_LENGTH = 8192;
@@ -158,6 +164,8 @@ export interface WorkerData {
   readonly buffer: SharedArrayBuffer;
   readonly url: string | undefined;
   readonly options: Record<string, unknown>;
+  /** Send the database's events (notices) to the calling thread with each answer. */
+  readonly events: boolean;
 }
 
 /**

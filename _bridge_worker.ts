@@ -12,8 +12,10 @@ import { AsyncDatabase, type AsyncQueryable, AsyncTransaction } from "./async_da
 import { type DatabaseInternals, internalsOf } from "./_internal.ts";
 import type { ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
+import type { Notice } from "./_config.ts";
 import {
   BEAT,
+  type BridgeEvent,
   CALLER,
   type CrashMode,
   decodeMessage,
@@ -26,6 +28,7 @@ import {
   HEARTBEAT_MS,
   isBridgeWorkerData,
   KIND_ERROR,
+  KIND_EVENTS,
   KIND_OK,
   KIND_PART,
   markDead,
@@ -310,6 +313,18 @@ async function sendParts(value: unknown[]): Promise<void> {
   }
 }
 
+// Events of the database since the last answer, sent ahead of the next one.
+const events: BridgeEvent[] = [];
+
+async function sendEvents(): Promise<void> {
+  if (events.length === 0) return;
+  const batch = events.splice(0);
+  const message = encode(KIND_EVENTS, batch);
+  if (message.kind !== KIND_EVENTS) return;
+  await send(KIND_EVENTS, message.message);
+  await waitForTurn();
+}
+
 async function serve(): Promise<void> {
   for (;;) {
     const request = await receive();
@@ -317,10 +332,12 @@ async function serve(): Promise<void> {
     try {
       value = await handle(request);
     } catch (error) {
+      await sendEvents();
       const reply = encode(KIND_ERROR, encodeError(error));
       await send(reply.kind, reply.message);
       continue;
     }
+    await sendEvents();
     if (Array.isArray(value) && value.length > PART_LENGTH) {
       await sendParts(value);
     } else {
@@ -347,9 +364,12 @@ function start(data: WorkerData): void {
     process.exit(1);
   });
   process.on("exit", (code: number) => die(`the worker exited with code ${code}`));
+  const options = data.events
+    ? { ...data.options, onNotice: (notice: Notice) => events.push({ type: "notice", notice }) }
+    : data.options;
   db = typeof data.url === "string"
-    ? new AsyncDatabase(data.url, data.options)
-    : new AsyncDatabase(data.options);
+    ? new AsyncDatabase(data.url, options)
+    : new AsyncDatabase(options);
   internals = internalsOf(db);
   // The heartbeat also keeps the worker's event loop alive between requests.
   setInterval(() => Atomics.add(header, BEAT, 1), HEARTBEAT_MS);

@@ -78,6 +78,20 @@ export interface TransactionOptions extends RetryOptions {
   readonly onRetry?: (info: RetryInfo) => void;
 }
 
+/** A notice or warning the server sent (`RAISE NOTICE`, `RAISE WARNING`, …). */
+export interface Notice {
+  /** `WARNING`, `NOTICE`, `INFO`, `LOG` or `DEBUG`. */
+  readonly severity: string;
+  /** The SQLSTATE, e.g. `01000` for a warning. */
+  readonly code: string;
+  /** The text. */
+  readonly message: string;
+  /** The server's `DETAIL` line, if any. */
+  readonly detail?: string;
+  /** The server's `HINT` line, if any. */
+  readonly hint?: string;
+}
+
 /** Options of `AsyncDatabase` and `Database`. */
 export interface DatabaseOptions {
   /**
@@ -171,6 +185,12 @@ export interface DatabaseOptions {
    */
   readonly int8?: Int8Mode;
   /**
+   * Called with every notice the server sends (`RAISE NOTICE`, `RAISE WARNING`, …). With the
+   * sync `Database` it runs on the calling thread, before the call that caused it returns.
+   * @default {warnings go to console.warn, other notices are dropped}
+   */
+  readonly onNotice?: (notice: Notice) => void;
+  /**
    * Synchronous `Database` only: connect in the constructor.
    * @default {true}
    */
@@ -199,6 +219,15 @@ export interface ResolvedConfig {
   readonly int8: Int8Mode;
   /** `-c name=value` settings passed on in the startup `options` parameter. */
   readonly serverOptions: string | undefined;
+  readonly onNotice: (notice: Notice) => void;
+}
+
+/** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
+export function warnOnNotice(notice: Notice): void {
+  if (notice.severity !== "WARNING") return;
+  const extra = [notice.detail && `DETAIL: ${notice.detail}`, notice.hint && `HINT: ${notice.hint}`]
+    .filter(Boolean).join(" ");
+  console.warn(`WARNING (${notice.code}): ${notice.message}${extra ? ` ${extra}` : ""}`);
 }
 
 const DEFAULTS = {
@@ -521,7 +550,15 @@ export function resolveConfig(
     retry: Object.freeze(retry),
     int8,
     serverOptions: pick("serverOptions"),
+    onNotice: checkFunction(options.onNotice, "onNotice") ?? warnOnNotice,
   });
+}
+
+function checkFunction<F>(value: F | undefined, field: string): F | undefined {
+  if (value !== undefined && typeof value !== "function") {
+    throw invalid(`Cannot use ${field}: expected a function`, field);
+  }
+  return value;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

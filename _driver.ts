@@ -9,7 +9,7 @@ const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
 import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
-import { isConnectionLoss, isServerError, toDatabaseError } from "./_errors.ts";
+import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
 import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
@@ -65,15 +65,29 @@ export interface Driver extends Session {
   readonly target: string;
 }
 
+/** The parts of a postgres.js connection the driver uses (the vendored copy's). */
+interface PgConnection {
+  readonly id: number;
+  /** The status byte of the last ReadyForQuery: `I` (73) idle, `T` in a transaction, `E` failed. */
+  readonly status?: number;
+  /** Sends Terminate and closes the socket; postgres.js then takes the slot back as closed. */
+  terminate(): void;
+}
+
 /** What the driver tracks of one reserved connection. */
 interface ReservedState {
   lost: boolean;
   /** postgres.js has processed the close of the connection. */
   closed: boolean;
   id: number;
+  connection: PgConnection | undefined;
   released: boolean;
+  /** Statements sent and not yet answered. */
+  pending: number;
   onClosed?: () => void;
 }
+
+const IDLE = 73; // "I"
 
 /** TLS settings handed to the driver (node:tls connect options). */
 export interface TlsSettings {
@@ -409,7 +423,23 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     debug: false,
     target_session_attrs: undefined,
     connection,
-    onnotice: () => {},
+    onnotice: (notice: Record<string, string | undefined>) => {
+      const n = {
+        severity: notice.severity ?? notice.severity_local ?? "NOTICE",
+        code: notice.code ?? "00000",
+        message: notice.message ?? "",
+        ...(notice.detail === undefined ? {} : { detail: notice.detail }),
+        ...(notice.hint === undefined ? {} : { hint: notice.hint }),
+      };
+      try {
+        config.onNotice(n);
+      } catch (error) {
+        // A throwing handler must not break the connection's message loop.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    },
     onclose: (id: number) => {
       const session = reservedById.get(id);
       if (session) {
@@ -455,7 +485,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     text: string,
     params: readonly unknown[],
     options: QueryOptions | undefined,
-    onexecute?: (c: { id: number }) => boolean,
+    onexecute?: (c: PgConnection) => boolean,
   ): Promise<QueryResult> {
     const simple = options?.simple ?? params.length === 0;
     // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
@@ -536,15 +566,24 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         } catch (error) {
           // postgres.js 3.4.9 keeps the FATAL error of a backend killed mid-statement and
           // hands it to the next reserve on that slot, though nothing ran: try again.
-          if (attempt < 3 && isServerError(error) && isConnectionLoss(error)) continue;
+          if (attempt < 3 && isServerError(error) && isSessionEnded(error)) continue;
           throw toDatabaseError(error, hostPorts);
         }
       }
       reservedCount++;
-      const state: ReservedState = { lost: false, closed: false, id: -1, released: false };
-      const register = (c: { id: number }): boolean => {
+      const session = reserved;
+      const state: ReservedState = {
+        lost: false,
+        closed: false,
+        id: -1,
+        connection: undefined,
+        released: false,
+        pending: 0,
+      };
+      const register = (c: PgConnection): boolean => {
         if (state.id === -1) {
           state.id = c.id;
+          state.connection = c;
           reservedById.set(c.id, state);
         }
         return true;
@@ -561,25 +600,36 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
           });
         }
       };
-      const markIfLost = (error: unknown): never => {
-        if (isConnectionLoss(error) && !state.lost) {
-          state.lost = true;
-          if (!state.closed && state.id !== -1) {
-            const closed = new Promise<void>((resolve) => {
-              // Should the close never be reported, stop waiting after a second.
-              const timer = setTimeout(done, 1000);
-              function done(): void {
-                clearTimeout(timer);
-                state.onClosed = undefined;
-                closing.delete(closed);
-                resolve();
-              }
-              state.onClosed = done;
-            });
-            closing.add(closed);
+      // Marks the session lost; until postgres.js has processed the close, a new reserve waits
+      // (see above). Should the close never be reported, it stops waiting after a second.
+      const markLost = (): void => {
+        if (state.lost) return;
+        state.lost = true;
+        if (state.closed || state.id === -1) return;
+        const closed = new Promise<void>((resolve) => {
+          const timer = setTimeout(done, 1000);
+          function done(): void {
+            clearTimeout(timer);
+            state.onClosed = undefined;
+            closing.delete(closed);
+            resolve();
           }
-        }
-        throw error;
+          state.onClosed = done;
+        });
+        closing.add(closed);
+      };
+      const settle = <T>(pending: Promise<T>): Promise<T> => {
+        state.pending++;
+        return pending.then((value) => {
+          state.pending--;
+          return value;
+        }, (error) => {
+          state.pending--;
+          // Only a connection that really closed (or a session the server ended) is lost; a
+          // server error of severity ERROR leaves it usable.
+          if (isConnectionLoss(error)) markLost();
+          throw error;
+        });
       };
       return {
         get lost() {
@@ -587,19 +637,32 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
         },
         query(text, params = [], options) {
           guard();
-          return run(reserved, text, params, options, register).catch(markIfLost);
+          return settle(run(session, text, params, options, register));
         },
         copyIn(text, data) {
           guard();
-          return copy(reserved, text, data).catch(markIfLost);
+          return settle(copy(session, text, data));
         },
         release() {
           if (state.released) return;
           state.released = true;
           reservedCount--;
-          if (state.id !== -1 && !(state.lost && !state.closed)) reservedById.delete(state.id);
-          // A lost connection was already taken back by the driver when it closed.
-          if (!state.lost) reserved.release();
+          const connection = state.connection;
+          // The invariant: a connection goes back to the pool only idle, outside a transaction,
+          // with nothing in flight; any other is closed (postgres.js then takes its slot back).
+          if (
+            !state.lost && connection !== undefined &&
+            (state.pending > 0 || (connection.status !== undefined && connection.status !== IDLE))
+          ) {
+            markLost();
+          }
+          if (state.lost) {
+            if (!state.closed) connection?.terminate();
+          } else {
+            if (state.id !== -1) reservedById.delete(state.id);
+            session.release();
+          }
+          if (state.id !== -1 && state.closed) reservedById.delete(state.id);
         },
       };
     },

@@ -61,14 +61,33 @@ export function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
-/** True when the error means the connection is gone. */
+/** True for a server error after which the server ends the session (`FATAL`, `PANIC`). */
+export function isFatal(error: unknown): boolean {
+  if (!isObject(error)) return false;
+  const severity = error.severity ?? (error as { severity_local?: string }).severity_local;
+  return severity === "FATAL" || severity === "PANIC";
+}
+
+/** True for a server error that ended the session (`FATAL` in class `08` or `57P`). */
+export function isSessionEnded(error: unknown): boolean {
+  const code = errorCode(error);
+  return isFatal(error) && code !== undefined && (code.startsWith("08") || code.startsWith("57P"));
+}
+
+/**
+ * True when the error means the connection is gone: the driver saw it close, or the server
+ * reported an error after which it ends the session (`FATAL`: `57P01` admin shutdown, a class
+ * `08` protocol failure, …). A server error of severity `ERROR` leaves the connection usable,
+ * whatever its class: `08P01` for a bind with the wrong number of parameters is one.
+ */
 export function isConnectionLoss(error: unknown): boolean {
   if (error instanceof ConnectionError) return true;
+  if (error instanceof DatabaseError) {
+    return error.severity === undefined ? CONNECTION_CODES.has(error.code) : isFatal(error);
+  }
+  if (isServerError(error)) return isFatal(error);
   const code = errorCode(error);
-  if (code === undefined) return false;
-  // Class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash, cannot connect now).
-  return CONNECTION_CODES.has(code) || code.startsWith("08") || code === "57P01" ||
-    code === "57P02" || code === "57P03";
+  return code !== undefined && CONNECTION_CODES.has(code);
 }
 
 /** True when the transaction should be run again. */
@@ -119,7 +138,9 @@ export function toDatabaseError(error: unknown, target: string): Error {
         options,
       );
     }
-    if (isConnectionLoss(error)) {
+    // The session ended (an administrator, a crash, a shutdown): the connection is gone. Other
+    // FATAL errors (authentication, an unknown database) are refusals, reported as such.
+    if (isSessionEnded(error)) {
       return new ConnectionError(`Connection to "${target}" lost: ${message}`, options);
     }
     return new DatabaseError(`Cannot execute query: ${message}`, options);

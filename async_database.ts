@@ -65,6 +65,7 @@ import {
   type WhereOperators,
 } from "./_sql.ts";
 import { jsonText } from "./_serialize.ts";
+import { highestPlaceholder } from "./_sql_scan.ts";
 import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
 
 export type {
@@ -77,7 +78,14 @@ export type {
   Where,
   WhereOperators,
 };
-export type { Int8Mode, IsolationLevel, RetryInfo, RetryOptions, SslMode } from "./_config.ts";
+export type {
+  Int8Mode,
+  IsolationLevel,
+  Notice,
+  RetryInfo,
+  RetryOptions,
+  SslMode,
+} from "./_config.ts";
 
 /** Options of `createTable`. */
 export interface CreateTableOptions {
@@ -170,6 +178,19 @@ function runnerOf(q: AsyncQueryable): Runner {
   return runners.get(q) as Runner;
 }
 
+// Placeholder counts by statement text: a hot statement is scanned once.
+const placeholderCounts = new Map<string, number>();
+
+function placeholders(sql: string): number {
+  let count = placeholderCounts.get(sql);
+  if (count === undefined) {
+    count = highestPlaceholder(sql);
+    if (placeholderCounts.size >= 1024) placeholderCounts.clear();
+    placeholderCounts.set(sql, count);
+  }
+  return count;
+}
+
 function checkSql(sql: unknown, params: unknown): void {
   if (typeof sql !== "string" || sql.trim() === "") {
     throw new ValidationError("Cannot execute query: SQL must be a non-empty string", {
@@ -181,6 +202,24 @@ function checkSql(sql: unknown, params: unknown): void {
       field: "params",
     });
   }
+  // Without parameters the text goes by the simple protocol, where "$1" can be legitimate
+  // (PREPARE, a BEGIN ATOMIC body) and a missing one is the server's clear 42P02.
+  const given = params === undefined ? 0 : params.length;
+  if (given === 0) return;
+  const expected = placeholders(sql);
+  if (expected !== given) {
+    const range = expected === 0 ? "" : expected === 1 ? " ($1)" : ` ($1 … $${expected})`;
+    throw new ValidationError(
+      `Cannot execute query: the SQL expects ${
+        plural(expected, "parameter")
+      }${range} but ${given} ${given === 1 ? "was" : "were"} given`,
+      { field: "params" },
+    );
+  }
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function checkRecord(data: unknown, field: string): asserts data is Row {
@@ -710,8 +749,8 @@ export class AsyncTransaction extends AsyncQueryable {
 }
 
 /**
- * A pooled client. Connects lazily on first use (or on `connect()`); `close()` ends the pool
- * and a later call reconnects.
+ * A pooled client. Connects lazily on first use (or on `connect()`); `close()` ends the pool,
+ * and every later call fails with `ConnectionError`.
  *
  * @example Options, URL and environment
  * ```ts ignore
@@ -730,6 +769,8 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   #ending: Promise<void> | undefined;
   /** The connect in progress, with its driver once made, so that close() can end it. */
   #opening: { driver?: Driver } | undefined;
+  /** Set by close(): every later call fails. */
+  #closed = false;
   #dialect: Dialect | undefined;
   #version = "";
   readonly #primaryKeys = new Map<string, readonly string[]>();
@@ -799,8 +840,13 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
     if (this.#driver === undefined) await this.#connect();
   }
 
-  /** Closes the pool (idempotent); a later call reconnects lazily. */
+  /**
+   * Closes the pool (idempotent), waiting for statements in flight. Afterwards every call
+   * fails with `ConnectionError` (code `CONNECTION_CLOSED`); make a new `AsyncDatabase` to
+   * connect again.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     const driver = this.#driver;
     const connecting = this.#connecting;
     const opening = this.#opening;
@@ -938,6 +984,14 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   }
 
   #connect(): Promise<Driver> {
+    if (this.#closed) {
+      return Promise.reject(
+        new ConnectionError(
+          `Cannot use the database "${describeTarget(this.#config)}": it is closed`,
+          { code: "CONNECTION_CLOSED" },
+        ),
+      );
+    }
     if (this.#connecting) return this.#connecting;
     const attempt: { driver?: Driver } = {};
     const connecting: Promise<Driver> = this.#open(attempt).then(

@@ -999,16 +999,32 @@ Deno.test("AsyncDatabase connects lazily, and connect() is idempotent", async ()
   }
 });
 
-Deno.test("AsyncDatabase.close() is idempotent and a later call reconnects lazily", async () => {
+Deno.test("AsyncDatabase.close() is idempotent and every later call fails with ConnectionError", async () => {
+  const never = openDb();
+  await never.close(); // never connected
+  await assert.rejects(() => never.execute("SELECT 1"), ConnectionError);
   const db = openDb();
-  await db.close(); // never connected
-  await db.execute("SELECT 1");
+  assert.deepEqual(await db.execute("SELECT 1 AS one"), [{ one: 1 }]);
   await db.close();
   await db.close();
-  assert.deepEqual(await db.execute("SELECT 2 AS two"), [{ two: 2 }]);
   await Promise.all([db.close(), db.close()]);
-  await db.transaction((tx) => tx.execute("SELECT 3"));
-  await db.close();
+  for (
+    const call of [
+      () => db.execute("SELECT 2"),
+      () => db.queryOne("SELECT 2"),
+      () => db.connect(),
+      () => db.select("t"),
+      () => db.transaction((tx) => tx.execute("SELECT 3")),
+      () => db.stream("SELECT 4").next(),
+    ]
+  ) {
+    await assert.rejects(call, (error: unknown) => {
+      assert.ok(error instanceof ConnectionError, Deno.inspect(error));
+      assert.equal(error.code, "CONNECTION_CLOSED");
+      assert.match(error.message, /^Cannot use the database ".*": it is closed$/);
+      return true;
+    });
+  }
 });
 
 Deno.test("AsyncDatabase closes with await using", async () => {

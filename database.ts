@@ -29,6 +29,7 @@ import { Worker } from "node:worker_threads";
 import {
   type DatabaseOptions,
   describeTarget,
+  type Notice,
   resolveConfig,
   type ResolvedConfig,
   type TransactionOptions,
@@ -47,6 +48,7 @@ import {
   BEAT,
   bootstrapSource,
   BRIDGE_MARK,
+  type BridgeEvent,
   bridgeHooks,
   CALLER,
   createSharedBuffer,
@@ -63,6 +65,7 @@ import {
   HEARTBEAT_MS,
   KIND,
   KIND_ERROR,
+  KIND_EVENTS,
   KIND_PART,
   KIND_REQUEST,
   readChunk,
@@ -85,7 +88,14 @@ import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptio
 // would wait for a worker that cannot load.
 import "./_bridge_worker.ts";
 
-export type { Int8Mode, IsolationLevel, RetryInfo, RetryOptions, SslMode } from "./_config.ts";
+export type {
+  Int8Mode,
+  IsolationLevel,
+  Notice,
+  RetryInfo,
+  RetryOptions,
+  SslMode,
+} from "./_config.ts";
 export type {
   BatchInsertOptions,
   BatchUpdateOptions,
@@ -153,6 +163,22 @@ function checkReadAccess(target: string): void {
   }
 }
 
+/** What a {@linkcode Bridge} is started with. */
+interface BridgeSettings {
+  /** The URL given to the `Database`, if any. */
+  readonly url: string | undefined;
+  /** The `AsyncDatabase` options for the worker (only values that can be cloned). */
+  readonly options: Record<string, unknown>;
+  /** Milliseconds without a heartbeat before the worker counts as gone. */
+  readonly timeout: number;
+  /** Milliseconds the worker may take to start. */
+  readonly startTimeout: number;
+  /** The target without secrets, for messages. */
+  readonly target: string;
+  /** Called on the calling thread with each notice; the worker then forwards them. */
+  readonly onNotice: ((notice: Notice) => void) | undefined;
+}
+
 /** One worker and its shared buffer; a failed bridge stays failed and the database starts another. */
 class Bridge {
   readonly #buffer: SharedArrayBuffer;
@@ -160,6 +186,7 @@ class Bridge {
   readonly #worker: Worker;
   readonly #timeout: number;
   readonly #target: string;
+  readonly #onNotice: ((notice: Notice) => void) | undefined;
   #failure: ConnectionError | undefined;
   /** Recent share of answers caught while spinning (an exponential moving average). */
   #spinScore = 1;
@@ -170,18 +197,20 @@ class Bridge {
   dialect: Dialect = "postgres";
   version = "";
 
-  constructor(
-    url: string | undefined,
-    options: Record<string, unknown>,
-    timeout: number,
-    startTimeout: number,
-    target: string,
-  ) {
+  constructor(settings: BridgeSettings) {
+    const { url, options, timeout, startTimeout, target, onNotice } = settings;
     this.#timeout = timeout;
     this.#target = target;
+    this.#onNotice = onNotice;
     this.#buffer = createSharedBuffer();
     this.#header = headerOf(this.#buffer);
-    const workerData: WorkerData = { bridge: BRIDGE_MARK, buffer: this.#buffer, url, options };
+    const workerData: WorkerData = {
+      bridge: BRIDGE_MARK,
+      buffer: this.#buffer,
+      url,
+      options,
+      events: onNotice !== undefined,
+    };
     checkReadAccess(target);
     try {
       const source = bootstrapSource(WORKER_URL.href);
@@ -238,6 +267,7 @@ class Bridge {
     } while (offset < message.bytes.byteLength);
     // The turn is back with the answer's first chunk.
     let parts: unknown[][] | undefined;
+    let events: BridgeEvent[] | undefined;
     for (;;) {
       const kind = header[KIND];
       const format = header[FORMAT];
@@ -249,18 +279,33 @@ class Bridge {
         this.#handOver();
         received += readChunk(buffer, header, answer, received);
       }
-      if (kind === KIND_PART) {
+      if (kind === KIND_PART || kind === KIND_EVENTS) {
         // Let the worker write the next slice while this one is decoded.
         this.#release();
-        (parts ??= []).push(decodeMessage(format, answer) as unknown[]);
+        const decoded = decodeMessage(format, answer) as unknown[];
+        if (kind === KIND_PART) (parts ??= []).push(decoded);
+        else (events ??= []).push(...decoded as BridgeEvent[]);
         this.#await();
         continue;
       }
       const value = decodeMessage(format, answer);
+      if (events !== undefined) this.#deliver(events);
       if (kind === KIND_ERROR) throw decodeError(value as ErrorRecord);
       if (parts === undefined) return value;
       parts.push(value as unknown[]);
       return parts.flat(1);
+    }
+  }
+
+  // Events reach their handler on this thread, after the answer is in and before the call
+  // returns; a handler that throws is reported, as an event listener's error is.
+  #deliver(events: readonly BridgeEvent[]): void {
+    for (const event of events) {
+      try {
+        if (event.type === "notice") this.#onNotice?.(event.notice);
+      } catch (error) {
+        reportError(error);
+      }
     }
   }
 
@@ -823,8 +868,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * A synchronous client: every method blocks until its result is there. Connects in the
- * constructor (unless `connect: false`); `close()` ends the worker and its pool, and a later
- * call starts them again.
+ * constructor (unless `connect: false`); `close()` ends the worker and its pool, and every
+ * later call fails with `ConnectionError`.
  *
  * While a transaction callback runs, the worker keeps serving: a call on the database (not on
  * the transaction handle) inside the callback runs on another connection of the pool. When the
@@ -852,7 +897,10 @@ export class Database extends Queryable implements Disposable {
   readonly #url: string | undefined;
   readonly #workerOptions: Record<string, unknown>;
   readonly #bridgeTimeout: number;
+  readonly #onNotice: ((notice: Notice) => void) | undefined;
   #bridge: Bridge | undefined;
+  /** Set by close(): every later call fails. */
+  #closed = false;
 
   /**
    * A database from options; `DATABASE_URL`, the `PG*` variables and the defaults fill the
@@ -879,7 +927,7 @@ export class Database extends Queryable implements Disposable {
     const given: SyncDatabaseOptions =
       (typeof urlOrOptions === "string" ? options : urlOrOptions ?? options) ?? {};
     this.#config = resolveConfig(url, given);
-    const { bridgeTimeout = DEFAULT_BRIDGE_TIMEOUT, connect = true, ...rest } = given;
+    const { bridgeTimeout = DEFAULT_BRIDGE_TIMEOUT, connect = true, onNotice, ...rest } = given;
     if (typeof bridgeTimeout !== "number" || !(bridgeTimeout > 0)) {
       throw new ValidationError(
         `Cannot use bridgeTimeout ${bridgeTimeout}: expected milliseconds above 0`,
@@ -888,6 +936,8 @@ export class Database extends Queryable implements Disposable {
     }
     this.#url = url;
     this.#workerOptions = rest as Record<string, unknown>;
+    // A function cannot cross to the worker: the worker forwards notices to this thread.
+    this.#onNotice = onNotice;
     this.#bridgeTimeout = bridgeTimeout;
     const maxConnections = this.#config.maxConnections;
     channels.set(this, {
@@ -925,7 +975,7 @@ export class Database extends Queryable implements Disposable {
 
   /**
    * Starts the worker, opens the pool and checks the server (idempotent). Called by the
-   * constructor, and lazily on first use after `connect: false` or `close()`.
+   * constructor, and lazily on first use after `connect: false`.
    *
    * @example
    * ```ts ignore
@@ -939,7 +989,8 @@ export class Database extends Queryable implements Disposable {
   }
 
   /**
-   * Closes the pool and ends the worker (idempotent); a later call starts them again.
+   * Closes the pool and ends the worker (idempotent). Afterwards every call fails with
+   * `ConnectionError` (code `CONNECTION_CLOSED`); make a new `Database` to connect again.
    *
    * @example
    * ```ts ignore
@@ -947,6 +998,7 @@ export class Database extends Queryable implements Disposable {
    * ```
    */
   close(): void {
+    this.#closed = true;
     const bridge = this.#bridge;
     this.#bridge = undefined;
     if (bridge === undefined) return;
@@ -1137,15 +1189,22 @@ export class Database extends Queryable implements Disposable {
   /** The running bridge; a failed one is replaced by a new worker. */
   #use(): Bridge {
     if (this.#bridge?.alive) return this.#bridge;
+    if (this.#closed) {
+      throw new ConnectionError(
+        `Cannot use the database "${describeTarget(this.#config)}": it is closed`,
+        { code: "CONNECTION_CLOSED" },
+      );
+    }
     this.#bridge?.terminate();
     this.#bridge = undefined;
-    const bridge = new Bridge(
-      this.#url,
-      this.#workerOptions,
-      this.#bridgeTimeout,
-      Math.max(this.#bridgeTimeout, this.#config.connectTimeout * 1000),
-      describeTarget(this.#config),
-    );
+    const bridge = new Bridge({
+      url: this.#url,
+      options: this.#workerOptions,
+      timeout: this.#bridgeTimeout,
+      startTimeout: Math.max(this.#bridgeTimeout, this.#config.connectTimeout * 1000),
+      target: describeTarget(this.#config),
+      onNotice: this.#onNotice,
+    });
     this.#bridge = bridge;
     return bridge;
   }

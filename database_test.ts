@@ -629,19 +629,32 @@ Deno.test("Database connects in the constructor unless connect is false", async 
   });
 });
 
-Deno.test("Database.close() is idempotent and a later call starts again", () => {
+Deno.test("Database.close() is idempotent and every later call fails with ConnectionError", () => {
   const db = new Database(testUrl());
   assert.deepEqual(db.execute("SELECT 1 AS one"), [{ one: 1 }]);
   db.close();
   db.close();
   assert.equal(db.serverVersion, "");
-  assert.deepEqual(db.execute("SELECT 2 AS two"), [{ two: 2 }]);
-  db.close();
+  for (
+    const call of [
+      () => db.execute("SELECT 2"),
+      () => db.connect(),
+      () => db.select("t"),
+      () => db.transaction((tx) => tx.execute("SELECT 3")),
+      () => [...db.stream("SELECT 4")],
+    ]
+  ) {
+    assert.throws(call, (error: unknown) => {
+      assert.ok(error instanceof ConnectionError, Deno.inspect(error));
+      assert.equal(error.code, "CONNECTION_CLOSED");
+      assert.match(error.message, /^Cannot use the database ".*": it is closed$/);
+      return true;
+    });
+  }
   {
     using scoped = new Database(testUrl());
     scoped.execute("SELECT 1");
   }
-  db.close();
 });
 
 Deno.test("Database never shows the password", () => {

@@ -38,6 +38,7 @@ export {
   type DropTableOptions,
   type Int8Mode,
   type IsolationLevel,
+  type Notice,
   type OrderBy,
   type RetryInfo,
   type RetryOptions,

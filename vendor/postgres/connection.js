@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { setImmediate, clearImmediate } from 'node:timers'
+import { setImmediate, clearImmediate, setTimeout, clearTimeout } from 'node:timers'
 import net from 'node:net'
 import tls from 'node:tls'
 import crypto from 'node:crypto'
@@ -166,6 +166,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       return
 
     try {
+      socket && socket.ref && socket.ref()
       q.state = backend
       query
         ? sent.push(q)
@@ -546,6 +547,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ReadyForQuery(x) {
+    // Patched: the transaction status of the last ReadyForQuery ('I' idle, 'T' in a transaction,
+    // 'E' in a failed transaction), so that a connection is never handed back to the pool
+    // inside a transaction.
+    connection.status = x[5]
     if (query) {
       if (errorResponse) {
         query.retried
@@ -600,6 +605,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       : ending
         ? terminate()
         : onopen(connection)
+
+    // Patched: a connection with nothing in flight does not keep the process alive; execute()
+    // refs it again.
+    !query && sent.length === 0 && socket && socket.unref && socket.unref()
   }
 
   function CommandComplete(x) {
@@ -1077,6 +1086,9 @@ function timer(fn, seconds) {
     start() {
       timer && clearTimeout(timer)
       timer = setTimeout(done, seconds * 1000, arguments)
+      // Patched: the idle, lifetime and connect timers do not keep the process alive by
+      // themselves (a connect has a statement waiting on it, which does).
+      timer.unref && timer.unref()
     }
   }
 

@@ -215,7 +215,10 @@ export function* transactionSteps<T>(
         } else if (
           isRetryable(error) || (phase === "body" && state.sawRetryable && isAborted(code))
         ) {
-          if (cockroach && open) {
+          if (!open) {
+            // COMMIT already ended the transaction (the server answered it with ROLLBACK).
+            needBegin = true;
+          } else if (cockroach) {
             try {
               yield { kind: "query", text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}` };
             } catch {

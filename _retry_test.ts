@@ -720,6 +720,27 @@ Deno.test("transactionSteps() retries when COMMIT answers ROLLBACK after a caugh
   });
   assert.equal(run.value, "attempt 2");
   assert.equal(run.log.filter((s) => s === "callback").length, 2);
+  // COMMIT ended the transaction: no ROLLBACK after it (the server would warn 25P01).
+  const commit = run.log.indexOf("COMMIT");
+  assert.ok(!run.log.slice(commit + 1).includes("ROLLBACK"), run.log.join(", "));
+  assert.ok(run.log.slice(commit + 1).includes(PG_BEGIN), run.log.join(", "));
+});
+
+Deno.test("transactionSteps() on CockroachDB begins again with its savepoint when COMMIT answers ROLLBACK after a caught 40001", () => {
+  let commits = 0;
+  const run = drive<string>(
+    {
+      query: (text) => text === "COMMIT" && ++commits === 1 ? "ROLLBACK" : text,
+      callback: (attempt) => `attempt ${attempt}`,
+      state: (attempt) => ({ lost: false, sawRetryable: attempt === 1 }),
+    },
+    {},
+    "cockroach",
+  );
+  assert.equal(run.value, "attempt 2");
+  const commit = run.log.indexOf("COMMIT");
+  assert.ok(!run.log.slice(commit + 1).some((s) => s.startsWith("ROLLBACK")), run.log.join(", "));
+  assert.ok(run.log.slice(commit + 1).some((s) => s.includes("SAVEPOINT cockroach_restart")));
 });
 
 Deno.test("transactionSteps() retries 25P02 in the body only after a retryable error was seen", () => {

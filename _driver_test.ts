@@ -1,0 +1,130 @@
+// The driver seam on the real server: what counts as a lost connection, and the rule that a
+// reserved connection goes back to the pool only idle outside a transaction.
+import assert from "node:assert/strict";
+import { resolveConfig } from "./_config.ts";
+import { createDriver, type Driver } from "./_driver.ts";
+import { ConnectionError, DatabaseError } from "./crud/exceptions.ts";
+import { testUrl, uniqueName } from "./_test_util.ts";
+
+async function withDriver(
+  maxConnections: number,
+  fn: (driver: Driver, application: string) => Promise<void>,
+): Promise<void> {
+  const application = uniqueName("drv");
+  const driver = createDriver(
+    resolveConfig(testUrl(), { maxConnections, applicationName: application }),
+    undefined,
+  );
+  try {
+    await fn(driver, application);
+  } finally {
+    await driver.end();
+  }
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("driver: 08P01 from a bind with the wrong parameter count is a DatabaseError on a live connection, which goes back to the pool", async () => {
+  await withDriver(1, async (driver) => {
+    for (let i = 0; i < 5; i++) {
+      const session = await within(driver.reserve(), 1000, `reserve ${i + 1}`);
+      await assert.rejects(
+        () => session.query("SELECT $1::int + $2::int AS x", [1], { prepare: true }),
+        (error: unknown) => {
+          assert.ok(error instanceof DatabaseError, Deno.inspect(error));
+          assert.ok(!(error instanceof ConnectionError), Deno.inspect(error));
+          assert.equal(error.code, "08P01");
+          return true;
+        },
+      );
+      assert.equal(session.lost, false);
+      assert.deepEqual((await session.query("SELECT 2 AS two")).rows, [{ two: 2 }]);
+      session.release();
+    }
+  });
+});
+
+Deno.test("driver: a connection released inside a transaction is closed, never handed to the next caller", async () => {
+  await withDriver(1, async (driver, application) => {
+    const first = await driver.reserve();
+    await first.query("BEGIN");
+    await first.query("CREATE TEMP TABLE leftover (x int)");
+    const pid = (await first.query("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+    first.release();
+    const second = await within(driver.reserve(), 5000, "the next reserve");
+    const row = (await second.query(
+      "SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS fresh",
+    )).rows[0]!;
+    assert.notEqual(row.pid, pid, "the connection inside a transaction was reused");
+    assert.equal(row.fresh, true);
+    second.release();
+    const left = (await driver.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+      [application],
+    )).rows[0]!.n;
+    assert.equal(left, 0);
+  });
+});
+
+Deno.test("driver: a connection released in a failed transaction is closed, and the pool goes on", async () => {
+  await withDriver(1, async (driver) => {
+    for (let i = 0; i < 5; i++) {
+      const session = await within(driver.reserve(), 5000, `reserve ${i + 1}`);
+      await session.query("BEGIN");
+      await assert.rejects(() => session.query("SELECT 1 / 0"), DatabaseError);
+      session.release();
+    }
+    assert.deepEqual((await within(driver.query("SELECT 1 AS one"), 5000, "a query")).rows, [{
+      one: 1,
+    }]);
+  });
+});
+
+Deno.test("driver: a session the server ended is lost, and the next reserve gets a fresh one", async () => {
+  await withDriver(1, async (driver) => {
+    const session = await driver.reserve();
+    await assert.rejects(
+      () => session.query("SELECT pg_terminate_backend(pg_backend_pid())"),
+      ConnectionError,
+    );
+    assert.equal(session.lost, true);
+    session.release();
+    const next = await within(driver.reserve(), 5000, "the next reserve");
+    assert.deepEqual((await next.query("SELECT 1 AS one")).rows, [{ one: 1 }]);
+    next.release();
+  });
+});
+
+Deno.test("a script that forgets close() ends when its work is done, async and sync", async () => {
+  const script = (api: "async" | "sync") =>
+    api === "async"
+      ? `import { AsyncDatabase } from ${JSON.stringify(new URL("./mod.ts", import.meta.url).href)};
+const db = new AsyncDatabase(Deno.env.get("DATABASE_URL"), { minConnections: 2, idleTimeout: 600 });
+await db.execute("SELECT 1");
+await db.transaction((tx) => tx.execute("SELECT 2"));
+for await (const _ of db.stream("SELECT 3")) break;
+console.log("done");`
+      : `import { Database } from ${JSON.stringify(new URL("./mod.ts", import.meta.url).href)};
+const db = new Database(Deno.env.get("DATABASE_URL"), { idleTimeout: 600 });
+db.execute("SELECT 1");
+console.log("done");`;
+  for (const api of ["async", "sync"] as const) {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script(api)],
+      env: { DATABASE_URL: testUrl() },
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    assert.equal(code, 0, `${api}: ${new TextDecoder().decode(stderr)}`);
+    assert.equal(new TextDecoder().decode(stdout).trim(), "done");
+  }
+});

@@ -1,13 +1,19 @@
-// Shared by the test modules: the server URL the test task started, unique names, and a
+// Shared by the test modules: the URL of the database the test task made, unique names, and a
 // server-side killer of backends.
 import type { AsyncDatabase } from "./async_database.ts";
 
-/** The URL of the server the tests use (set by `deno task test`, or by the caller). */
+/**
+ * The URL of the database the tests use, which `deno task test` (scripts/test.ts) puts in
+ * MANTICORE_TEST_URL. DATABASE_URL is not read here: a developer's DATABASE_URL is their own
+ * database, and a bare `deno test` must not write into it.
+ */
 export function testUrl(): string {
-  const url = Deno.env.get("DATABASE_URL");
+  const url = Deno.env.get("MANTICORE_TEST_URL");
   if (!url) {
     throw new Error(
-      "Cannot run integration tests: DATABASE_URL is not set (run them with `deno task test`, which starts a throwaway server)",
+      "Cannot run integration tests: MANTICORE_TEST_URL is not set; run them with " +
+        "`deno task test [file]`, which starts a throwaway server (or creates a fresh database " +
+        "on the server in TEST_DATABASE_URL)",
     );
   }
   return url;

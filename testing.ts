@@ -1,33 +1,70 @@
 /**
- * A throwaway PostgreSQL server for tests.
+ * A throwaway PostgreSQL database for tests.
  *
- * {@linkcode startTestDatabase} starts a PostgreSQL server from the binaries installed on the
- * machine, in a temporary directory, on a free loopback port, with
- * `default_transaction_isolation = serializable` (CockroachDB's default), so that transactions
- * conflict and fail with SQLSTATE `40001` as they do on CockroachDB. When `DATABASE_URL` is set,
- * that server is used instead and nothing is started. It works when run as root: the server
- * then runs as the unprivileged user `postgres` (created with `useradd` if missing).
+ * {@linkcode startTestDatabase} gives each call a database of its own, and
+ * {@linkcode TestDatabase.stop} removes it. Where it comes from:
+ *
+ * - By default, a PostgreSQL server started from the binaries installed on the machine, in a
+ *   temporary directory, on a free loopback port, with
+ *   `default_transaction_isolation = serializable` (CockroachDB's default), so that transactions
+ *   conflict and fail with SQLSTATE `40001` as they do on CockroachDB. It works when run as root:
+ *   the server then runs as the unprivileged user `postgres` (created with `useradd` if missing).
+ * - When the `TEST_DATABASE_URL` environment variable (or the `url` option) names a server, such
+ *   as a CockroachDB node, nothing is started: a fresh database with a unique name is created on
+ *   that server, and `stop()` drops it, and only it.
+ *
+ * It never reads `DATABASE_URL`: in a project that is the development database, and tests must
+ * not write into it.
  *
  * Linux and macOS only; needs `--allow-env --allow-read --allow-write --allow-run --allow-net`
  * (or `-A`).
  *
- * @example Run a test against a throwaway server
+ * @example A test with a database of its own
  * ```ts
+ * import { AsyncDatabase } from "@manticore/cockroachdb";
  * import { startTestDatabase } from "@manticore/cockroachdb/testing";
  *
- * await using server = await startTestDatabase();
- * console.log(server.url); // postgresql://root@127.0.0.1:<port>/postgres, or DATABASE_URL
+ * Deno.test("todos are stored", async () => {
+ *   await using server = await startTestDatabase();
+ *   await using db = new AsyncDatabase(server.url);
+ *   await db.execute("CREATE TABLE todos (id INT PRIMARY KEY, title TEXT)");
+ *   await db.execute("INSERT INTO todos VALUES (1, 'write tests')");
+ *   console.log(await db.queryOne("SELECT title FROM todos")); // { title: "write tests" }
+ * });
+ * ```
+ *
+ * @example Against an existing server (CockroachDB, say)
+ * ```sh
+ * TEST_DATABASE_URL=postgresql://root@localhost:26257/defaultdb?sslmode=disable deno test -A
  * ```
  *
  * @module
  */
+import { AsyncDatabase } from "./async_database.ts";
 
 /** Options for {@linkcode startTestDatabase}. */
 export interface TestDatabaseOptions {
   /**
-   * Start a server of its own even when `DATABASE_URL` is set, for tests that stop, restart
-   * or reconfigure the server.
+   * A server to create the test database on, instead of starting one, such as
+   * `postgresql://root@localhost:26257/defaultdb?sslmode=disable`. The helper connects to the
+   * database in the URL to run `CREATE DATABASE` and `DROP DATABASE`, so the user needs the
+   * right to create databases; {@linkcode TestDatabase.url} is this URL with the fresh
+   * database in place of that one. Cannot be combined with `ownServer`, `tls` or `serverArgs`.
    *
+   * @default {the `TEST_DATABASE_URL` environment variable; when it is unset or empty, a server of its own is started}
+   */
+  readonly url?: string;
+  /**
+   * Start a server of its own even when `TEST_DATABASE_URL` is set, for tests that stop,
+   * restart or reconfigure the server (see {@linkcode TestDatabase.restart}).
+   *
+   * @default {false}
+   */
+  readonly ownServer?: boolean;
+  /**
+   * The former name of `ownServer`, which it means.
+   *
+   * @deprecated Use `ownServer`. `DATABASE_URL` is never read, so there is nothing to ignore.
    * @default {false}
    */
   readonly ignoreEnv?: boolean;
@@ -42,19 +79,19 @@ export interface TestDatabaseOptions {
   readonly tls?: boolean;
   /**
    * Extra command-line arguments for `postgres`, such as `["-c", "statement_timeout=0"]`.
-   * Implies a server of its own when not empty, since an external server cannot take them.
+   * Implies a server of its own when not empty, since an existing server cannot take them.
    *
    * @default {[]}
    */
   readonly serverArgs?: readonly string[];
   /**
-   * The directory holding `initdb` and `postgres`.
+   * The directory holding `initdb` and `postgres`; used only when a server is started.
    *
    * @default {the directory of `initdb` on `PATH`, else the newest `/usr/lib/postgresql/<version>/bin`}
    */
   readonly binDir?: string;
   /**
-   * How long to wait for the server to accept connections, in milliseconds.
+   * How long to wait for a started server to accept connections, in milliseconds.
    *
    * @default {30000}
    */
@@ -62,28 +99,37 @@ export interface TestDatabaseOptions {
 }
 
 /**
- * A running test database, from {@linkcode startTestDatabase}.
+ * A test database, from {@linkcode startTestDatabase}.
  *
  * `await using` stops it at the end of the scope.
  */
 export interface TestDatabase extends AsyncDisposable {
-  /** The connection URL, e.g. `postgresql://root@127.0.0.1:54321/postgres`. */
+  /**
+   * The connection URL: `postgresql://root@127.0.0.1:<port>/postgres` on a server of its own;
+   * on an existing server, that server's URL with the fresh database, e.g.
+   * `postgresql://root@localhost:26257/test_m1k2x3_9f3a0c1e?sslmode=disable`.
+   */
   readonly url: string;
-  /** True when the server comes from `DATABASE_URL` and was not started here. */
+  /**
+   * True when the database was created on an existing server (`TEST_DATABASE_URL` or the
+   * `url` option) rather than on a server started by this call. Then {@linkcode host},
+   * {@linkcode port}, {@linkcode stopServer}, {@linkcode startServer} and {@linkcode restart}
+   * throw, and the file properties are undefined.
+   */
   readonly external: boolean;
   /**
    * The host the server listens on (`127.0.0.1`).
    *
-   * @throws {Error} When the server is external.
+   * @throws {Error} When the database is on an existing server.
    */
   readonly host: string;
   /**
    * The TCP port the server listens on; it stays the same across restarts.
    *
-   * @throws {Error} When the server is external.
+   * @throws {Error} When the database is on an existing server.
    */
   readonly port: number;
-  /** The server's log file; undefined when the server is external. */
+  /** The server's log file; undefined when the database is on an existing server. */
   readonly logFile?: string;
   /** The CA certificate that signed the server certificate (`tls: true` only). */
   readonly caFile?: string;
@@ -94,10 +140,14 @@ export interface TestDatabase extends AsyncDisposable {
   /** The private key of {@linkcode clientCertFile}, mode 0600 (`tls: true` only). */
   readonly clientKeyFile?: string;
   /**
-   * Stops the server and removes its directory. Idempotent; does nothing for an external
-   * server.
+   * Removes the test database. A server of its own is stopped and its directory removed. On an
+   * existing server, the sessions still connected to the database are ended and the database
+   * is dropped (`WITH (FORCE)` on PostgreSQL 13 and later, `CASCADE` on CockroachDB); nothing
+   * else on that server is touched. Idempotent.
    *
-   * @returns A promise that resolves once the server has exited and its files are gone.
+   * @returns A promise that resolves once the database is gone.
+   * @throws {Error} When the existing server cannot be reached or refuses the drop; a later
+   * call tries again.
    */
   stop(): Promise<void>;
   /**
@@ -105,7 +155,7 @@ export interface TestDatabase extends AsyncDisposable {
    * Does nothing when the server is not running.
    *
    * @returns A promise that resolves once the server has exited.
-   * @throws {Error} When the server is external.
+   * @throws {Error} When the database is on an existing server.
    */
   stopServer(): Promise<void>;
   /**
@@ -113,8 +163,8 @@ export interface TestDatabase extends AsyncDisposable {
    * Does nothing when the server is running.
    *
    * @returns A promise that resolves once the server accepts connections.
-   * @throws {Error} When the server is external, was removed by {@linkcode stop}, or cannot
-   * start (for example because another process took its port).
+   * @throws {Error} When the database is on an existing server, the server was removed by
+   * {@linkcode stop}, or it cannot start (for example because another process took its port).
    */
   startServer(): Promise<void>;
   /**
@@ -128,87 +178,244 @@ export interface TestDatabase extends AsyncDisposable {
 }
 
 /**
- * Starts a throwaway PostgreSQL server for tests, or uses the server in `DATABASE_URL`.
+ * Gives the caller a test database of its own: a throwaway PostgreSQL server, or a fresh
+ * database on the server named by `TEST_DATABASE_URL` or the `url` option. It never reads
+ * `DATABASE_URL`.
  *
- * Unless `DATABASE_URL` is set (and none of `ignoreEnv`, `tls`, `serverArgs` asks for a
- * server of its own), this runs `initdb` in a new temporary directory and starts `postgres` on
- * a free port of `127.0.0.1`, with `default_transaction_isolation = serializable`, durability
- * turned off for speed, and the server log written to {@linkcode TestDatabase.logFile}. The
- * superuser is `root`, authentication is `trust`, the database is `postgres`. As root, the
- * server runs as the user `postgres`, which is created when missing.
+ * Unless a server is named (and none of `ownServer`, `tls`, `serverArgs` asks for a server of
+ * its own), this runs `initdb` in a new temporary directory and starts `postgres` on a free
+ * port of `127.0.0.1`, with `default_transaction_isolation = serializable`, durability turned
+ * off for speed, and the server log written to {@linkcode TestDatabase.logFile}. The superuser
+ * is `root`, authentication is `trust`, the database is `postgres`. As root, the server runs as
+ * the user `postgres`, which is created when missing. A program that ends without
+ * {@linkcode TestDatabase.stop} still shuts its server down.
  *
- * @param options How to start the server.
- * @returns The running server; call {@linkcode TestDatabase.stop} (or use `await using`) to
- * stop it and remove its files.
+ * On a named server it creates a database called `test_<time>_<random>` (on PostgreSQL with
+ * `default_transaction_isolation = serializable`, like a server of its own). A program killed
+ * before {@linkcode TestDatabase.stop} leaves that database behind; the name says what it is.
+ *
+ * @param options Where the database lives and how to start the server.
+ * @returns The database; call {@linkcode TestDatabase.stop} (or use `await using`) to remove it.
+ * @throws {TypeError} When `url` is not a `postgresql://` URL, or is combined with an option
+ * that needs a server of its own.
  * @throws {Error} When no PostgreSQL binaries are found, `initdb` or `openssl` fails, or the
- * server does not accept connections within `startTimeout`; the message holds the tail of
- * the tool's output or of the server log.
+ * server does not accept connections within `startTimeout` (the message holds the tail of the
+ * tool's output or of the server log); or when the named server cannot be reached or refuses
+ * `CREATE DATABASE` (the message names the server, without its password).
  *
- * @example Start a server of its own and restart it
+ * @example A server of its own, restarted
  * ```ts
  * import { startTestDatabase } from "@manticore/cockroachdb/testing";
  *
- * await using server = await startTestDatabase({ ignoreEnv: true });
+ * await using server = await startTestDatabase({ ownServer: true });
  * await server.restart();
  * console.log(server.url); // the same URL: the port is kept
+ * ```
+ *
+ * @example A fresh database on an existing server
+ * ```ts ignore
+ * import { startTestDatabase } from "@manticore/cockroachdb/testing";
+ *
+ * await using test = await startTestDatabase({
+ *   url: "postgresql://root@localhost:26257/defaultdb?sslmode=disable",
+ * });
+ * console.log(test.url); // postgresql://root@localhost:26257/test_…?sslmode=disable
  * ```
  */
 export async function startTestDatabase(
   options: TestDatabaseOptions = {},
 ): Promise<TestDatabase> {
-  const ownServer = options.ignoreEnv === true || options.tls === true ||
-    (options.serverArgs?.length ?? 0) > 0;
-  const url = ownServer ? undefined : Deno.env.get("DATABASE_URL");
-  if (url) return new ExternalDatabase(url);
+  const needsOwnServer = [
+    options.ownServer === true && "ownServer",
+    options.ignoreEnv === true && "ignoreEnv",
+    options.tls === true && "tls",
+    (options.serverArgs?.length ?? 0) > 0 && "serverArgs",
+  ].find((name) => name !== false);
+  if (options.url !== undefined) {
+    if (needsOwnServer) {
+      throw new TypeError(
+        `Cannot use the url option with ${needsOwnServer}: ${needsOwnServer} needs a server ` +
+          "started by this call, and url names an existing one",
+      );
+    }
+    return await ExternalDatabase.create(options.url, "the url option");
+  }
+  if (!needsOwnServer) {
+    const url = Deno.env.get(TEST_DATABASE_URL);
+    if (url) return await ExternalDatabase.create(url, TEST_DATABASE_URL);
+  }
   return await LocalDatabase.start(options);
 }
 
+const TEST_DATABASE_URL = "TEST_DATABASE_URL";
 const HOST = "127.0.0.1";
 const SERVER_USER = "postgres";
 const PORT_ATTEMPTS = 5;
+// The same shape as the client's URL parser accepts: scheme, authority, path, query, fragment.
+const URL_SHAPE = /^((?:postgres|postgresql|cockroachdb):\/\/[^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#.*)?$/i;
 
+/** A database created for this call on a server it did not start. */
 class ExternalDatabase implements TestDatabase {
   readonly url: string;
   readonly external = true;
+  readonly #serverUrl: string;
+  readonly #name: string;
+  readonly #source: string;
+  #dropping: Promise<void> | undefined;
 
-  constructor(url: string) {
-    this.url = url;
+  static async create(serverUrl: string, source: string): Promise<ExternalDatabase> {
+    if (typeof serverUrl !== "string" || !URL_SHAPE.test(serverUrl.trim())) {
+      throw new TypeError(
+        `Cannot use the server ${
+          typeof serverUrl === "string" ? `"${redact(serverUrl)}"` : String(serverUrl)
+        } from ${source}: expected postgresql://user@host:port/database`,
+      );
+    }
+    const name = `test_${Date.now().toString(36)}_${randomHex(4)}`;
+    try {
+      await onServer(serverUrl, async (admin, server) => {
+        await admin.execute(`CREATE DATABASE ${quote(name)}`);
+        if (server.cockroach) return;
+        try {
+          // Serializable like a server of its own, so that conflicts fail with 40001 here too.
+          await admin.execute(
+            `ALTER DATABASE ${quote(name)} SET default_transaction_isolation = 'serializable'`,
+          );
+        } catch (error) {
+          await admin.execute(`DROP DATABASE ${quote(name)}`).catch(() => {});
+          throw error;
+        }
+      });
+    } catch (error) {
+      throw new Error(
+        `Cannot create a test database on "${redact(serverUrl)}" (from ${source}): ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    }
+    return new ExternalDatabase(serverUrl, name, source);
+  }
+
+  private constructor(serverUrl: string, name: string, source: string) {
+    this.#serverUrl = serverUrl;
+    this.#name = name;
+    this.#source = source;
+    // The server's URL with the fresh database in its path; the fragment means nothing here.
+    const [, base, , query = ""] = URL_SHAPE.exec(serverUrl.trim())!;
+    this.url = `${base}/${name}${query}`;
   }
 
   get host(): string {
-    throw externalError("read the host of");
+    throw this.#unsupported("read the host of");
   }
 
   get port(): number {
-    throw externalError("read the port of");
+    throw this.#unsupported("read the port of");
   }
 
   stop(): Promise<void> {
-    return Promise.resolve();
+    this.#dropping ??= this.#drop().catch((error) => {
+      this.#dropping = undefined; // a later stop() tries again
+      throw new Error(
+        `Cannot drop the test database "${this.#name}" on "${redact(this.#serverUrl)}": ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    });
+    return this.#dropping;
   }
 
   stopServer(): Promise<void> {
-    return Promise.reject(externalError("stop"));
+    return Promise.reject(this.#unsupported("stop the server of"));
   }
 
   startServer(): Promise<void> {
-    return Promise.reject(externalError("start"));
+    return Promise.reject(this.#unsupported("start the server of"));
   }
 
   restart(): Promise<void> {
-    return Promise.reject(externalError("restart"));
+    return Promise.reject(this.#unsupported("restart the server of"));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+
+  #drop(): Promise<void> {
+    const name = quote(this.#name);
+    return onServer(this.#serverUrl, async (admin, server) => {
+      if (server.cockroach) {
+        // CockroachDB drops a database with open sessions; CASCADE takes its tables along.
+        await admin.execute(`DROP DATABASE IF EXISTS ${name} CASCADE`);
+      } else if (server.version >= 130000) {
+        await admin.execute(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } else {
+        // Before PostgreSQL 13: shut the door, end the sessions inside, then drop (DROP waits
+        // a few seconds for terminated sessions to exit).
+        const exists = await admin.queryOne("SELECT 1 FROM pg_database WHERE datname = $1", [
+          this.#name,
+        ]);
+        if (!exists) return;
+        await admin.execute(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+        await admin.execute(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity " +
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+          [this.#name],
+        );
+        await admin.execute(`DROP DATABASE IF EXISTS ${name}`);
+      }
+    });
+  }
+
+  #unsupported(action: string): Error {
+    return new Error(
+      `Cannot ${action} the test database "${this.#name}": it is on an existing server ` +
+        `(from ${this.#source}), not on one started by this call; pass { ownServer: true } ` +
+        "for a server of its own",
+    );
+  }
 }
 
-function externalError(action: string): Error {
-  return new Error(
-    `Cannot ${action} the test database: the server in DATABASE_URL is external; ` +
-      "pass { ignoreEnv: true } to start one of its own",
+interface ServerKind {
+  readonly cockroach: boolean;
+  /** `server_version_num`, e.g. 150004. */
+  readonly version: number;
+}
+
+/** Runs `action` on one connection to the database named in `url`, then closes it. */
+async function onServer(
+  url: string,
+  action: (admin: AsyncDatabase, server: ServerKind) => Promise<void>,
+): Promise<void> {
+  await using admin = new AsyncDatabase(url, { minConnections: 1, maxConnections: 1 });
+  await admin.connect();
+  const cockroach = admin.serverVersion.includes("CockroachDB");
+  const row = await admin.queryOne<{ version: number }>(
+    "SELECT current_setting('server_version_num')::int4 AS version",
   );
+  await action(admin, { cockroach, version: row?.version ?? 0 });
+}
+
+/** The URL with its password replaced by `***`. */
+function redact(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/?#@]*):[^/?#]*@/i, "$1:***@");
+}
+
+function quote(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 interface ServerUser {

@@ -1,8 +1,9 @@
-// What `deno task test` runs: `deno test -A [args]` against the server in DATABASE_URL, or
-// against a throwaway PostgreSQL server started once for the whole run; then, when
-// COCKROACH_URL is set, the same suite once more against that server.
+// What `deno task test` runs: `deno test -A [args]` against a database from startTestDatabase()
+// (a throwaway PostgreSQL server, or a fresh database on the server in TEST_DATABASE_URL), then,
+// when COCKROACH_URL is set, the same suite once more against a fresh database on that server.
+// DATABASE_URL in the caller's environment is ignored: it may be their development database.
 // Usage: deno run -A scripts/test.ts [deno test arguments, e.g. a file or --filter]
-import { startTestDatabase, type TestDatabase } from "../testing.ts";
+import { startTestDatabase, type TestDatabase, type TestDatabaseOptions } from "../testing.ts";
 
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 
@@ -27,11 +28,28 @@ function redact(url: string): string {
   return url.replace(/(\/\/[^:/@]*):[^@/]*@/, "$1:***@");
 }
 
-async function runSuite(label: string, url: string): Promise<number> {
-  console.log(`Testing against ${label}: ${redact(url)}`);
+/** Runs the suite against a database from startTestDatabase(), and removes it afterwards. */
+async function runSuite(
+  label: (database: TestDatabase) => string,
+  options: TestDatabaseOptions = {},
+): Promise<number> {
+  const database = await startTestDatabase(options);
+  try {
+    console.log(`Testing against ${label(database)}: ${redact(database.url)}`);
+    // A Ctrl-C while the server started is for the whole run, not for the start alone.
+    if (interrupted) return 130;
+    return await runTests(database.url);
+  } finally {
+    await database.stop();
+  }
+}
+
+async function runTests(url: string): Promise<number> {
   running = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", ...Deno.args],
-    env: { DATABASE_URL: url },
+    // The test modules read MANTICORE_TEST_URL (through testUrl() in _test_util.ts); DATABASE_URL is
+    // overridden too, for code under test that reads it, such as `deno test --doc` examples.
+    env: { MANTICORE_TEST_URL: url, DATABASE_URL: url },
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -46,24 +64,22 @@ async function runSuite(label: string, url: string): Promise<number> {
 async function main(): Promise<number> {
   const listeners = SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
-  let server: TestDatabase | undefined;
   try {
-    const external = Deno.env.get("DATABASE_URL");
-    let code: number;
-    if (external) {
-      code = await runSuite("the server in DATABASE_URL", external);
-    } else {
-      server = await startTestDatabase();
-      code = await runSuite("a throwaway PostgreSQL server", server.url);
-    }
+    let code = await runSuite((database) =>
+      database.external
+        ? "a fresh database on the server in TEST_DATABASE_URL"
+        : "a throwaway PostgreSQL server"
+    );
     const cockroach = Deno.env.get("COCKROACH_URL");
     if (cockroach && !interrupted) {
-      const cockroachCode = await runSuite("the CockroachDB server in COCKROACH_URL", cockroach);
+      const cockroachCode = await runSuite(
+        () => "a fresh database on the CockroachDB server in COCKROACH_URL",
+        { url: cockroach },
+      );
       code ||= cockroachCode;
     }
     return code;
   } finally {
-    await server?.stop();
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   }
 }

@@ -328,7 +328,7 @@ async function assertSurvivedRestart(
 }
 
 Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank workload, losing nothing", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   await using db = new AsyncDatabase(server.url, { maxConnections: 8, connectTimeout: 10 });
   const seed = Date.now() % 2 ** 31;
   const bank = await createBank(db, uniqueName("restart"), 20, 1000);
@@ -364,7 +364,7 @@ Deno.test("AsyncDatabase recovers from a server restart in the middle of a bank 
 });
 
 Deno.test("Database (sync) recovers from a server restart in the middle of transfers from 2 threads, losing nothing", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   await using admin = new AsyncDatabase(server.url, { maxConnections: 2, connectTimeout: 10 });
   const seed = Date.now() % 2 ** 31;
   const bank = await createBank(admin, uniqueName("sync_restart"), 12, 1000);
@@ -389,7 +389,7 @@ Deno.test("Database (sync) recovers from a server restart in the middle of trans
 });
 
 Deno.test("Database (sync) fails with ConnectionError while the server is down and works again once it is back", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   using db = new Database(server.url, { maxConnections: 2, connectTimeout: 5 });
   db.execute("CREATE TABLE t (id INT PRIMARY KEY)");
   await server.stopServer();
@@ -416,7 +416,7 @@ Deno.test("Database (sync) fails with ConnectionError while the server is down a
 });
 
 Deno.test("AsyncDatabase fails with ConnectionError while the server is down and works again once it is back", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   await using db = new AsyncDatabase(server.url, { maxConnections: 4, connectTimeout: 5 });
   await db.execute("CREATE TABLE t (id INT PRIMARY KEY)");
   await server.stopServer();

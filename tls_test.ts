@@ -229,7 +229,7 @@ Deno.test("TLS: each sslmode verifies what it promises, and refusals are clear C
 });
 
 Deno.test("TLS: sslmode=require against a server without TLS is refused with a clear ConnectionError", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   const error = await refusal(`${server.url}?sslmode=require`);
   assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
   assert.match(error.message, /SSL|TLS/i);

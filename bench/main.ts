@@ -3,7 +3,8 @@
 // interleaved rounds. Prints medians, ratios and the goals as a table, or everything as JSON.
 //
 // Usage: deno run -A bench/main.ts [--quick] [--only <case>[,<case>…]] [--json]
-// Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server and stops it after.
+// Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
+// throwaway PostgreSQL server and stops it after.
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import pg from "npm:pg@^8";
@@ -21,7 +22,8 @@ const HELP = `Usage: deno task bench [--quick] [--only <case>[,<case>...]] [--js
 
 Cases: point-select, point-select-64, insert, tx, tx-contended, batch-insert,
        batch-insert-returning, select-100k, stream-1m, pgbench
-Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server.`;
+Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
+throwaway PostgreSQL server.`;
 
 interface Goal {
   readonly goal: string;
@@ -368,10 +370,12 @@ async function main(): Promise<void> {
     }
   }
   const started = performance.now();
-  log(
-    Deno.env.get("DATABASE_URL") ? "Using DATABASE_URL" : "Starting a throwaway PostgreSQL server",
-  );
   const server = await startTestDatabase();
+  log(
+    server.external
+      ? "Using a fresh database on the server in TEST_DATABASE_URL"
+      : "Started a throwaway PostgreSQL server",
+  );
   const tmpDir = await Deno.makeTempDir({ prefix: "manticore_bench_" });
   const url = server.url;
   const lib = new AsyncDatabase(url, { maxConnections: 10 });

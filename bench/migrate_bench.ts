@@ -2,7 +2,8 @@
 // with psql, and prints the times.
 //
 // Usage: deno run -A bench/migrate_bench.ts [--count 200] [--rounds 5] [--json]
-// Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server and stops it after.
+// Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
+// throwaway PostgreSQL server and stops it after.
 //
 // Every variant does the same work: for each file, in its own transaction, the file's three
 // statements (CREATE TABLE, INSERT of two rows, CREATE INDEX) and one tracking row; each starts

@@ -6,7 +6,8 @@
 // Usage: deno run -A bench/sync_bridge_bench.ts [--quick] [--verbose]
 //   --quick    few rounds: a smoke test, not figures to quote
 //   --verbose  also print every round (sync/async) on stderr
-// Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server and stops it after.
+// Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
+// throwaway PostgreSQL server and stops it after.
 import { AsyncDatabase } from "../async_database.ts";
 import { Database } from "../database.ts";
 import { startTestDatabase } from "../testing.ts";

@@ -1,6 +1,6 @@
-// `deno task demo`: a tour of @manticore/cockroachdb. Uses DATABASE_URL when it is set;
-// otherwise it starts a throwaway PostgreSQL server (serializable, like CockroachDB) and
-// removes it at the end.
+// `deno task demo`: a tour of @manticore/cockroachdb. It starts a throwaway PostgreSQL server
+// (serializable, like CockroachDB) and removes it at the end; with TEST_DATABASE_URL set it uses
+// a fresh database on that server instead, and drops it at the end.
 import { AsyncDatabase, type RetryInfo } from "../mod.ts";
 import { startTestDatabase } from "../testing.ts";
 
@@ -12,8 +12,8 @@ function step(title: string): void {
 
 const server = await startTestDatabase();
 console.log(
-  Deno.env.get("DATABASE_URL")
-    ? "Using the server in DATABASE_URL"
+  server.external
+    ? "Using a fresh database on the server in TEST_DATABASE_URL"
     : "Started a throwaway PostgreSQL server (serializable isolation, like CockroachDB)",
 );
 

@@ -1,7 +1,7 @@
 // Migrations with AsyncMigration, on the sample files of examples/migrations/: status, a dry
-// run, applying with progress, rolling back, history. Uses DATABASE_URL when it is set (in a
-// database of its own, created and dropped here); otherwise it starts a throwaway PostgreSQL
-// server (serializable, like CockroachDB) and removes it at the end.
+// run, applying with progress, rolling back, history. It starts a throwaway PostgreSQL
+// server (serializable, like CockroachDB) and removes it at the end; with TEST_DATABASE_URL set
+// it uses a fresh database on that server, dropped at the end.
 //
 // Usage: deno run -A examples/migrations.ts
 import { AsyncDatabase } from "../mod.ts";

@@ -1,7 +1,7 @@
 // Tables: declare a table as a class, then create, read, update, list, count, batch, and run a
 // transaction through it; once with AsyncTable, once with the synchronous Table.
-// Run: deno run -A examples/tables.ts (uses DATABASE_URL when set; otherwise it starts a
-// throwaway PostgreSQL server and removes it at the end).
+// Run: deno run -A examples/tables.ts (it starts a throwaway PostgreSQL server and removes it at
+// the end; with TEST_DATABASE_URL set, a fresh database on that server).
 import { AsyncDatabase } from "../mod.ts";
 import { Database } from "../database.ts";
 import {

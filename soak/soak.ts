@@ -156,7 +156,7 @@ async function main(): Promise<number> {
         args["no-restarts"] ? ", no restarts" : ""
       }`,
   );
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   const url = `${server.url}?application_name=${APPLICATION}`;
   await using db = new AsyncDatabase(url, {
     minConnections: 2,

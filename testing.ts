@@ -16,8 +16,8 @@
  * It never reads `DATABASE_URL`: in a project that is the development database, and tests must
  * not write into it.
  *
- * Linux and macOS only; needs `--allow-env --allow-read --allow-write --allow-run --allow-net`
- * (or `-A`).
+ * Linux and macOS only; needs `--allow-env --allow-read --allow-write --allow-run --allow-net
+ * --allow-sys` (or `-A`).
  *
  * @example A test with a database of its own
  * ```ts

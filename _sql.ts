@@ -9,8 +9,10 @@
  *   are present), never on the values, so the driver's prepared-statement cache keeps hitting.
  *
  * A key whose value is `undefined` in `data` or in a batch record counts as absent (JavaScript's
- * usual meaning of an optional field); in `where`, `undefined` means `IS NULL` like `null`, so a
- * missing filter value can never widen an UPDATE or DELETE.
+ * usual meaning of an optional field). In `where`, `undefined` is refused wherever it appears (a
+ * column's value, an operator's value, an element of an array): it is almost always a field the
+ * caller forgot to fill, and reading it as `IS NULL` would make an UPDATE or DELETE hit the rows
+ * where that column is null. `null` is the way to say `IS NULL`.
  *
  * @module
  */
@@ -51,8 +53,9 @@ export interface WhereOperators {
 }
 
 /**
- * Conditions joined with `AND`, one per column: a plain value (`=`), `null`/`undefined`
- * (`IS NULL`), an array (`= ANY(…)`) or a {@linkcode WhereOperators} object.
+ * Conditions joined with `AND`, one per column: a plain value (`=`), `null` (`IS NULL`), an array
+ * (`= ANY(…)`) or a {@linkcode WhereOperators} object. `undefined` anywhere in it is refused with
+ * `ValidationError` (use `null` for `IS NULL`).
  */
 export type Where = Readonly<Record<string, unknown>>;
 
@@ -352,6 +355,21 @@ function quoteColumns(columns: readonly string[], field: string): string {
   return text;
 }
 
+// `undefined` in a `where` is almost always a field the caller forgot to fill: refused, never
+// read as NULL, so that a missing value cannot turn an UPDATE or DELETE onto other rows.
+function undefinedInWhere(column: string, detail: string): ValidationError {
+  return new ValidationError(`Cannot use where: ${show(column)}${detail}`, { field: column });
+}
+
+function checkElements(column: string, values: readonly unknown[], operator: string): void {
+  for (let i = 0; i < values.length; i++) {
+    // `=== undefined` also catches a hole in a sparse array.
+    if (values[i] === undefined) {
+      throw undefinedInWhere(column, `${operator} holds undefined at index ${i}`);
+    }
+  }
+}
+
 function operatorCondition(
   column: string,
   quoted: string,
@@ -361,9 +379,10 @@ function operatorCondition(
 ): string {
   switch (operator) {
     case "ne":
-      if (value === null || value === undefined) return `${quoted} IS NOT NULL`;
+      if (value === null) return `${quoted} IS NOT NULL`;
       if (Array.isArray(value)) {
         if (value.length === 0) return "TRUE";
+        checkElements(column, value, ' operator "ne"');
         params.push(value);
         return `${quoted} <> ALL($${params.length})`;
       }
@@ -377,6 +396,7 @@ function operatorCondition(
         );
       }
       if (value.length === 0) return "FALSE";
+      checkElements(column, value, ' operator "in"');
       params.push(value);
       return `${quoted} = ANY($${params.length})`;
     case "like":
@@ -400,7 +420,7 @@ function operatorCondition(
       return `${quoted} LIKE $${params.length}`;
     default:
       // A comparison with NULL is never true: a null bound is a bug, not a filter.
-      if (value === null || value === undefined) {
+      if (value === null) {
         throw new ValidationError(
           `Cannot build WHERE for column ${show(column)}: "${operator}" needs a value, got ${
             show(value)
@@ -416,10 +436,11 @@ function operatorCondition(
 /**
  * Builds a `WHERE` clause, appending its values to `params`.
  *
- * Per column: a plain value → `"c" = $n`; `null`/`undefined` → `"c" IS NULL`; an array →
- * `"c" = ANY($n)` (empty → `FALSE`); an operator object ({@linkcode WhereOperators}, every key
- * an operator) → the comparisons ANDed. `Date`, `Uint8Array`, bigint and other non-plain
- * objects are plain values. Conditions keep the key order.
+ * Per column: a plain value → `"c" = $n`; `null` → `"c" IS NULL`; an array → `"c" = ANY($n)`
+ * (empty → `FALSE`); an operator object ({@linkcode WhereOperators}, every key an operator) →
+ * the comparisons ANDed. `Date`, `Uint8Array`, bigint and other non-plain objects are plain
+ * values. Conditions keep the key order. `undefined` as a column's value, an operator's value
+ * or an array element is refused.
  *
  * @example
  * ```ts
@@ -433,8 +454,8 @@ function operatorCondition(
  * @param where The conditions; `undefined` or `{}` gives `""`.
  * @param params The parameters so far; the clause's values are pushed onto it.
  * @returns `""` or `" WHERE …"`.
- * @throws {ValidationError} If a key is not a valid identifier (field `where`), or an object
- * value is not a valid operator object (field: the column).
+ * @throws {ValidationError} If a key is not a valid identifier (field `where`), a value is or
+ * holds `undefined`, or an object value is not a valid operator object (field: the column).
  */
 export function buildWhere(where: Where | undefined, params: unknown[]): string {
   if (where === undefined || where === null) return "";
@@ -448,12 +469,15 @@ export function buildWhere(where: Where | undefined, params: unknown[]): string 
     const quoted = quoteIdentifier(column, "where");
     const value = where[column];
     let condition: string;
-    if (value === null || value === undefined) {
+    if (value === undefined) {
+      throw undefinedInWhere(column, " is undefined (use null for IS NULL)");
+    } else if (value === null) {
       condition = `${quoted} IS NULL`;
     } else if (Array.isArray(value)) {
       if (value.length === 0) {
         condition = "FALSE";
       } else {
+        checkElements(column, value, "");
         params.push(value);
         condition = `${quoted} = ANY($${params.length})`;
       }
@@ -476,7 +500,16 @@ export function buildWhere(where: Where | undefined, params: unknown[]): string 
       }
       condition = "";
       for (const operator of operators) {
-        const part = operatorCondition(column, quoted, operator, value[operator], params);
+        const operand = value[operator];
+        if (operand === undefined) {
+          throw undefinedInWhere(
+            column,
+            ` operator "${operator}" is undefined${
+              operator === "ne" ? " (use null for IS NOT NULL)" : ""
+            }`,
+          );
+        }
+        const part = operatorCondition(column, quoted, operator, operand, params);
         condition += condition === "" ? part : ` AND ${part}`;
       }
     } else {

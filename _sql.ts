@@ -9,8 +9,10 @@
  *   are present), never on the values, so the driver's prepared-statement cache keeps hitting.
  *
  * A key whose value is `undefined` in `data` or in a batch record counts as absent (JavaScript's
- * usual meaning of an optional field); in `where`, `undefined` means `IS NULL` like `null`, so a
- * missing filter value can never widen an UPDATE or DELETE.
+ * usual meaning of an optional field). In `where`, `undefined` is refused wherever it appears (a
+ * column's value, an operator's value, an element of an array): it is almost always a field the
+ * caller forgot to fill, and reading it as `IS NULL` would make an UPDATE or DELETE hit the rows
+ * where that column is null. `null` is the way to say `IS NULL`.
  *
  * @module
  */
@@ -32,56 +34,106 @@ export interface Statement {
 /** The server family, which decides between `UPSERT` and `INSERT … ON CONFLICT`. */
 export type Dialect = "postgres" | "cockroach";
 
-/** The comparisons a `where` value may hold instead of a plain value; several are ANDed. */
-export interface WhereOperators {
+/**
+ * The comparisons a `where` value may hold instead of a plain value; several are ANDed. `V` is
+ * the column's type (without `null`): a table with a row type checks the operands against it.
+ */
+export interface WhereOperators<V = unknown> {
   /** `column > value`. */
-  readonly gt?: unknown;
+  readonly gt?: V;
   /** `column >= value`. */
-  readonly gte?: unknown;
+  readonly gte?: V;
   /** `column < value`. */
-  readonly lt?: unknown;
+  readonly lt?: V;
   /** `column <= value`. */
-  readonly lte?: unknown;
+  readonly lte?: V;
   /** `column <> value`; `null` means `IS NOT NULL`; an array means "none of these". */
-  readonly ne?: unknown;
+  readonly ne?: V | null | readonly V[];
   /** `column = ANY(values)`; an empty array matches nothing. */
-  readonly in?: readonly unknown[];
-  /** `column LIKE pattern`. */
-  readonly like?: string;
+  readonly in?: readonly V[];
+  /** `column LIKE pattern`; with a row type, only on a column whose type includes `string`. */
+  readonly like?: unknown extends V ? string
+    : [Extract<V, string>] extends [never] ? never
+    : string;
 }
 
 /**
- * Conditions joined with `AND`, one per column: a plain value (`=`), `null`/`undefined`
- * (`IS NULL`), an array (`= ANY(…)`) or a {@linkcode WhereOperators} object.
+ * Conditions joined with `AND`, one per column: a plain value (`=`), `null` (`IS NULL`), an array
+ * (`= ANY(…)`) or a {@linkcode WhereOperators} object. `undefined` anywhere in it is refused with
+ * `ValidationError` (use `null` for `IS NULL`).
+ *
+ * `T` is the row type. With one, the keys are `T`'s columns and the values are checked against
+ * the column's type; with the default `Row`, any key and value are accepted.
+ *
+ * @example A typed where
+ * ```ts
+ * import type { Where } from "./_sql.ts";
+ *
+ * interface Todo {
+ *   id: number;
+ *   title: string;
+ *   due: Date | null;
+ * }
+ *
+ * // A misspelt column ({ titel: … }) or a string bound for `due` would not compile.
+ * const overdue: Where<Todo> = { due: { lt: new Date() }, title: { like: "%urgent%" } };
+ * console.log(overdue);
+ * ```
  */
-export type Where = Readonly<Record<string, unknown>>;
+export type Where<T = Row> = {
+  readonly [K in keyof T]?: unknown extends T[K] ? unknown
+    :
+      | NonNullable<T[K]>
+      | null
+      | readonly NonNullable<T[K]>[]
+      | WhereOperators<NonNullable<T[K]>>;
+};
 
-/** `"col"`, `"col DESC"`, `"a ASC, b DESC NULLS LAST"`, an array of those, or `{ col: "asc" }`. */
-export type OrderBy =
-  | string
-  | readonly string[]
-  | Readonly<Record<string, "asc" | "desc" | "ASC" | "DESC">>;
+/**
+ * `"col"`, `"col DESC"`, `"col ASC NULLS LAST"`, an array of those, a comma-separated list
+ * (`"a ASC, b DESC"`), or `{ col: "asc" }`.
+ *
+ * `T` is the row type. With one, the object form's keys and the column of each single item are
+ * checked against `T`'s columns (directions and `NULLS FIRST`/`NULLS LAST` in upper or lower
+ * case); a comma-separated list is not checked, so write several columns as an array to have
+ * each checked. With the default `Row`, any column is accepted (the server is the judge).
+ */
+export type OrderBy<T = Row> =
+  | `${keyof T & string}${"" | ` ${"asc" | "desc" | "ASC" | "DESC"}`}${
+    | ""
+    | ` ${"NULLS FIRST" | "NULLS LAST" | "nulls first" | "nulls last"}`}`
+  | `${string},${string}`
+  | readonly (
+    | `${keyof T & string}${"" | ` ${"asc" | "desc" | "ASC" | "DESC"}`}${
+      | ""
+      | ` ${"NULLS FIRST" | "NULLS LAST" | "nulls first" | "nulls last"}`}`
+    | `${string},${string}`
+  )[]
+  | { readonly [K in keyof T]?: "asc" | "desc" | "ASC" | "DESC" };
 
-/** Options of {@linkcode buildSelect}. */
-export interface SelectOptions {
+/**
+ * Options of {@linkcode buildSelect}. `T` is the row type: with one, `columns`, `where` and
+ * `orderBy` name only `T`'s columns.
+ */
+export interface SelectOptions<T = Row> {
   /**
    * The columns to return.
    *
    * @default {all columns (`*`)}
    */
-  readonly columns?: readonly string[];
+  readonly columns?: readonly (keyof T & string)[];
   /**
    * The rows to return.
    *
    * @default {every row}
    */
-  readonly where?: Where;
+  readonly where?: Where<T>;
   /**
    * The order of the rows.
    *
    * @default {the server's order}
    */
-  readonly orderBy?: OrderBy;
+  readonly orderBy?: OrderBy<T>;
   /**
    * The most rows to return; `0` returns none.
    *
@@ -352,6 +404,21 @@ function quoteColumns(columns: readonly string[], field: string): string {
   return text;
 }
 
+// `undefined` in a `where` is almost always a field the caller forgot to fill: refused, never
+// read as NULL, so that a missing value cannot turn an UPDATE or DELETE onto other rows.
+function undefinedInWhere(column: string, detail: string): ValidationError {
+  return new ValidationError(`Cannot use where: ${show(column)}${detail}`, { field: column });
+}
+
+function checkElements(column: string, values: readonly unknown[], operator: string): void {
+  for (let i = 0; i < values.length; i++) {
+    // `=== undefined` also catches a hole in a sparse array.
+    if (values[i] === undefined) {
+      throw undefinedInWhere(column, `${operator} holds undefined at index ${i}`);
+    }
+  }
+}
+
 function operatorCondition(
   column: string,
   quoted: string,
@@ -361,9 +428,10 @@ function operatorCondition(
 ): string {
   switch (operator) {
     case "ne":
-      if (value === null || value === undefined) return `${quoted} IS NOT NULL`;
+      if (value === null) return `${quoted} IS NOT NULL`;
       if (Array.isArray(value)) {
         if (value.length === 0) return "TRUE";
+        checkElements(column, value, ' operator "ne"');
         params.push(value);
         return `${quoted} <> ALL($${params.length})`;
       }
@@ -377,6 +445,7 @@ function operatorCondition(
         );
       }
       if (value.length === 0) return "FALSE";
+      checkElements(column, value, ' operator "in"');
       params.push(value);
       return `${quoted} = ANY($${params.length})`;
     case "like":
@@ -400,7 +469,7 @@ function operatorCondition(
       return `${quoted} LIKE $${params.length}`;
     default:
       // A comparison with NULL is never true: a null bound is a bug, not a filter.
-      if (value === null || value === undefined) {
+      if (value === null) {
         throw new ValidationError(
           `Cannot build WHERE for column ${show(column)}: "${operator}" needs a value, got ${
             show(value)
@@ -416,10 +485,11 @@ function operatorCondition(
 /**
  * Builds a `WHERE` clause, appending its values to `params`.
  *
- * Per column: a plain value → `"c" = $n`; `null`/`undefined` → `"c" IS NULL`; an array →
- * `"c" = ANY($n)` (empty → `FALSE`); an operator object ({@linkcode WhereOperators}, every key
- * an operator) → the comparisons ANDed. `Date`, `Uint8Array`, bigint and other non-plain
- * objects are plain values. Conditions keep the key order.
+ * Per column: a plain value → `"c" = $n`; `null` → `"c" IS NULL`; an array → `"c" = ANY($n)`
+ * (empty → `FALSE`); an operator object ({@linkcode WhereOperators}, every key an operator) →
+ * the comparisons ANDed. `Date`, `Uint8Array`, bigint and other non-plain objects are plain
+ * values. Conditions keep the key order. `undefined` as a column's value, an operator's value
+ * or an array element is refused.
  *
  * @example
  * ```ts
@@ -433,8 +503,8 @@ function operatorCondition(
  * @param where The conditions; `undefined` or `{}` gives `""`.
  * @param params The parameters so far; the clause's values are pushed onto it.
  * @returns `""` or `" WHERE …"`.
- * @throws {ValidationError} If a key is not a valid identifier (field `where`), or an object
- * value is not a valid operator object (field: the column).
+ * @throws {ValidationError} If a key is not a valid identifier (field `where`), a value is or
+ * holds `undefined`, or an object value is not a valid operator object (field: the column).
  */
 export function buildWhere(where: Where | undefined, params: unknown[]): string {
   if (where === undefined || where === null) return "";
@@ -448,12 +518,15 @@ export function buildWhere(where: Where | undefined, params: unknown[]): string 
     const quoted = quoteIdentifier(column, "where");
     const value = where[column];
     let condition: string;
-    if (value === null || value === undefined) {
+    if (value === undefined) {
+      throw undefinedInWhere(column, " is undefined (use null for IS NULL)");
+    } else if (value === null) {
       condition = `${quoted} IS NULL`;
     } else if (Array.isArray(value)) {
       if (value.length === 0) {
         condition = "FALSE";
       } else {
+        checkElements(column, value, "");
         params.push(value);
         condition = `${quoted} = ANY($${params.length})`;
       }
@@ -476,7 +549,16 @@ export function buildWhere(where: Where | undefined, params: unknown[]): string 
       }
       condition = "";
       for (const operator of operators) {
-        const part = operatorCondition(column, quoted, operator, value[operator], params);
+        const operand = value[operator];
+        if (operand === undefined) {
+          throw undefinedInWhere(
+            column,
+            ` operator "${operator}" is undefined${
+              operator === "ne" ? " (use null for IS NOT NULL)" : ""
+            }`,
+          );
+        }
+        const part = operatorCondition(column, quoted, operator, operand, params);
         condition += condition === "" ? part : ` AND ${part}`;
       }
     } else {

@@ -152,11 +152,69 @@ Deno.test("buildWhere() turns null into IS NULL", () => {
   });
 });
 
-Deno.test("buildWhere() turns undefined into IS NULL", () => {
-  assert.deepEqual(where({ deleted_at: undefined }), {
-    text: ' WHERE "deleted_at" IS NULL',
-    params: [],
+Deno.test("buildWhere() refuses an undefined value, naming the key", () => {
+  throwsValidation(
+    () => where({ id: undefined }),
+    "id",
+    /^Cannot use where: "id" is undefined \(use null for IS NULL\)$/,
+  );
+  // After other conditions too: the whole where is refused, not the rest of it kept.
+  throwsValidation(() => where({ name: "x", deleted_at: undefined }), "deleted_at");
+  throwsValidation(() => where({ [HOSTILE]: undefined }), HOSTILE, /"a\\"; DROP TABLE x; --"/);
+});
+
+Deno.test("buildWhere() refuses undefined as an operator's value, naming key and operator", () => {
+  for (const op of ["gt", "gte", "lt", "lte", "in", "like"]) {
+    throwsValidation(
+      () => where({ id: { [op]: undefined } }),
+      "id",
+      new RegExp(`^Cannot use where: "id" operator "${op}" is undefined$`),
+    );
+  }
+  // ne: undefined would otherwise read as IS NOT NULL, which matches nearly every row.
+  throwsValidation(
+    () => where({ id: { ne: undefined } }),
+    "id",
+    /^Cannot use where: "id" operator "ne" is undefined \(use null for IS NOT NULL\)$/,
+  );
+  throwsValidation(() => where({ id: { gte: 1, lt: undefined } }), "id", /"lt" is undefined/);
+});
+
+Deno.test("buildWhere() refuses undefined in an array, in, or ne list, naming the index", () => {
+  throwsValidation(
+    () => where({ id: [1, undefined, 3] }),
+    "id",
+    /^Cannot use where: "id" holds undefined at index 1$/,
+  );
+  throwsValidation(
+    () => where({ id: { in: [undefined] } }),
+    "id",
+    /^Cannot use where: "id" operator "in" holds undefined at index 0$/,
+  );
+  throwsValidation(
+    () => where({ id: { ne: [1, 2, undefined] } }),
+    "id",
+    /^Cannot use where: "id" operator "ne" holds undefined at index 2$/,
+  );
+  // A hole in a sparse array reads as undefined.
+  // deno-lint-ignore no-sparse-arrays
+  throwsValidation(() => where({ id: [1, , 3] }), "id", /at index 1$/);
+});
+
+Deno.test("buildWhere() keeps null as IS NULL, IS NOT NULL and an element of a list", () => {
+  assert.deepEqual(where({ a: null, b: { ne: null }, c: [1, null], d: { in: [null] } }), {
+    text: ' WHERE "a" IS NULL AND "b" IS NOT NULL AND "c" = ANY($1) AND "d" = ANY($2)',
+    params: [[1, null], [null]],
   });
+});
+
+Deno.test("every builder that takes a where refuses undefined in it", () => {
+  const bad = { id: undefined };
+  throwsValidation(() => buildSelect("t", { where: bad }), "id", /"id" is undefined/);
+  throwsValidation(() => buildUpdate("t", { done: true }, bad), "id", /"id" is undefined/);
+  throwsValidation(() => buildDelete("t", bad), "id", /"id" is undefined/);
+  throwsValidation(() => buildCount("t", bad), "id", /"id" is undefined/);
+  throwsValidation(() => buildDelete("t", { id: { in: [1, undefined] } }), "id", /index 1/);
 });
 
 Deno.test("buildWhere() turns an array into = ANY($n) with one array parameter", () => {

@@ -2,7 +2,7 @@
 // arguments (explicit name or the subclass's `static tableName`), id checks and the mapping of
 // "relation does not exist" to `TableNotInitializedError`. Pure: no I/O.
 import { quoteIdentifier, quoteTableName } from "../_sql.ts";
-import type { OrderBy, Where } from "../_sql.ts";
+import type { OrderBy, Row, Where } from "../_sql.ts";
 import { TableNotFoundError, TableNotInitializedError, ValidationError } from "./exceptions.ts";
 
 /** Column names to SQL type strings (constraints and defaults included), in column order. */
@@ -53,20 +53,20 @@ export interface InitializeOptions {
   readonly ifNotExists?: boolean;
 }
 
-/** Options of `list()`. */
-export interface ListOptions {
+/** Options of `list()`. `T` is the table's row type: `where` and `orderBy` name its columns. */
+export interface ListOptions<T = Row> {
   /**
    * The rows to return (see `Where`).
    *
    * @default {every row}
    */
-  readonly where?: Where;
+  readonly where?: Where<T>;
   /**
    * The order of the rows (see `OrderBy`).
    *
    * @default {the server's order}
    */
-  readonly orderBy?: OrderBy;
+  readonly orderBy?: OrderBy<T>;
   /**
    * The most rows to return; `0` returns none.
    *
@@ -81,24 +81,24 @@ export interface ListOptions {
   readonly offset?: number;
 }
 
-/** Options of a table's `upsert()`. */
-export interface TableUpsertOptions {
+/** Options of a table's `upsert()`. `T` is the table's row type. */
+export interface TableUpsertOptions<T = Row> {
   /**
    * The columns of the unique constraint that decides "existing row".
    *
    * @default {the table's primary key}
    */
-  readonly conflictColumns?: readonly string[];
+  readonly conflictColumns?: readonly (keyof T & string)[];
 }
 
-/** Options of a table's `batchUpdate()`. */
-export interface TableBatchUpdateOptions {
+/** Options of a table's `batchUpdate()`. `T` is the table's row type. */
+export interface TableBatchUpdateOptions<T = Row> {
   /**
    * The column that identifies each record.
    *
    * @default {the table's primary key}
    */
-  readonly keyColumn?: string;
+  readonly keyColumn?: keyof T & string;
 }
 
 /** The `static` members a table class may declare, read by the constructor. */

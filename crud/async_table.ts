@@ -74,7 +74,10 @@ function isAsyncQueryable(value: unknown): value is AsyncQueryable {
 
 /**
  * CRUD bound to one table: every method is one call into the database's helpers, with the
- * table's name and primary key filled in. `T` is the row type; `create` takes `Partial<T>`.
+ * table's name and primary key filled in. `T` is the row type: data (`create`, `update`, …)
+ * is a `Partial<T>`, and the columns named in `where`, `orderBy`, `conflictColumns` and
+ * `keyColumn` must be `T`'s, with operator values of the column's type, so a misspelt column
+ * does not compile. Without a row type (`Row`), any name is accepted.
  *
  * With a schema (`options.schema` or a subclass's `static schema`) the table is created with
  * `CREATE TABLE IF NOT EXISTS` by {@linkcode AsyncTable.initialize} or on first use,
@@ -274,7 +277,7 @@ export class AsyncTable<T extends object = Row> {
    * @param where Conditions (see `Where`).
    * @returns The row or `null`.
    */
-  findOne(where: Where): Promise<T | null> {
+  findOne(where: Where<T>): Promise<T | null> {
     return this.#use((db) => db.selectOne<T>(this.#name, { where }));
   }
 
@@ -310,7 +313,7 @@ export class AsyncTable<T extends object = Row> {
    * @returns The updated rows.
    * @throws {ValidationError} When `where` or `data` is empty.
    */
-  updateWhere(where: Where, data: Partial<T>): Promise<T[]> {
+  updateWhere(where: Where<T>, data: Partial<T>): Promise<T[]> {
     return this.#use((db) => db.update<T>(this.#name, data as Row, where));
   }
 
@@ -341,7 +344,7 @@ export class AsyncTable<T extends object = Row> {
    * @returns The number of rows deleted.
    * @throws {ValidationError} When `where` is empty.
    */
-  deleteWhere(where: Where): Promise<number> {
+  deleteWhere(where: Where<T>): Promise<number> {
     return this.#use((db) => db.delete(this.#name, where));
   }
 
@@ -356,7 +359,7 @@ export class AsyncTable<T extends object = Row> {
    * @returns The rows (`[]` when none match).
    * @throws {ValidationError} On a bad `where`, `orderBy`, `limit` or `offset`.
    */
-  list(options?: ListOptions): Promise<T[]> {
+  list(options?: ListOptions<T>): Promise<T[]> {
     const { where, orderBy, limit, offset } = options ?? {};
     return this.#use((db) => db.select<T>(this.#name, { where, orderBy, limit, offset }));
   }
@@ -371,7 +374,7 @@ export class AsyncTable<T extends object = Row> {
    * @param where Conditions.
    * @returns The number of rows.
    */
-  count(where?: Where): Promise<number> {
+  count(where?: Where<T>): Promise<number> {
     return this.#use((db) => db.count(this.#name, where));
   }
 
@@ -403,7 +406,7 @@ export class AsyncTable<T extends object = Row> {
    * @param options `conflictColumns`.
    * @returns The inserted or updated row.
    */
-  upsert(data: Partial<T>, options?: TableUpsertOptions): Promise<T> {
+  upsert(data: Partial<T>, options?: TableUpsertOptions<T>): Promise<T> {
     const upsert = { conflictColumns: options?.conflictColumns };
     return this.#use((db) => db.upsert<T>(this.#name, data as Row, upsert));
   }
@@ -436,7 +439,10 @@ export class AsyncTable<T extends object = Row> {
    * @returns The updated rows, in input order; a key that matches nothing adds no row.
    * @throws {ValidationError} When a record lacks the key column or has nothing to set.
    */
-  batchUpdate(records: readonly Partial<T>[], options?: TableBatchUpdateOptions): Promise<T[]> {
+  batchUpdate(
+    records: readonly Partial<T>[],
+    options?: TableBatchUpdateOptions<T>,
+  ): Promise<T[]> {
     const keyColumn = options?.keyColumn ?? this.#primaryKey;
     return this.#use((db) =>
       db.batchUpdate<T>(this.#name, records as readonly Row[], { keyColumn })

@@ -183,7 +183,8 @@ Deno.test("AsyncDatabase.select() filters with columns, null, arrays and operato
       [{ name: "Ada", id: 1 }],
     );
     assert.deepEqual(ids(await db.select(table, { where: { city: null } })), [2]);
-    assert.deepEqual(ids(await db.select(table, { where: { age: undefined } })), [4]);
+    assert.deepEqual(ids(await db.select(table, { where: { age: null } })), [4]);
+    await assert.rejects(db.select(table, { where: { age: undefined } }), ValidationError);
     assert.deepEqual(
       ids(await db.select(table, { where: { id: [5, 1, 99] }, orderBy: "id" })),
       [1, 5],

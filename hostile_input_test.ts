@@ -1056,7 +1056,7 @@ function asColumnArray(
 ): (Comparable | null)[] | undefined {
   const items: (Comparable | null)[] = [];
   for (const v of values) {
-    if (v === null || v === undefined) {
+    if (v === null) {
       items.push(null);
       continue;
     }
@@ -1108,8 +1108,11 @@ function condition(column: string, value: unknown): Verdict {
   }
   if (!known) return "reject"; // no such column
   const get = (row: ModelRow) => row[column];
-  if (value === null || value === undefined) return (row) => get(row) === null;
+  // undefined is refused (almost always a missing field), also inside a list.
+  if (value === undefined) return "validation";
+  if (value === null) return (row) => get(row) === null;
   if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (value[i] === undefined) return "validation";
     const items = asColumnArray(column, value);
     if (items === undefined) return "reject";
     return (row) =>
@@ -1127,8 +1130,10 @@ function operator(column: "id" | "t" | "i", op: string, value: unknown): Verdict
     case "in":
       return condition(column, value);
     case "ne": {
-      if (value === null || value === undefined) return (row) => get(row) !== null;
+      if (value === undefined) return "validation";
+      if (value === null) return (row) => get(row) !== null;
       if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (value[i] === undefined) return "validation";
         const items = asColumnArray(column, value);
         if (items === undefined) return "reject";
         // <> ALL(...): NULL (so not kept) when the row's value or any item is NULL.

@@ -10,8 +10,9 @@
  * }
  * ```
  *
- * then run it from the project's root (the directory `migrations/` is resolved against the
- * current directory; `--dir` names another), with the database in `DATABASE_URL` or `--url`:
+ * then run it with the database in `DATABASE_URL` (or `--url`). `deno task` runs it in the
+ * directory of `deno.json`, against which the migrations directory (`migrations`, or
+ * `--dir`) is resolved:
  *
  * ```sh
  * deno task migrate create add_users      # writes migrations/V1__add_users.sql
@@ -66,7 +67,7 @@ import { DatabaseError, type MigrationError, ValidationError } from "../crud/exc
 /** The usage text, printed by `--help` and after a usage error. */
 export const USAGE = `Usage: deno task migrate <command> [options]
 
-Set it up once, in your project's deno.json, then run it from the project's root:
+Set it up once, in your project's deno.json:
   "tasks": { "migrate": "deno run -A jsr:@manticore/cockroachdb/cli/migrate" }
   (-A may be narrowed to --allow-net --allow-env --allow-read --allow-write;
   only create writes files)
@@ -82,9 +83,10 @@ Commands:
 
 Options:
   --url <url>             the database (default: $DATABASE_URL, then PG* variables)
-  --dir <dir>             the migrations directory, relative to the current directory
-                          (default: migrations); it must exist, except for create, which
-                          makes it; history and unlock do not read it
+  --dir <dir>             the migrations directory (default: migrations), relative to the
+                          current directory, which deno task sets to the one of deno.json;
+                          it must exist, except for create, which makes it; history and
+                          unlock do not read it
   --table <name>          the tracking table (default: _migrations)
   --dry-run               up/down: print the plan and its SQL, change nothing
   --json                  print the result as JSON

@@ -6,9 +6,15 @@
 // locking, ordering, bookkeeping and error reporting are written once (as `_retry.ts` does for
 // transactions).
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { quoteTableName } from "./_sql.ts";
-import { DatabaseError, MigrationError } from "./crud/exceptions.ts";
+import {
+  DatabaseError,
+  MigrationError,
+  type MigrationErrorOptions,
+  ValidationError,
+} from "./crud/exceptions.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Public shapes (re-exported by async_migration.ts and migration.ts)
@@ -17,10 +23,13 @@ import { DatabaseError, MigrationError } from "./crud/exceptions.ts";
 /** Options of `new AsyncMigration(db, options)` and `new Migration(db, options)`. */
 export interface MigrationOptions {
   /**
-   * The directory holding the `V<version>__<name>.sql` files.
+   * The directory holding the `V<version>__<name>.sql` files: a path (a relative one is
+   * resolved against the current directory each time the files are read) or a `file:` URL,
+   * such as `new URL("./migrations", import.meta.url)` for a directory next to the module.
+   * It must exist for every method that reads it (`createMigration` creates it).
    * @default {"migrations"}
    */
-  readonly migrationsDir?: string;
+  readonly migrationsDir?: string | URL;
   /**
    * The tracking table (may be schema-qualified, `"app._migrations"`).
    * @default {"_migrations"}
@@ -277,6 +286,81 @@ export interface VerifyResult {
   readonly outOfOrder: readonly MigrationStatus[];
   /** No-transaction migrations that stopped part way. */
   readonly partial: readonly MigrationStatus[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hints
+// ---------------------------------------------------------------------------------------------
+
+/** Whose words a hint uses: the API's option names, or the command line's flags. */
+export type HintSpelling = "api" | "cli";
+
+// How each interface spells what a hint tells the user to do; each hint below is written once
+// over these words. Errors are built in the API's spelling and the CLI respells them
+// (`respell()`), so a hint never names an option the user cannot type where they are.
+const SPELLINGS = {
+  api: {
+    allowModified: "pass allowModified: true",
+    allowOutOfOrder: "pass allowOutOfOrder: true",
+    lockTimeout: "raise lockTimeout",
+    unlock: "call unlock()",
+    migrationsDir: "check migrationsDir",
+    create: "createMigration()",
+  },
+  cli: {
+    allowModified: "pass --allow-modified",
+    allowOutOfOrder: "pass --allow-out-of-order",
+    lockTimeout: "raise --lock-timeout",
+    unlock: "run the unlock command",
+    migrationsDir: "check --dir",
+    create: "the create command",
+  },
+} as const satisfies Record<HintSpelling, Record<string, string>>;
+
+type Words = (typeof SPELLINGS)[HintSpelling];
+
+/** The hint that ends the message of a `MigrationError` of each of these codes. */
+const HINTS = {
+  MIGRATION_MODIFIED: (w: Words) => `restore the file, or ${w.allowModified} to run anyway`,
+  MIGRATION_OUT_OF_ORDER: (w: Words) => `${w.allowOutOfOrder} to apply them anyway`,
+  MIGRATION_PARTIAL: (w: Words) =>
+    `undo them by hand, then ${w.allowModified} to run it from its first statement`,
+  MIGRATION_LOCKED: (w: Words) =>
+    `${w.lockTimeout} to wait longer, or ${w.unlock} if that runner is gone`,
+  MIGRATION_DIRECTORY_NOT_FOUND: (w: Words) =>
+    `${w.migrationsDir}, or make the directory (${w.create} makes it with its first file)`,
+} as const;
+
+type HintedCode = keyof typeof HINTS;
+
+function hinted(
+  message: string,
+  options: MigrationErrorOptions & { readonly code: HintedCode },
+): MigrationError {
+  return new MigrationError(`${message}; ${HINTS[options.code](SPELLINGS.api)}`, options);
+}
+
+/**
+ * The same error with the hint at the end of its message in another spelling: the CLI passes
+ * every error through this with `"cli"`. Anything else is returned as it is.
+ */
+export function respell(error: unknown, spelling: HintSpelling): unknown {
+  if (!(error instanceof MigrationError) || !Object.hasOwn(HINTS, error.code)) return error;
+  const hint = HINTS[error.code as HintedCode];
+  const api = hint(SPELLINGS.api);
+  if (spelling === "api" || !error.message.endsWith(`; ${api}`)) return error;
+  return new MigrationError(
+    `${error.message.slice(0, -api.length)}${hint(SPELLINGS[spelling])}`,
+    {
+      cause: error.cause,
+      code: error.code,
+      version: error.version,
+      path: error.path,
+      statement: error.statement,
+      detail: error.detail,
+      hint: error.hint,
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,12 +707,10 @@ function checkModified(
   if (modified.length > 0) {
     const first = byVersion.get(modified[0].version) as MigrationFile;
     const list = modified.map((r) => `"${(byVersion.get(r.version) as MigrationFile).path}"`);
-    throw new MigrationError(
+    throw hinted(
       `Cannot migrate: ${modified.length === 1 ? "applied migration" : "applied migrations"} ${
         list.join(", ")
-      } changed since ${
-        modified.length === 1 ? "it was" : "they were"
-      } applied (checksum differs); restore the file or pass allowModified`,
+      } changed since ${modified.length === 1 ? "it was" : "they were"} applied (checksum differs)`,
       { code: "MIGRATION_MODIFIED", version: first.version, path: first.path },
     );
   }
@@ -700,14 +782,12 @@ export function planMigrate(
   const pending = files.filter((f) => !done.has(f.version) && (target ?? Infinity) >= f.version);
   const early = pending.filter((f) => f.version < current);
   if (early.length > 0 && !options.allowOutOfOrder) {
-    throw new MigrationError(
+    throw hinted(
       `Cannot migrate: pending ${early.length === 1 ? "migration" : "migrations"} ${
         early.map((f) => `"${f.path}"`).join(", ")
       } ${
         early.length === 1 ? "has a version" : "have versions"
-      } below the highest applied version ${current}; pass allowOutOfOrder to apply ${
-        early.length === 1 ? "it" : "them"
-      }`,
+      } below the highest applied version ${current}`,
       { code: "MIGRATION_OUT_OF_ORDER", version: early[0].version, path: early[0].path },
     );
   }
@@ -861,7 +941,7 @@ export type Effect =
   | { readonly kind: "transaction"; readonly body: () => Program<unknown> }
   /** Wait; answer nothing. */
   | { readonly kind: "sleep"; readonly ms: number }
-  /** Read the migrations directory (missing → none); answer `FileEntry[]`. */
+  /** Read the migrations directory; answer `FileEntry[]`, or `null` when it does not exist. */
   | { readonly kind: "read"; readonly dir: string }
   /** Create a file (and its directory) that must not exist yet; answer nothing. */
   | { readonly kind: "write"; readonly path: string; readonly text: string }
@@ -881,6 +961,7 @@ export type Program<T> = Generator<Effect, T, unknown>;
 
 /** The runner's settings, resolved and checked once. */
 export interface RunnerConfig {
+  /** The migrations directory as a path (a `file:` URL converted), relative or absolute. */
   readonly dir: string;
   readonly tableName: string;
   readonly table: string;
@@ -913,15 +994,37 @@ function ownerId(): string {
   return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
 }
 
+function directoryPath(dir: unknown): string {
+  if (dir instanceof URL) {
+    if (dir.protocol !== "file:") {
+      throw new ValidationError(
+        `Cannot use migrationsDir "${dir.href}": only a file: URL names a directory`,
+        { field: "migrationsDir" },
+      );
+    }
+    try {
+      return fileURLToPath(dir);
+    } catch (error) {
+      throw new ValidationError(
+        `Cannot use migrationsDir "${dir.href}": ${(error as Error).message}`,
+        { field: "migrationsDir", cause: error },
+      );
+    }
+  }
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError(
+      "Cannot create migration runner: migrationsDir must be a non-empty string or a file: URL",
+    );
+  }
+  return dir;
+}
+
 /** Checks the options of a runner and resolves the table names. */
 export function resolveRunnerConfig(options: MigrationOptions | undefined): RunnerConfig {
   if (options !== undefined && (typeof options !== "object" || options === null)) {
     throw new TypeError("Cannot create migration runner: options must be an object");
   }
-  const dir = options?.migrationsDir ?? "migrations";
-  if (typeof dir !== "string" || dir === "") {
-    throw new TypeError("Cannot create migration runner: migrationsDir must be a non-empty string");
-  }
+  const dir = directoryPath(options?.migrationsDir ?? "migrations");
   const tableName = options?.tableName ?? "_migrations";
   const lockTableName = options?.lockTableName ?? `${tableName}_lock`;
   const progressName = `${tableName}_progress`;
@@ -960,7 +1063,12 @@ function codeOf(error: unknown): string | undefined {
 
 const sleepAfterRace = [20, 50, 100, 200, 400];
 
-/** Creates the tracking and lock tables (idempotent; survives a concurrent runner doing the same). */
+/**
+ * Creates the tracking and lock tables (idempotent; survives a concurrent runner doing the
+ * same).
+ *
+ * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
+ */
 export function* initializeProgram(c: RunnerConfig): Program<void> {
   const ddl = `CREATE TABLE IF NOT EXISTS ${c.table} (
   version INT8 PRIMARY KEY,
@@ -985,7 +1093,17 @@ CREATE TABLE IF NOT EXISTS ${c.lockTable} (
       const code = codeOf(error);
       const race = code === "23505" || code === "42P07" || code === "42710" || code === "40001" ||
         code === "40P01";
-      if (!race || attempt >= sleepAfterRace.length) throw error;
+      if (!race || attempt >= sleepAfterRace.length) {
+        // A refusal (no CREATE privilege, no such schema) names the tables; anything else,
+        // such as a lost connection, keeps its own type.
+        if (!(error instanceof DatabaseError) || !/^(42|3F)/.test(error.code)) throw error;
+        throw new MigrationError(
+          `Cannot create the migration tables "${c.tableName}" and "${c.lockTableName}": ${
+            reason(error)
+          }`,
+          { cause: error, code: error.code, detail: error.detail, hint: error.hint },
+        );
+      }
       yield* sleep(sleepAfterRace[attempt]);
     }
   }
@@ -1001,28 +1119,32 @@ function toHistory(row: Row): MigrationHistoryEntry {
   });
 }
 
-/** The tracking rows, by version; with `missingOk`, a missing table reads as none. */
-export function* readAppliedProgram(
+// Reading operations never create the tables: they must work for a role that may only read,
+// and leave a database the user only looked at as it was. A table that does not exist yet
+// holds nothing.
+function* readTrackingProgram(
   c: RunnerConfig,
-  missingOk = false,
-): Program<MigrationHistoryEntry[]> {
+  order: "version" | "applied_at, version",
+): Program<MigrationHistoryEntry[] | null> {
   try {
     const rows = yield* query(
-      `SELECT version, name, checksum, applied_at, duration_ms FROM ${c.table} ORDER BY version`,
+      `SELECT version, name, checksum, applied_at, duration_ms FROM ${c.table} ORDER BY ${order}`,
     );
     return rows.map(toHistory);
   } catch (error) {
-    if (missingOk && codeOf(error) === "42P01") return [];
+    if (codeOf(error) === "42P01") return null;
     throw error;
   }
 }
 
-/** The tracking rows in the order they were applied. */
+/** The tracking rows, by version (none while the tracking table does not exist). */
+export function* readAppliedProgram(c: RunnerConfig): Program<MigrationHistoryEntry[]> {
+  return (yield* readTrackingProgram(c, "version")) ?? [];
+}
+
+/** The tracking rows in the order they were applied (none while the table does not exist). */
 export function* historyProgram(c: RunnerConfig): Program<MigrationHistoryEntry[]> {
-  const rows = yield* query(
-    `SELECT version, name, checksum, applied_at, duration_ms FROM ${c.table} ORDER BY applied_at, version`,
-  );
-  return rows.map(toHistory);
+  return (yield* readTrackingProgram(c, "applied_at, version")) ?? [];
 }
 
 /** The partial progress rows (none when the progress table was never needed). */
@@ -1046,10 +1168,36 @@ export function* readProgressProgram(c: RunnerConfig): Program<ProgressRow[]> {
   }
 }
 
-/** The migrations of the directory. */
-export function* loadProgram(c: RunnerConfig): Program<MigrationFile[]> {
-  const entries = (yield { kind: "read", dir: c.dir }) as FileEntry[];
+/**
+ * The migrations of the directory; with `missingOk` (for `createMigration`, which creates it),
+ * a missing directory holds none.
+ *
+ * @throws {MigrationError} (code `MIGRATION_DIRECTORY_NOT_FOUND`) naming the directory when it
+ * does not exist: a typo in it must not read as "nothing to do".
+ */
+export function* loadProgram(c: RunnerConfig, missingOk = false): Program<MigrationFile[]> {
+  const entries = (yield { kind: "read", dir: c.dir }) as FileEntry[] | null;
+  if (entries === null) {
+    if (missingOk) return [];
+    throw directoryNotFound(c.dir);
+  }
   return parseMigrationFiles(c.dir, entries);
+}
+
+function directoryNotFound(dir: string): MigrationError {
+  let absolute = dir;
+  try {
+    absolute = resolve(dir);
+  } catch {
+    // Without read access to the current directory, the path as given is all there is.
+  }
+  const where = isAbsolute(dir) || absolute === dir
+    ? "no such directory"
+    : `no such directory ("${absolute}", resolved against the current directory)`;
+  return hinted(`Cannot load migrations from "${dir}": ${where}`, {
+    code: "MIGRATION_DIRECTORY_NOT_FOUND",
+    path: absolute,
+  });
 }
 
 /** Writes a new migration file and returns its path. */
@@ -1061,8 +1209,8 @@ export function* createProgram(
 ): Program<string> {
   const stem = migrationFileStem(name);
   const text = migrationFileText(upSql, downSql);
-  const files = yield* loadProgram(c);
-  const applied = yield* readAppliedProgram(c, true);
+  const files = yield* loadProgram(c, true);
+  const applied = yield* readAppliedProgram(c);
   const path = join(c.dir, `V${nextVersion(files, applied)}__${stem}.sql`);
   yield { kind: "write", path, text };
   return path;
@@ -1074,6 +1222,13 @@ export function* statusProgram(c: RunnerConfig): Program<MigrationStatus[]> {
   const applied = yield* readAppliedProgram(c);
   const progress = yield* readProgressProgram(c);
   return computeStatus(files, applied, progress);
+}
+
+/** The files not applied yet, by version. */
+export function* pendingProgram(c: RunnerConfig): Program<MigrationFile[]> {
+  const files = yield* loadProgram(c);
+  const done = new Set((yield* readAppliedProgram(c)).map((r) => r.version));
+  return files.filter((f) => !done.has(f.version));
 }
 
 // The lease's end, by the server's clock ($2: the lease in milliseconds), so that runners on
@@ -1102,13 +1257,24 @@ RETURNING owner`;
   const params = [c.owner, Math.ceil(c.leaseDuration)];
   let told = false;
   let delay = 25;
+  let created = false;
   for (;;) {
-    const holder = yield* transaction(function* () {
-      const rows = yield* query(take, params);
-      if (rows.length > 0) return null;
-      const held = yield* query(`SELECT owner, expires_at FROM ${c.lockTable} WHERE id = 1`);
-      return held[0] ?? { owner: "?", expires_at: new Date() };
-    });
+    let holder: Row | null;
+    try {
+      holder = yield* transaction(function* () {
+        const rows = yield* query(take, params);
+        if (rows.length > 0) return null;
+        const held = yield* query(`SELECT owner, expires_at FROM ${c.lockTable} WHERE id = 1`);
+        return held[0] ?? { owner: "?", expires_at: new Date() };
+      });
+    } catch (error) {
+      // The tracking table exists but the lock table does not (a new lockTableName, or one
+      // dropped by hand): create it, once.
+      if (codeOf(error) !== "42P01" || created) throw error;
+      created = true;
+      yield* initializeProgram(c);
+      continue;
+    }
     if (holder === null) return;
     const owner = String((holder as Row).owner);
     const expiresAt = (holder as Row).expires_at as Date;
@@ -1118,10 +1284,10 @@ RETURNING owner`;
     }
     const waited = performance.now() - started;
     if (waited >= c.lockTimeout) {
-      throw new MigrationError(
+      throw hinted(
         `Cannot acquire the migration lock "${c.lockTableName}": held by "${owner}" until ${expiresAt.toISOString()}; waited ${
           Math.round(waited)
-        } ms (lockTimeout), or run unlock if that runner is gone`,
+        } ms`,
         { code: "MIGRATION_LOCKED" },
       );
     }
@@ -1136,10 +1302,15 @@ export function* releaseLockProgram(c: RunnerConfig): Program<void> {
   yield* query(`DELETE FROM ${c.lockTable} WHERE id = 1 AND owner = $1`, [c.owner]);
 }
 
-/** Removes whatever lease is held; answers whether there was one. */
+/** Removes whatever lease is held; answers whether there was one (no lock table: none). */
 export function* unlockProgram(c: RunnerConfig): Program<boolean> {
-  const rows = yield* query(`DELETE FROM ${c.lockTable} WHERE id = 1 RETURNING owner`);
-  return rows.length > 0;
+  try {
+    const rows = yield* query(`DELETE FROM ${c.lockTable} WHERE id = 1 RETURNING owner`);
+    return rows.length > 0;
+  } catch (error) {
+    if (codeOf(error) === "42P01") return false;
+    throw error;
+  }
 }
 
 function shorten(text: string, max = 80): string {
@@ -1289,10 +1460,10 @@ function* runWithoutTransaction(
       found.doneChecksum === prefixChecksum(s.statements, found.statementsDone);
     if (same) from = found.statementsDone;
     else if (!allowModified) {
-      throw new MigrationError(
+      throw hinted(
         `Cannot ${
           s.direction === "up" ? "apply" : "revert"
-        } migration "${s.file.path}": an earlier ${found.direction} run committed ${found.statementsDone} of its statements, which have changed since; undo them by hand, then pass allowModified to run it from the first statement`,
+        } migration "${s.file.path}": an earlier ${found.direction} run committed ${found.statementsDone} of its statements, which have changed since`,
         { code: "MIGRATION_PARTIAL", version: s.file.version, path: s.file.path },
       );
     }
@@ -1379,8 +1550,8 @@ RETURNING version`,
 let runs = 0;
 
 /**
- * Runs a plan under the lock: `migrate()` and `rollback()` after planning. The tables must
- * exist (`initializeProgram`), except for a dry run.
+ * `migrate()` and `rollback()`: plans, and runs the plan under the lock, creating the tracking
+ * and lock tables first when they do not exist yet.
  */
 function* runProgram(
   c: RunnerConfig,
@@ -1396,13 +1567,16 @@ function* runProgram(
     throw new TypeError("Cannot migrate: onProgress must be a function");
   }
   const files = yield* loadProgram(c);
+  // Planned first without the lock, which writes: a dry run, or a run with nothing to do,
+  // writes nothing (and so works for a role that may only read).
+  const before = yield* readTrackingProgram(c, "version");
+  const first = makePlan(files, before ?? []);
+  if (options.dryRun) return result(first, true, first.steps.map((s) => run(s, 0, s.sql)));
+  if (first.steps.length === 0) return result(first, false, []);
   // Each run is a lock owner of its own, so that two runs of one runner exclude each other too.
   c = { ...c, owner: `${c.owner}/${++runs}` };
-  if (options.dryRun) {
-    const applied = yield* readAppliedProgram(c, true);
-    const p = makePlan(files, applied);
-    return result(p, true, p.steps.map((s) => run(s, 0, s.sql)));
-  }
+  // The tables are created when a migration is first applied.
+  if (before === null) yield* initializeProgram(c);
   yield* acquireLockProgram(c, onProgress);
   const done: MigrationRun[] = [];
   try {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   checksumOf,
   computeStatus,
   isTransactionControl,
+  loadProgram,
   type MigrationFile,
   migrationFileStem,
   migrationFileText,
@@ -13,6 +14,7 @@ import {
   planMigrate,
   planRollback,
   resolveRunnerConfig,
+  respell,
   splitStatements,
   verifyStatus,
 } from "./_migration_plan.ts";
@@ -438,3 +440,99 @@ Deno.test("resolveRunnerConfig() quotes the table names and checks the timings",
   assert.throws(() => resolveRunnerConfig({ leaseDuration: 10 }), RangeError);
   assert.throws(() => resolveRunnerConfig({ migrationsDir: "" }), TypeError);
 });
+
+Deno.test("resolveRunnerConfig() takes migrationsDir as a file: URL, and no other scheme", () => {
+  const url = new URL("./migrations", import.meta.url);
+  assert.equal(resolveRunnerConfig({ migrationsDir: url }).dir, url.pathname);
+  assert.equal(
+    resolveRunnerConfig({ migrationsDir: new URL("file:///srv/app/migrations%20v2/") }).dir,
+    "/srv/app/migrations v2/",
+  );
+  for (const bad of ["https://example.com/m", "file://elsewhere/m"]) {
+    assert.throws(
+      () => resolveRunnerConfig({ migrationsDir: new URL(bad) }),
+      (e: unknown) =>
+        e instanceof ValidationError && e.field === "migrationsDir" &&
+        e.message.startsWith(`Cannot use migrationsDir "${bad}": `),
+    );
+  }
+});
+
+/** What `loadProgram` throws when its read effect answers "no such directory". */
+function missingDirectory(migrationsDir: string): MigrationError {
+  const program = loadProgram(resolveRunnerConfig({ migrationsDir }));
+  assert.deepEqual(program.next().value, { kind: "read", dir: migrationsDir });
+  try {
+    program.next(null);
+  } catch (error) {
+    assert.ok(error instanceof MigrationError);
+    return error;
+  }
+  assert.fail("expected a MigrationError");
+}
+
+Deno.test("loadProgram() names a missing directory as given and, when relative, as resolved", () => {
+  const relative = missingDirectory("nope");
+  assert.equal(relative.code, "MIGRATION_DIRECTORY_NOT_FOUND");
+  assert.equal(relative.path, resolve("nope"));
+  assert.equal(
+    relative.message,
+    `Cannot load migrations from "nope": no such directory ("${
+      resolve("nope")
+    }", resolved against the current directory); check migrationsDir, or make the directory (createMigration() makes it with its first file)`,
+  );
+  const absolute = missingDirectory("/srv/nope");
+  assert.equal(absolute.path, "/srv/nope");
+  assert.match(absolute.message, /^Cannot load migrations from "\/srv\/nope": no such directory; /);
+  // createMigration() reads it this way, then creates it.
+  const forCreate = loadProgram(resolveRunnerConfig({ migrationsDir: "nope" }), true);
+  forCreate.next();
+  assert.deepEqual(forCreate.next(null), { done: true, value: [] });
+});
+
+Deno.test("respell() puts the command line's flags in every hint, and leaves other errors alone", () => {
+  const cases: [MigrationError, string, string][] = [
+    [
+      catchError(() => planMigrate(three, [applied(three[0], "0".repeat(64))])),
+      "restore the file, or pass allowModified: true to run anyway",
+      "restore the file, or pass --allow-modified to run anyway",
+    ],
+    [
+      catchError(() => planMigrate(three, [applied(three[0]), applied(three[2])])),
+      "pass allowOutOfOrder: true to apply them anyway",
+      "pass --allow-out-of-order to apply them anyway",
+    ],
+    [
+      missingDirectory("nope"),
+      "check migrationsDir, or make the directory (createMigration() makes it with its first file)",
+      "check --dir, or make the directory (the create command makes it with its first file)",
+    ],
+  ];
+  for (const [error, api, cli] of cases) {
+    assert.ok(error.message.endsWith(`; ${api}`), error.message);
+    const respelled = respell(error, "cli") as MigrationError;
+    assert.ok(respelled instanceof MigrationError);
+    assert.equal(respelled.message, `${error.message.slice(0, -api.length)}${cli}`);
+    assert.deepEqual(
+      [respelled.code, respelled.version, respelled.path, respelled.cause],
+      [error.code, error.version, error.path, error.cause],
+    );
+    assert.equal(respell(error, "api"), error);
+  }
+  const plain = new MigrationError('Cannot revert "x": it has no down SQL', {
+    code: "MIGRATION_IRREVERSIBLE",
+  });
+  assert.equal(respell(plain, "cli"), plain);
+  const typeError = new TypeError("x");
+  assert.equal(respell(typeError, "cli"), typeError);
+});
+
+function catchError(fn: () => unknown): MigrationError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof MigrationError);
+    return error;
+  }
+  assert.fail("expected a MigrationError");
+}

@@ -48,6 +48,7 @@ import {
   type MigrationState,
   type MigrationStatus,
   type PartialProgress,
+  pendingProgram,
   type Program,
   readAppliedProgram,
   resolveRunnerConfig,
@@ -102,7 +103,7 @@ class Heartbeat {
   }
 }
 
-async function readEntries(dir: string): Promise<FileEntry[]> {
+async function readEntries(dir: string): Promise<FileEntry[] | null> {
   const names: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
@@ -111,7 +112,7 @@ async function readEntries(dir: string): Promise<FileEntry[]> {
       }
     }
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
   return await Promise.all(
@@ -168,9 +169,12 @@ async function drive<T>(
 }
 
 /**
- * The asynchronous migration runner over an {@linkcode AsyncDatabase}. It touches the database
- * on first use: `initialize()` (or the first other call) creates the tracking table
- * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table.
+ * The asynchronous migration runner over an {@linkcode AsyncDatabase}. The tracking table
+ * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table are created
+ * when a migration is first applied (or by `initialize()`). The reading methods (`status`,
+ * `verify`, `pending`, `getAppliedVersions`, `getCurrentVersion`, `getMigrationHistory`) and
+ * dry runs write nothing, so they work for a role that may only read: a tracking table that
+ * does not exist yet reads as nothing applied.
  *
  * @example Write, apply, inspect and revert a migration
  * ```ts ignore
@@ -196,11 +200,16 @@ export class AsyncMigration {
   /**
    * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
    *
+   * @example A directory next to the module, whatever the current directory
+   * ```ts ignore
+   * const m = new AsyncMigration(db, { migrationsDir: new URL("./migrations", import.meta.url) });
+   * ```
    * @param db The database to migrate.
-   * @param options The directory, table names and lock timings.
+   * @param options The directory (a path or a `file:` URL), table names and lock timings.
    * @throws {TypeError} when `db` is not a database or `migrationsDir` is empty.
    * @throws {RangeError} for a negative `lockTimeout` or a `leaseDuration` under 100 ms.
-   * @throws {ValidationError} for a table name that cannot be an identifier.
+   * @throws {ValidationError} for a table name that cannot be an identifier, or a
+   * `migrationsDir` URL that is not a `file:` URL (`field` is `"migrationsDir"`).
    */
   constructor(db: AsyncDatabase, options?: MigrationOptions) {
     if (typeof (db as { transaction?: unknown } | undefined)?.transaction !== "function") {
@@ -210,7 +219,7 @@ export class AsyncMigration {
     this.#config = resolveRunnerConfig(options);
   }
 
-  /** The directory of the migration files. */
+  /** The directory of the migration files, as a path (a `file:` URL given is converted). */
   get migrationsDir(): string {
     return this.#config.dir;
   }
@@ -236,15 +245,16 @@ export class AsyncMigration {
   }
 
   /**
-   * Creates the tracking table and the lock table if they do not exist (idempotent; also done
-   * by the first call of any other method that reads them).
+   * Creates the tracking table and the lock table if they do not exist (idempotent). Not
+   * needed: `migrate()` and `rollback()` create them when they first apply or revert a
+   * migration; this is for creating them ahead, e.g. before granting a role access to them.
    *
    * @example
    * ```ts ignore
    * await new AsyncMigration(db).initialize();
    * ```
    * @returns Once the tables exist.
-   * @throws {DatabaseError} when the server refuses.
+   * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
   initialize(): Promise<void> {
     this.#initialized ??= this.#run(initializeProgram(this.#config)).catch((error) => {
@@ -255,14 +265,16 @@ export class AsyncMigration {
   }
 
   /**
-   * Reads the migration files, sorted by version (a missing directory gives `[]`).
+   * Reads the migration files, sorted by version.
    *
    * @example
    * ```ts ignore
    * for (const m of await migrations.loadMigrations()) console.log(m.version, m.name, m.path);
    * ```
    * @returns The migrations.
-   * @throws {MigrationError} for a version used twice or out of range, or down SQL given twice.
+   * @throws {MigrationError} for a missing directory (code `MIGRATION_DIRECTORY_NOT_FOUND`,
+   * naming it as given and, when relative, as resolved against the current directory; `path`
+   * is the absolute path), a version used twice or out of range, or down SQL given twice.
    */
   loadMigrations(): Promise<MigrationFile[]> {
     return this.#run(loadProgram(this.#config));
@@ -270,7 +282,8 @@ export class AsyncMigration {
 
   /**
    * Writes `V<next>__<name>.sql`: the up SQL, and after a `-- DOWN` line the down SQL if given.
-   * The version is one above the highest of the files and the applied migrations.
+   * The version is one above the highest of the files and the applied migrations. Creates the
+   * directory when it does not exist; writes nothing to the database.
    *
    * @example
    * ```ts ignore
@@ -290,7 +303,9 @@ export class AsyncMigration {
   /**
    * Applies the pending migrations in version order (up to `targetVersion`), or, for a target
    * below the current version, reverts the applied ones above it in descending order. Runs under
-   * the lock; each migration commits with its tracking row, or not at all.
+   * the lock; each migration commits with its tracking row, or not at all. The tracking and lock
+   * tables are created when there is a migration to run; a dry run, or a run with nothing to
+   * do, writes nothing.
    *
    * @example Apply, then go back to version 1
    * ```ts ignore
@@ -300,13 +315,12 @@ export class AsyncMigration {
    * ```
    * @param options The target, dry run, what to allow, and a progress callback.
    * @returns What ran, with each migration's time.
-   * @throws {MigrationError} for a failed migration (with `version`, `path`, `statement` and the
-   * server error as `cause`), a modified applied file, an out-of-order pending one, a migration
-   * without down SQL, or a lock not acquired within `lockTimeout` — never having changed
-   * anything of the migration concerned.
+   * @throws {MigrationError} for a missing directory, a failed migration (with `version`,
+   * `path`, `statement` and the server error as `cause`), a modified applied file, an
+   * out-of-order pending one, a migration without down SQL, or a lock not acquired within
+   * `lockTimeout` — never having changed anything of the migration concerned.
    */
   async migrate(options?: MigrateOptions): Promise<MigrateResult> {
-    if (!options?.dryRun) await this.initialize();
     return await this.#run(migrateProgram(this.#config, options));
   }
 
@@ -327,12 +341,11 @@ export class AsyncMigration {
    * @throws {TypeError} when both `count` and `targetVersion` are given.
    */
   async rollback(options?: RollbackOptions): Promise<MigrateResult> {
-    if (!options?.dryRun) await this.initialize();
     return await this.#run(rollbackProgram(this.#config, options));
   }
 
   /**
-   * The applied versions, ascending.
+   * The applied versions, ascending (none while the tracking table does not exist).
    *
    * @example
    * ```ts ignore
@@ -341,7 +354,7 @@ export class AsyncMigration {
    * @returns The versions.
    */
   async getAppliedVersions(): Promise<number[]> {
-    return (await this.#applied()).map((r) => r.version);
+    return (await this.#run(readAppliedProgram(this.#config))).map((r) => r.version);
   }
 
   /**
@@ -358,7 +371,8 @@ export class AsyncMigration {
   }
 
   /**
-   * The tracking rows in the order they were applied.
+   * The tracking rows in the order they were applied (none while the tracking table does not
+   * exist). Reads only the table, not the directory.
    *
    * @example
    * ```ts ignore
@@ -366,9 +380,8 @@ export class AsyncMigration {
    * ```
    * @returns The rows.
    */
-  async getMigrationHistory(): Promise<MigrationHistoryEntry[]> {
-    await this.initialize();
-    return await this.#run(historyProgram(this.#config));
+  getMigrationHistory(): Promise<MigrationHistoryEntry[]> {
+    return this.#run(historyProgram(this.#config));
   }
 
   /**
@@ -379,11 +392,10 @@ export class AsyncMigration {
    * console.log((await migrations.pending()).map((m) => m.path));
    * ```
    * @returns The migrations.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
-  async pending(): Promise<MigrationFile[]> {
-    const [files, applied] = await Promise.all([this.loadMigrations(), this.#applied()]);
-    const done = new Set(applied.map((r) => r.version));
-    return files.filter((f) => !done.has(f.version));
+  pending(): Promise<MigrationFile[]> {
+    return this.#run(pendingProgram(this.#config));
   }
 
   /**
@@ -395,10 +407,10 @@ export class AsyncMigration {
    * for (const s of await migrations.status()) console.log(s.version, s.name, s.state);
    * ```
    * @returns One entry per version.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
-  async status(): Promise<MigrationStatus[]> {
-    await this.initialize();
-    return await this.#run(statusProgram(this.#config));
+  status(): Promise<MigrationStatus[]> {
+    return this.#run(statusProgram(this.#config));
   }
 
   /**
@@ -411,6 +423,7 @@ export class AsyncMigration {
    * if (!report.ok) console.error(report.modified.map((s) => s.path));
    * ```
    * @returns The report; `ok` when there is nothing to report.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
   async verify(): Promise<VerifyResult> {
     return verifyStatus(await this.status());
@@ -425,15 +438,10 @@ export class AsyncMigration {
    * ```ts ignore
    * if (await migrations.unlock()) console.log("released a lock");
    * ```
-   * @returns Whether a lock was held.
+   * @returns Whether a lock was held (never one while the lock table does not exist, which
+   * this does not create).
    */
-  async unlock(): Promise<boolean> {
-    await this.initialize();
-    return await this.#run(unlockProgram(this.#config));
-  }
-
-  async #applied(): Promise<MigrationHistoryEntry[]> {
-    await this.initialize();
-    return await this.#run(readAppliedProgram(this.#config));
+  unlock(): Promise<boolean> {
+    return this.#run(unlockProgram(this.#config));
   }
 }

@@ -42,6 +42,7 @@ import {
   type MigrationState,
   type MigrationStatus,
   type PartialProgress,
+  pendingProgram,
   type Program,
   readAppliedProgram,
   resolveRunnerConfig,
@@ -77,7 +78,7 @@ interface Target {
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-function readEntries(dir: string): FileEntry[] {
+function readEntries(dir: string): FileEntry[] | null {
   const names: string[] = [];
   try {
     for (const entry of Deno.readDirSync(dir)) {
@@ -86,7 +87,7 @@ function readEntries(dir: string): FileEntry[] {
       }
     }
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
   return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
@@ -130,9 +131,12 @@ function drive<T>(db: Database, target: Target, program: Program<T>): T {
 }
 
 /**
- * The synchronous migration runner over a {@linkcode Database}. The constructor creates the
- * tracking table (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock
- * table if they do not exist.
+ * The synchronous migration runner over a {@linkcode Database}. The tracking table
+ * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table are created
+ * when a migration is first applied (or by `initialize()`). The reading methods (`status`,
+ * `verify`, `pending`, `getAppliedVersions`, `getCurrentVersion`, `getMigrationHistory`) and
+ * dry runs write nothing, so they work for a role that may only read: a tracking table that
+ * does not exist yet reads as nothing applied.
  *
  * @example Write, apply, inspect and revert a migration
  * ```ts ignore
@@ -151,14 +155,18 @@ export class Migration {
   readonly #config: RunnerConfig;
 
   /**
-   * A runner for the files of `migrationsDir`; creates the tracking and lock tables.
+   * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
    *
+   * @example A directory next to the module, whatever the current directory
+   * ```ts ignore
+   * const m = new Migration(db, { migrationsDir: new URL("./migrations", import.meta.url) });
+   * ```
    * @param db The database to migrate.
-   * @param options The directory, table names and lock timings.
+   * @param options The directory (a path or a `file:` URL), table names and lock timings.
    * @throws {TypeError} when `db` is not a database or `migrationsDir` is empty.
    * @throws {RangeError} for a negative `lockTimeout` or a `leaseDuration` under 100 ms.
-   * @throws {ValidationError} for a table name that cannot be an identifier.
-   * @throws {DatabaseError} when the tables cannot be created.
+   * @throws {ValidationError} for a table name that cannot be an identifier, or a
+   * `migrationsDir` URL that is not a `file:` URL (`field` is `"migrationsDir"`).
    */
   constructor(db: Database, options?: MigrationOptions) {
     if (typeof (db as { transaction?: unknown } | undefined)?.transaction !== "function") {
@@ -166,10 +174,9 @@ export class Migration {
     }
     this.#db = db;
     this.#config = resolveRunnerConfig(options);
-    this.initialize();
   }
 
-  /** The directory of the migration files. */
+  /** The directory of the migration files, as a path (a `file:` URL given is converted). */
   get migrationsDir(): string {
     return this.#config.dir;
   }
@@ -194,28 +201,31 @@ export class Migration {
   }
 
   /**
-   * Creates the tracking table and the lock table if they do not exist (idempotent; the
-   * constructor already did).
+   * Creates the tracking table and the lock table if they do not exist (idempotent). Not
+   * needed: `migrate()` and `rollback()` create them when they first apply or revert a
+   * migration; this is for creating them ahead, e.g. before granting a role access to them.
    *
    * @example
    * ```ts ignore
    * migrations.initialize();
    * ```
-   * @throws {DatabaseError} when the server refuses.
+   * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
   initialize(): void {
     this.#run(initializeProgram(this.#config));
   }
 
   /**
-   * Reads the migration files, sorted by version (a missing directory gives `[]`).
+   * Reads the migration files, sorted by version.
    *
    * @example
    * ```ts ignore
    * for (const m of migrations.loadMigrations()) console.log(m.version, m.name, m.path);
    * ```
    * @returns The migrations.
-   * @throws {MigrationError} for a version used twice or out of range, or down SQL given twice.
+   * @throws {MigrationError} for a missing directory (code `MIGRATION_DIRECTORY_NOT_FOUND`,
+   * naming it as given and, when relative, as resolved against the current directory; `path`
+   * is the absolute path), a version used twice or out of range, or down SQL given twice.
    */
   loadMigrations(): MigrationFile[] {
     return this.#run(loadProgram(this.#config));
@@ -223,7 +233,8 @@ export class Migration {
 
   /**
    * Writes `V<next>__<name>.sql`: the up SQL, and after a `-- DOWN` line the down SQL if given.
-   * The version is one above the highest of the files and the applied migrations.
+   * The version is one above the highest of the files and the applied migrations. Creates the
+   * directory when it does not exist; writes nothing to the database.
    *
    * @example
    * ```ts ignore
@@ -243,7 +254,9 @@ export class Migration {
   /**
    * Applies the pending migrations in version order (up to `targetVersion`), or, for a target
    * below the current version, reverts the applied ones above it in descending order. Runs under
-   * the lock; each migration commits with its tracking row, or not at all.
+   * the lock; each migration commits with its tracking row, or not at all. The tracking and lock
+   * tables are created when there is a migration to run; a dry run, or a run with nothing to
+   * do, writes nothing.
    *
    * @example Apply, then go back to version 1
    * ```ts ignore
@@ -252,10 +265,10 @@ export class Migration {
    * ```
    * @param options The target, dry run, what to allow, and a progress callback.
    * @returns What ran, with each migration's time.
-   * @throws {MigrationError} for a failed migration (with `version`, `path`, `statement` and the
-   * server error as `cause`), a modified applied file, an out-of-order pending one, a migration
-   * without down SQL, or a lock not acquired within `lockTimeout` — never having changed
-   * anything of the migration concerned.
+   * @throws {MigrationError} for a missing directory, a failed migration (with `version`,
+   * `path`, `statement` and the server error as `cause`), a modified applied file, an
+   * out-of-order pending one, a migration without down SQL, or a lock not acquired within
+   * `lockTimeout` — never having changed anything of the migration concerned.
    */
   migrate(options?: MigrateOptions): MigrateResult {
     return this.#run(migrateProgram(this.#config, options));
@@ -281,7 +294,7 @@ export class Migration {
   }
 
   /**
-   * The applied versions, ascending.
+   * The applied versions, ascending (none while the tracking table does not exist).
    *
    * @example
    * ```ts ignore
@@ -307,7 +320,8 @@ export class Migration {
   }
 
   /**
-   * The tracking rows in the order they were applied.
+   * The tracking rows in the order they were applied (none while the tracking table does not
+   * exist). Reads only the table, not the directory.
    *
    * @example
    * ```ts ignore
@@ -327,10 +341,10 @@ export class Migration {
    * console.log(migrations.pending().map((m) => m.path));
    * ```
    * @returns The migrations.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
   pending(): MigrationFile[] {
-    const done = new Set(this.getAppliedVersions());
-    return this.loadMigrations().filter((f) => !done.has(f.version));
+    return this.#run(pendingProgram(this.#config));
   }
 
   /**
@@ -342,6 +356,7 @@ export class Migration {
    * for (const s of migrations.status()) console.log(s.version, s.name, s.state);
    * ```
    * @returns One entry per version.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
   status(): MigrationStatus[] {
     return this.#run(statusProgram(this.#config));
@@ -356,6 +371,7 @@ export class Migration {
    * if (!migrations.verify().ok) Deno.exit(1);
    * ```
    * @returns The report; `ok` when there is nothing to report.
+   * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
    */
   verify(): VerifyResult {
     return verifyStatus(this.status());
@@ -369,7 +385,8 @@ export class Migration {
    * ```ts ignore
    * if (migrations.unlock()) console.log("released a lock");
    * ```
-   * @returns Whether a lock was held.
+   * @returns Whether a lock was held (never one while the lock table does not exist, which
+   * this does not create).
    */
   unlock(): boolean {
     return this.#run(unlockProgram(this.#config));

@@ -2,12 +2,13 @@
 // AsyncMigration and t.step("sync") with Migration. Each step gets its own schema (holding the
 // tracking, lock and migrated tables) and its own directory, so tests never meet.
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
 import { AsyncDatabase } from "./async_database.ts";
 import { AsyncMigration, type MigrationOptions } from "./async_migration.ts";
 import { Database } from "./database.ts";
 import { Migration } from "./migration.ts";
-import { MigrationError } from "./crud/exceptions.ts";
+import { DatabaseError, MigrationError, ValidationError } from "./crud/exceptions.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 type Runner = Pick<
@@ -24,6 +25,7 @@ type Runner = Pick<
   | "status"
   | "verify"
   | "unlock"
+  | "migrationsDir"
 >;
 
 /** A sync call as a promise: its value, or its throw as a rejection. */
@@ -50,6 +52,7 @@ function promised(m: Migration): Runner {
     status: () => later(() => m.status()),
     verify: () => later(() => m.verify()),
     unlock: () => later(() => m.unlock()),
+    migrationsDir: m.migrationsDir,
   };
 }
 
@@ -63,6 +66,8 @@ interface Ctx {
   readonly m: Runner;
   /** Another runner on the same database (more options). */
   open(options?: MigrationOptions): Runner;
+  /** A runner of the step's kind connected to `url` (closed at the end of the step). */
+  openAt(url: string, options?: MigrationOptions): Runner;
   write(name: string, text: string): Promise<void>;
   exists(table: string): Promise<boolean>;
   columns(table: string): Promise<string[]>;
@@ -88,6 +93,17 @@ async function scenario(
         sync
           ? promised(new Migration(sync, { ...base, ...options }))
           : new AsyncMigration(db, { ...base, ...options });
+      const others: (Database | AsyncDatabase)[] = [];
+      const openAt = (other: string, options?: MigrationOptions): Runner => {
+        if (kind === "sync") {
+          const handle = new Database(other, { minConnections: 1 });
+          others.push(handle);
+          return promised(new Migration(handle, { ...base, ...options }));
+        }
+        const handle = new AsyncDatabase(other, { minConnections: 1 });
+        others.push(handle);
+        return new AsyncMigration(handle, { ...base, ...options });
+      };
       try {
         await fn({
           db,
@@ -95,6 +111,7 @@ async function scenario(
           dir,
           m: open(),
           open,
+          openAt,
           write: (name, text) => Deno.writeTextFile(join(dir, name), text),
           exists: (table) => db.tableExists(`${s}.${table}`),
           columns: async (table) =>
@@ -104,6 +121,7 @@ async function scenario(
             )).map((r) => r.column_name),
         }, kind);
       } finally {
+        for (const other of others) await other.close();
         sync?.close();
         await db.execute(`DROP SCHEMA ${s} CASCADE`);
         await Deno.remove(dir, { recursive: true });
@@ -182,23 +200,74 @@ Deno.test("loadMigrations() returns the files in version order and ignores other
   });
 });
 
-Deno.test("a missing migrations directory loads as [] and the tracking table still exists", async (t) => {
-  await scenario(t, async ({ open, exists, dir }, kind) => {
-    const m = open({ migrationsDir: join(dir, "does", "not", "exist") });
-    assert.deepEqual(await m.loadMigrations(), []);
-    // Migration creates it in its constructor, AsyncMigration on initialize() / first use.
-    if (kind === "async") await m.initialize();
-    assert.equal(await exists("_migrations"), true);
-    assert.deepEqual(await m.getAppliedVersions(), []);
-    assert.equal(await m.getCurrentVersion(), 0);
-    assert.deepEqual(await m.migrate(), {
-      applied: 0,
-      direction: "none",
-      fromVersion: 0,
-      toVersion: 0,
-      dryRun: false,
-      migrations: [],
-    });
+Deno.test("a missing migrations directory is a MigrationError naming it for every method that reads it", async (t) => {
+  await scenario(t, async ({ open, exists, dir }) => {
+    const missing = join(dir, "does", "not", "exist");
+    // As given relative to the current directory, the message also names the absolute path.
+    const given = relative(Deno.cwd(), missing);
+    for (
+      const [migrationsDir, named] of [[missing, `"${missing}": no such directory;`], [
+        given,
+        `"${given}": no such directory ("${missing}", resolved against the current directory);`,
+      ]]
+    ) {
+      const m = open({ migrationsDir });
+      const calls: [string, () => Promise<unknown>][] = [
+        ["loadMigrations", () => m.loadMigrations()],
+        ["migrate", () => m.migrate()],
+        ["migrate dry run", () => m.migrate({ dryRun: true })],
+        ["rollback", () => m.rollback()],
+        ["rollback dry run", () => m.rollback({ dryRun: true })],
+        ["status", () => m.status()],
+        ["pending", () => m.pending()],
+        ["verify", () => m.verify()],
+      ];
+      for (const [what, call] of calls) {
+        await rejects(call(), (e) => {
+          assert.equal(e.code, "MIGRATION_DIRECTORY_NOT_FOUND", what);
+          assert.equal(e.path, missing, what);
+          assert.equal(
+            e.message,
+            `Cannot load migrations from ${named} check migrationsDir, or make the directory (createMigration() makes it with its first file)`,
+            what,
+          );
+        });
+      }
+      // These read only the tracking table, which does not exist yet: nothing applied.
+      assert.deepEqual(await m.getAppliedVersions(), []);
+      assert.equal(await m.getCurrentVersion(), 0);
+      assert.deepEqual(await m.getMigrationHistory(), []);
+      assert.equal(await m.unlock(), false);
+    }
+    assert.equal(await exists("_migrations"), false);
+    assert.equal(await exists("_migrations_lock"), false);
+    const m = open({ migrationsDir: missing });
+    assert.equal(await m.createMigration("first", "SELECT 1"), join(missing, "V1__first.sql"));
+    assert.deepEqual((await m.status()).map((x) => x.state), ["pending"]);
+  });
+});
+
+Deno.test("migrationsDir takes a file: URL or a path relative to the current directory", async (t) => {
+  await scenario(t, async ({ open, exists, dir, s }) => {
+    const byUrl = open({ migrationsDir: pathToFileURL(dir) });
+    assert.equal(byUrl.migrationsDir, dir);
+    const path = await byUrl.createMigration("a", `CREATE TABLE ${s}.a (id INT)`);
+    assert.equal(path, join(dir, "V1__a.sql"));
+    assert.equal((await byUrl.migrate()).applied, 1);
+    assert.equal(await exists("a"), true);
+    const byRelativePath = open({ migrationsDir: relative(Deno.cwd(), dir) });
+    assert.deepEqual((await byRelativePath.status()).map((x) => [x.version, x.state]), [[
+      1,
+      "applied",
+    ]]);
+    for (const url of ["https://example.com/migrations", "data:text/plain,V1__a.sql"]) {
+      assert.throws(
+        () => open({ migrationsDir: new URL(url) }),
+        (e: unknown) =>
+          e instanceof ValidationError && e.field === "migrationsDir" &&
+          e.message === `Cannot use migrationsDir "${url}": only a file: URL names a directory`,
+      );
+    }
   });
 });
 
@@ -430,6 +499,7 @@ Deno.test("a modified applied file stops migrate() unless allowModified, and sho
     await rejects(m.migrate(), (e) => {
       assert.equal(e.code, "MIGRATION_MODIFIED");
       assert.equal(e.path, join(dir, "V1__a.sql"));
+      assert.match(e.message, /; restore the file, or pass allowModified: true to run anyway$/);
     });
     assert.deepEqual(await m.getAppliedVersions(), [1]);
     assert.deepEqual((await m.status()).map((x) => x.state), ["modified", "pending"]);
@@ -447,6 +517,7 @@ Deno.test("an out-of-order pending version stops migrate() unless allowOutOfOrde
     await rejects(m.migrate(), (e) => {
       assert.equal(e.code, "MIGRATION_OUT_OF_ORDER");
       assert.equal(e.version, 2);
+      assert.match(e.message, /; pass allowOutOfOrder: true to apply them anyway$/);
     });
     assert.deepEqual((await m.pending()).map((f) => f.version), [2]);
     const result = await m.migrate({ allowOutOfOrder: true });
@@ -488,10 +559,9 @@ Deno.test("status() lists applied, pending, modified and missing migrations; his
 });
 
 Deno.test("a dry run returns the plan with its SQL and changes nothing", async (t) => {
-  await scenario(t, async ({ m, s, exists, db }, kind) => {
+  await scenario(t, async ({ m, s, exists, db }) => {
     await m.createMigration("a", `CREATE TABLE ${s}.a (id INT)`, `DROP TABLE ${s}.a`);
     await m.createMigration("b", `CREATE TABLE ${s}.b (id INT)`, `DROP TABLE ${s}.b`);
-    // Migration's constructor has created the tracking table; AsyncMigration's dry run does not.
     const plan = await m.migrate({ dryRun: true });
     assert.deepEqual([plan.applied, plan.direction, plan.toVersion, plan.dryRun], [
       2,
@@ -504,7 +574,8 @@ Deno.test("a dry run returns the plan with its SQL and changes nothing", async (
       [2, `CREATE TABLE ${s}.b (id INT)`],
     ]);
     assert.equal(await exists("a"), false);
-    assert.equal(await exists("_migrations_lock"), kind === "sync");
+    assert.equal(await exists("_migrations"), false);
+    assert.equal(await exists("_migrations_lock"), false);
     await m.migrate();
     const down = await m.rollback({ count: 2, dryRun: true });
     assert.deepEqual(down.migrations.map((r) => [r.version, r.sql]), [
@@ -514,6 +585,74 @@ Deno.test("a dry run returns the plan with its SQL and changes nothing", async (
     assert.equal(await exists("b"), true);
     assert.deepEqual(await m.getAppliedVersions(), [1, 2]);
     assert.deepEqual(await db.execute(`SELECT * FROM ${s}._migrations_lock`), []);
+  });
+});
+
+Deno.test("reading operations and dry runs write nothing and work for a role that may only read", async (t) => {
+  await scenario(t, async ({ db, s, m, write, exists, openAt }) => {
+    const role = uniqueName("reader");
+    const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
+    await db.execute(`CREATE ROLE ${role} LOGIN`);
+    try {
+      await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);
+      await db.execute(`GRANT USAGE ON SCHEMA ${s} TO ${role}`);
+      const url = new URL(testUrl());
+      url.username = role;
+      url.password = "";
+      const reader = openAt(url.href);
+      await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
+      await write("V2__b.sql", `CREATE TABLE ${s}.b (id INT);\n-- DOWN\nDROP TABLE ${s}.b;`);
+      const tables = () =>
+        Promise.all(["_migrations", "_migrations_lock", "_migrations_progress"].map(exists));
+
+      // Nothing applied yet, no tracking table: every reading operation answers "nothing".
+      assert.deepEqual((await reader.status()).map((x) => x.state), ["pending", "pending"]);
+      assert.equal((await reader.verify()).ok, true);
+      assert.deepEqual((await reader.pending()).map((f) => f.version), [1, 2]);
+      assert.deepEqual(await reader.getAppliedVersions(), []);
+      assert.equal(await reader.getCurrentVersion(), 0);
+      assert.deepEqual(await reader.getMigrationHistory(), []);
+      assert.equal((await reader.loadMigrations()).length, 2);
+      assert.equal((await reader.migrate({ dryRun: true })).applied, 2);
+      assert.equal((await reader.rollback({ dryRun: true })).applied, 0);
+      assert.equal((await reader.migrate({ targetVersion: 0 })).direction, "none");
+      assert.equal(await reader.unlock(), false);
+      assert.deepEqual(await tables(), [false, false, false]);
+
+      // Applying is the first write: refused for this role, naming the tables, creating nothing.
+      await rejects(reader.migrate(), (e) => {
+        assert.equal(e.code, "42501");
+        assert.match(
+          e.message,
+          new RegExp(
+            `^Cannot create the migration tables "${s}\\._migrations" and "${s}\\._migrations_lock": permission denied`,
+          ),
+        );
+      });
+      assert.deepEqual(await tables(), [false, false, false]);
+
+      // Once a role that may write has applied one, the reader sees it, still writing nothing.
+      assert.equal((await m.migrate({ targetVersion: 1 })).applied, 1);
+      await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
+      assert.deepEqual((await reader.status()).map((x) => x.state), ["applied", "pending"]);
+      assert.equal((await reader.verify()).ok, true);
+      assert.deepEqual((await reader.pending()).map((f) => f.version), [2]);
+      assert.deepEqual(await reader.getAppliedVersions(), [1]);
+      assert.equal(await reader.getCurrentVersion(), 1);
+      assert.deepEqual((await reader.getMigrationHistory()).map((h) => h.version), [1]);
+      assert.equal((await reader.migrate({ dryRun: true })).applied, 1);
+      assert.equal((await reader.rollback({ dryRun: true })).applied, 1);
+      assert.equal((await reader.migrate({ targetVersion: 1 })).direction, "none");
+      assert.deepEqual(await tables(), [true, true, false]);
+      // unlock() does write once there is a lock table: this role may not.
+      await assert.rejects(
+        reader.unlock(),
+        (e: unknown) => e instanceof DatabaseError && e.code === "42501",
+      );
+    } finally {
+      await db.execute(`DROP OWNED BY ${role}`);
+      await db.execute(`DROP ROLE ${role}`);
+    }
   });
 });
 
@@ -599,7 +738,10 @@ Deno.test("a no-transaction run whose committed statements changed is refused un
       path,
       `-- migrate:no-transaction\nCREATE TABLE ${s}.a2 (id INT);\nSELECT 1;\n`,
     );
-    await rejects(m.migrate(), (e) => assert.equal(e.code, "MIGRATION_PARTIAL"));
+    await rejects(m.migrate(), (e) => {
+      assert.equal(e.code, "MIGRATION_PARTIAL");
+      assert.match(e.message, /then pass allowModified: true to run it from its first statement$/);
+    });
     assert.equal(await exists("a2"), false);
     assert.equal((await m.migrate({ allowModified: true })).applied, 1);
     assert.equal(await exists("a2"), true);
@@ -652,6 +794,10 @@ Deno.test("migrate() waits for another runner's lock up to lockTimeout, then thr
       (e) => {
         assert.equal(e.code, "MIGRATION_LOCKED");
         assert.match(e.message, /held by "elsewhere"/);
+        assert.match(
+          e.message,
+          /; raise lockTimeout to wait longer, or call unlock\(\) if that runner is gone$/,
+        );
       },
     );
     assert.deepEqual(events, ["waiting"]);
@@ -659,6 +805,20 @@ Deno.test("migrate() waits for another runner's lock up to lockTimeout, then thr
     assert.equal(await m.unlock(), true);
     assert.equal(await m.unlock(), false);
     assert.equal((await open({ lockTimeout: 50 }).migrate()).applied, 1);
+  });
+});
+
+Deno.test("a missing lock table is created when a migration runs, though the tracking table exists", async (t) => {
+  await scenario(t, async ({ m, open, s, write, exists }) => {
+    await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);`);
+    assert.equal((await m.migrate()).applied, 1);
+    await write("V2__b.sql", `CREATE TABLE ${s}.b (id INT);`);
+    const other = open({ lockTableName: `${s}.other_lock` });
+    assert.equal(await other.unlock(), false);
+    assert.equal(await exists("other_lock"), false);
+    assert.equal((await other.migrate()).applied, 1);
+    assert.equal(await exists("other_lock"), true);
+    assert.deepEqual(await m.getAppliedVersions(), [1, 2]);
   });
 });
 

@@ -1,20 +1,42 @@
 /**
- * `deno task migrate <command>`: the command line over {@linkcode AsyncMigration}.
+ * The migration command line, over {@linkcode AsyncMigration}. In your project, add a task to
+ * `deno.json` once:
  *
- * ```sh
- * deno task migrate status
- * deno task migrate up [--to N] [--dry-run]
- * deno task migrate down [--to N | --steps N] [--dry-run]
- * deno task migrate create add_users_email
- * deno task migrate history | verify | unlock
+ * ```json
+ * {
+ *   "tasks": {
+ *     "migrate": "deno run -A jsr:@manticore/cockroachdb/cli/migrate"
+ *   }
+ * }
  * ```
  *
- * Exit status: 0 on success, 1 when a migration fails, a check fails or the database cannot be
- * reached, 2 on bad usage (with the usage text).
+ * then run it with the database in `DATABASE_URL` (or `--url`). `deno task` runs it in the
+ * directory of `deno.json`, against which the migrations directory (`migrations`, or
+ * `--dir`) is resolved:
+ *
+ * ```sh
+ * deno task migrate create add_users      # writes migrations/V1__add_users.sql
+ * deno task migrate up [--to N] [--dry-run]
+ * deno task migrate down [--to N | --steps N] [--dry-run]
+ * deno task migrate status | history | verify | unlock
+ * deno task migrate --help
+ * ```
+ *
+ * `-A` may be narrowed to `--allow-net --allow-env --allow-read --allow-write`
+ * (`--allow-write` is used only by `create`).
+ *
+ * `status`, `history`, `verify` and dry runs write nothing to the database, so they work for a
+ * role that may only read; the tracking tables are created when a migration is first applied.
+ * A migrations directory that does not exist is an error (exit 1) for `up`, `down`, `status`
+ * and `verify`; `create` creates it; `history` and `unlock` read only the database, not the
+ * directory.
+ *
+ * Exit status: 0 on success, 1 when a migration fails, a check fails, the directory is missing
+ * or the database cannot be reached, 2 on bad usage (with the usage text).
  *
  * @example Run it from code
  * ```ts ignore
- * import { main } from "./cli/migrate.ts";
+ * import { main } from "@manticore/cockroachdb/cli/migrate";
  *
  * Deno.exit(await main(["up", "--url", "postgresql://root@localhost:26257/defaultdb"]));
  * ```
@@ -38,11 +60,17 @@ import {
   migrationFileText,
   nextVersion,
   parseMigrationFiles,
+  respell,
 } from "../_migration_plan.ts";
 import { DatabaseError, type MigrationError, ValidationError } from "../crud/exceptions.ts";
 
 /** The usage text, printed by `--help` and after a usage error. */
 export const USAGE = `Usage: deno task migrate <command> [options]
+
+Set it up once, in your project's deno.json:
+  "tasks": { "migrate": "deno run -A jsr:@manticore/cockroachdb/cli/migrate" }
+  (-A may be narrowed to --allow-net --allow-env --allow-read --allow-write;
+  only create writes files)
 
 Commands:
   status                      every migration: applied, pending, modified or missing
@@ -55,7 +83,10 @@ Commands:
 
 Options:
   --url <url>             the database (default: $DATABASE_URL, then PG* variables)
-  --dir <dir>             the migrations directory (default: migrations)
+  --dir <dir>             the migrations directory (default: migrations), relative to the
+                          current directory, which deno task sets to the one of deno.json;
+                          it must exist, except for create, which makes it; history and
+                          unlock do not read it
   --table <name>          the tracking table (default: _migrations)
   --dry-run               up/down: print the plan and its SQL, change nothing
   --json                  print the result as JSON
@@ -64,7 +95,11 @@ Options:
   --lock-timeout <ms>     wait at most this long for another runner's lock (default: 60000)
   -h, --help              show this text
 
-Exit status: 0 success, 1 failed migration, check or connection, 2 bad usage.`;
+status, history, verify and --dry-run write nothing to the database (a read-only role may
+run them); the tracking tables are created when a migration is first applied.
+
+Exit status: 0 success, 1 failed migration, check, missing directory or connection,
+2 bad usage.`;
 
 const COMMANDS = new Set(["status", "up", "down", "create", "history", "verify", "unlock"]);
 
@@ -326,7 +361,9 @@ function errorJson(error: unknown): Record<string, unknown> {
   return out;
 }
 
-function printError(out: Output, error: unknown, json: boolean): void {
+function printError(out: Output, failure: unknown, json: boolean): void {
+  // Hints name the flags a user of the command line types, not the API's option names.
+  const error = respell(failure, "cli");
   if (json) {
     out.log(JSON.stringify({ error: errorJson(error) }, null, 2));
     return;

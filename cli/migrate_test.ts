@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "../async_database.ts";
+import { AsyncMigration } from "../async_migration.ts";
 import { testUrl, uniqueName } from "../_test_util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -12,9 +13,13 @@ interface Run {
   readonly stderr: string;
 }
 
-function command(args: readonly string[], env: Record<string, string> = {}): Deno.Command {
+function command(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  permissions: readonly string[] = ["-A"],
+): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/migrate.ts", ...args],
+    args: ["run", ...permissions, "cli/migrate.ts", ...args],
     cwd: root,
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
@@ -22,14 +27,19 @@ function command(args: readonly string[], env: Record<string, string> = {}): Den
   });
 }
 
-async function cli(args: readonly string[], env?: Record<string, string>): Promise<Run> {
-  const { code, stdout, stderr } = await command(args, env).output();
+async function cli(
+  args: readonly string[],
+  env?: Record<string, string>,
+  permissions?: readonly string[],
+): Promise<Run> {
+  const { code, stdout, stderr } = await command(args, env, permissions).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code, stdout: decode(stdout), stderr: decode(stderr) };
 }
 
 interface Fixture {
   readonly db: AsyncDatabase;
+  readonly url: string;
   readonly s: string;
   readonly dir: string;
   /** --url, --dir and --table for this fixture. */
@@ -46,6 +56,7 @@ async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
   try {
     await fn({
       db,
+      url,
       s,
       dir,
       flags: ["--url", url, "--dir", dir, "--table", `${s}._migrations`],
@@ -57,13 +68,23 @@ async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("cli: --help prints the usage and exits 0", async () => {
+Deno.test("cli: --help prints the usage, with the deno.json task that sets it up, and exits 0", async () => {
   const run = await cli(["--help"]);
   assert.equal(run.code, 0);
   assert.match(run.stdout, /^Usage: deno task migrate <command>/);
+  assert.ok(
+    run.stdout.includes(
+      `"tasks": { "migrate": "deno run -A jsr:@manticore/cockroachdb/cli/migrate" }`,
+    ),
+    run.stdout,
+  );
+  assert.match(run.stdout, /--allow-net --allow-env --allow-read --allow-write/);
   for (const c of ["status", "up", "down", "create", "history", "verify", "unlock"]) {
     assert.match(run.stdout, new RegExp(`\\n  ${c}\\b`));
   }
+  // The module's own documentation shows the same task.
+  const source = await Deno.readTextFile(join(root, "cli", "migrate.ts"));
+  assert.ok(source.includes(`"migrate": "deno run -A jsr:@manticore/cockroachdb/cli/migrate"`));
 });
 
 Deno.test("cli: bad usage exits 2 with the reason and the usage text", async () => {
@@ -168,7 +189,11 @@ Deno.test("cli: up, status, history, verify and down work end to end, with per-m
     assert.match(modified.stdout, /modified V3 idx/);
     const refused = await cli(["down", "--steps", "2", ...flags]);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /changed since it was applied/);
+    assert.match(
+      refused.stderr,
+      /changed since it was applied \(checksum differs\); restore the file, or pass --allow-modified to run anyway\n/,
+    );
+    assert.doesNotMatch(refused.stderr, /allowModified/);
     const reverted = await cli(["down", "--steps", "2", "--allow-modified", ...flags]);
     assert.equal(reverted.code, 0, reverted.stderr);
     assert.match(reverted.stdout, /✓ reverted V3 idx[\s\S]*✓ reverted V2 email/);
@@ -231,6 +256,8 @@ Deno.test("cli: a failed migration exits 1 naming the file, the statement and th
 Deno.test("cli: an unreachable database exits 1", async () => {
   const run = await cli([
     "status",
+    "--dir",
+    "cli",
     "--url",
     "postgresql://root@127.0.0.1:1/none?connect_timeout=5",
   ]);
@@ -241,14 +268,17 @@ Deno.test("cli: an unreachable database exits 1", async () => {
 Deno.test("cli: unlock removes a lock left by a runner that died", async () => {
   await withFixture(async ({ db, s, flags, write }) => {
     await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);`);
-    await cli(["status", ...flags]);
+    await new AsyncMigration(db, { tableName: `${s}._migrations` }).initialize();
     await db.execute(
       `INSERT INTO ${s}._migrations_lock (id, owner, expires_at) VALUES (1, 'gone', now() + INTERVAL '1 hour')`,
     );
     const blocked = await cli(["up", "--lock-timeout", "100", ...flags]);
     assert.equal(blocked.code, 1);
     assert.match(blocked.stdout, /Waiting for the migration lock held by "gone"/);
-    assert.match(blocked.stderr, /Cannot acquire the migration lock/);
+    assert.match(
+      blocked.stderr,
+      /Cannot acquire the migration lock .*; raise --lock-timeout to wait longer, or run the unlock command if that runner is gone\n/,
+    );
     const unlock = await cli(["unlock", ...flags]);
     assert.equal(unlock.code, 0);
     assert.match(unlock.stdout, /Released the migration lock/);
@@ -280,5 +310,153 @@ Deno.test("cli: two processes started at once apply each migration exactly once"
     );
     const applied = runs.map((r) => /Applied (\d+) migration/.exec(r.stdout)?.[1] ?? "0");
     assert.equal(applied.map(Number).reduce((a, b) => a + b), 8);
+  });
+});
+
+Deno.test("cli: a missing migrations directory exits 1 naming it; history and unlock do not read it; create makes it", async () => {
+  await withFixture(async ({ db, s, flags, dir }) => {
+    const missing = join(dir, "nope");
+    const withDir = (args: string[]) => [...args, ...flags, "--dir", missing];
+    const runs = await Promise.all(
+      [["up"], ["up", "--dry-run"], ["down"], ["status"], ["verify"]].map((args) =>
+        cli(withDir(args))
+      ),
+    );
+    for (const run of runs) {
+      assert.equal(run.code, 1, run.stdout);
+      assert.equal(
+        run.stderr,
+        `error: Cannot load migrations from "${missing}": no such directory; check --dir, or make the directory (the create command makes it with its first file)\n`,
+      );
+    }
+    // Relative to the current directory (the repository's root here), it is named both ways.
+    const relative = await cli(["status", ...flags, "--dir", "no_such_migrations"]);
+    assert.equal(relative.code, 1);
+    assert.match(
+      relative.stderr,
+      new RegExp(
+        `"no_such_migrations": no such directory \\("${root}no_such_migrations", resolved against the current directory\\)`,
+      ),
+    );
+    const json = JSON.parse((await cli(withDir(["status", "--json"]))).stdout);
+    assert.deepEqual([json.error.code, json.error.path], [
+      "MIGRATION_DIRECTORY_NOT_FOUND",
+      missing,
+    ]);
+    // These two read only the tracking table, which does not exist: nothing to show.
+    const history = await cli(withDir(["history"]));
+    assert.deepEqual([history.code, history.stdout], [0, "No migrations applied.\n"]);
+    const unlock = await cli(withDir(["unlock"]));
+    assert.deepEqual([unlock.code, unlock.stdout], [0, "No migration lock was held.\n"]);
+    assert.equal(await db.tableExists(`${s}._migrations`), false);
+    assert.equal(await db.tableExists(`${s}._migrations_lock`), false);
+    // With a database, create numbers after the applied rows and makes the directory.
+    const create = await cli(withDir(["create", "first"]));
+    assert.equal(create.code, 0, create.stderr);
+    assert.equal(create.stdout, `Created ${join(missing, "V1__first.sql")}\n`);
+    assert.equal((await cli(withDir(["status"]))).code, 0);
+  });
+});
+
+Deno.test("cli: status, history, verify and --dry-run work for a read-only role and create no table", async () => {
+  await withFixture(async ({ db, url, s, flags, write }) => {
+    const role = uniqueName("cli_reader");
+    const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
+    await db.execute(`CREATE ROLE ${role} LOGIN`);
+    try {
+      await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);
+      await db.execute(`GRANT USAGE ON SCHEMA ${s} TO ${role}`);
+      const readerUrl = new URL(url);
+      readerUrl.username = role;
+      readerUrl.password = "";
+      // The reader's URL comes last, so it wins over the fixture's.
+      const as = (args: string[]) => [...args, ...flags, "--url", readerUrl.href];
+      await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
+      const tables = () =>
+        Promise.all(
+          ["_migrations", "_migrations_lock", "_migrations_progress"].map((t) =>
+            db.tableExists(`${s}.${t}`)
+          ),
+        );
+      const reads = async () => {
+        const runs = await Promise.all(
+          [["status"], ["history"], ["verify"], ["up", "--dry-run"], ["down", "--dry-run"]].map(
+            (args) => cli(as(args)),
+          ),
+        );
+        for (const run of runs) assert.equal(run.code, 0, run.stderr);
+        return runs.map((r) => r.stdout);
+      };
+      const [status, history, verify, up] = await reads();
+      assert.match(status, /pending\s+V1 a/);
+      assert.equal(history, "No migrations applied.\n");
+      assert.match(verify, /^OK/);
+      assert.match(up, /Dry run: would apply 1 migration/);
+      assert.deepEqual(await tables(), [false, false, false]);
+      // Applying is the first write: refused, naming the tables.
+      const refused = await cli(as(["up"]));
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /Cannot create the migration tables .*permission denied/);
+      assert.deepEqual(await tables(), [false, false, false]);
+      // Applied by a role that may; the reader sees it.
+      assert.equal((await cli(["up", ...flags])).code, 0);
+      await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
+      const [status2, history2, , , down] = await reads();
+      assert.match(status2, /applied\s+V1 a/);
+      assert.match(history2, /V1 a/);
+      assert.match(down, /Dry run: would revert 1 migration/);
+      assert.deepEqual(await tables(), [true, true, false]);
+    } finally {
+      await db.execute(`DROP OWNED BY ${role}`);
+      await db.execute(`DROP ROLE ${role}`);
+    }
+  });
+});
+
+Deno.test("cli: hints name the flags: --allow-out-of-order, and --allow-modified for a partial run", async () => {
+  await withFixture(async ({ s, flags, write, dir }) => {
+    await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);`);
+    await write("V3__c.sql", `CREATE TABLE ${s}.c (id INT);`);
+    assert.equal((await cli(["up", ...flags])).code, 0);
+    await write("V2__b.sql", `CREATE TABLE ${s}.b (id INT);`);
+    const early = await cli(["up", ...flags]);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /; pass --allow-out-of-order to apply them anyway\n/);
+    assert.doesNotMatch(early.stderr, /allowOutOfOrder/);
+    assert.equal((await cli(["up", "--allow-out-of-order", ...flags])).code, 0);
+
+    await write(
+      "V4__no_tx.sql",
+      `-- migrate:no-transaction\nCREATE TABLE ${s}.d (id INT);\nSELECT * FROM ${s}.nope;\n`,
+    );
+    assert.equal((await cli(["up", ...flags])).code, 1);
+    await Deno.writeTextFile(
+      join(dir, "V4__no_tx.sql"),
+      `-- migrate:no-transaction\nCREATE TABLE ${s}.d2 (id INT);\nSELECT 1;\n`,
+    );
+    const partial = await cli(["up", ...flags]);
+    assert.equal(partial.code, 1);
+    assert.match(
+      partial.stderr,
+      /committed 1 of its statements, which have changed since; undo them by hand, then pass --allow-modified to run it from its first statement\n/,
+    );
+    assert.doesNotMatch(partial.stderr, /allowModified/);
+  });
+});
+
+Deno.test("cli: runs with --allow-net --allow-env --allow-read, and create with --allow-write instead of -A", async () => {
+  await withFixture(async ({ s, flags, write, dir }) => {
+    const narrow = ["--allow-net", "--allow-env", "--allow-read"];
+    await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
+    for (const args of [["status"], ["up"], ["history"], ["verify"], ["down"], ["unlock"]]) {
+      const run = await cli([...args, ...flags], {}, narrow);
+      assert.equal(run.code, 0, `${args}: ${run.stderr}`);
+    }
+    const denied = await cli(["create", "b", ...flags], {}, narrow);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /--allow-write/);
+    const create = await cli(["create", "b", ...flags], {}, [...narrow, "--allow-write"]);
+    assert.equal(create.code, 0, create.stderr);
+    assert.equal(create.stdout, `Created ${join(dir, "V2__b.sql")}\n`);
   });
 });

@@ -29,8 +29,9 @@ const url = new URL(server.url);
 url.pathname = `/${name}`;
 try {
   await using db = new AsyncDatabase(url.href, { minConnections: 1 });
+  // A file: URL finds the directory next to this module, whatever the current directory.
   const migrations = new AsyncMigration(db, {
-    migrationsDir: new URL("./migrations", import.meta.url).pathname,
+    migrationsDir: new URL("./migrations", import.meta.url),
   });
 
   step("The files");

@@ -147,7 +147,7 @@ Deno.test("a migration whose COMMIT is cut off is applied and recorded together 
 });
 
 Deno.test("a server restart in the middle of migrate() fails the run with a typed error; the next run completes, each migration once", async () => {
-  await using server = await startTestDatabase({ ignoreEnv: true });
+  await using server = await startTestDatabase({ ownServer: true });
   await withFixture(async (f) => {
     const count = 12;
     const extra: Record<number, string> = {};

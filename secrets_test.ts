@@ -132,7 +132,7 @@ Deno.test("the password never shows in errors, String(), Deno.inspect() or logge
         const table = new AsyncTable("secret_rows", { db });
         assertNothingShows(table, "an AsyncTable");
         assertNothingShows(await table.get(1), "a table row");
-        const migration = new AsyncMigration(db, { migrationsDir: `${hbaDir}/none` });
+        const migration = new AsyncMigration(db, { migrationsDir: hbaDir });
         assertNothingShows(migration, "an AsyncMigration");
         assertNothingShows(await migration.status(), "a migration status");
         for await (const streamed of db.stream("SELECT * FROM secret_rows")) {
@@ -245,7 +245,7 @@ Deno.test("the password never shows in errors, String(), Deno.inspect() or logge
       const table = new Table("secret_sync_rows", { db });
       assertNothingShows(table, "a Table");
       assertNothingShows(table.create({ id: 1, note: "x" }), "a Table row");
-      const migration = new Migration(db, { migrationsDir: `${hbaDir}/none` });
+      const migration = new Migration(db, { migrationsDir: hbaDir });
       assertNothingShows(migration, "a Migration");
       assertNothingShows(migration.status(), "a sync migration status");
       db.dropTable("secret_sync_rows");

@@ -62,13 +62,6 @@ export interface TestDatabaseOptions {
    */
   readonly ownServer?: boolean;
   /**
-   * The former name of `ownServer`, which it means.
-   *
-   * @deprecated Use `ownServer`. `DATABASE_URL` is never read, so there is nothing to ignore.
-   * @default {false}
-   */
-  readonly ignoreEnv?: boolean;
-  /**
    * Serve TLS with certificates made by `openssl` for this server: a CA, a server certificate
    * for `localhost` and `127.0.0.1`, a client certificate for `root`, and an unrelated CA for
    * negative tests (see {@linkcode TestDatabase.caFile} and its neighbours). Implies a server of
@@ -227,7 +220,6 @@ export async function startTestDatabase(
 ): Promise<TestDatabase> {
   const needsOwnServer = [
     options.ownServer === true && "ownServer",
-    options.ignoreEnv === true && "ignoreEnv",
     options.tls === true && "tls",
     (options.serverArgs?.length ?? 0) > 0 && "serverArgs",
   ].find((name) => name !== false);

@@ -251,7 +251,6 @@ Deno.test("startTestDatabase() refuses a url that is not a server URL, or with a
   );
   const options: TestDatabaseOptions[] = [
     { ownServer: true },
-    { ignoreEnv: true },
     { tls: true },
     { serverArgs: ["-c", "work_mem=8MB"] },
   ];
@@ -300,10 +299,9 @@ Deno.test("restart() keeps the data and the port", async () => {
 });
 
 Deno.test("stopServer() stops the server until startServer() starts it again", async () => {
-  // ignoreEnv, the deprecated name of ownServer, still means it.
   await using server = await withEnv(
     { TEST_DATABASE_URL: BOGUS_URL },
-    () => startTestDatabase({ ignoreEnv: true }),
+    () => startTestDatabase({ ownServer: true }),
   );
   assert.equal(server.external, false);
   await psql(server.url, "CREATE TABLE kept (id INT)");

@@ -185,6 +185,14 @@ export interface DatabaseOptions {
    */
   readonly int8?: Int8Mode;
   /**
+   * Send a single statement run outside a transaction again when the server answers it with a
+   * serialization failure (`40001`) or a deadlock (`40P01`): its implicit transaction rolled
+   * back, so running it again is safe. Uses `retry`'s `maxRetries` and backoff; when they run
+   * out the call throws `TransactionRetryError`. Text holding several statements is not resent.
+   * @default {true}
+   */
+  readonly retryStatements?: boolean;
+  /**
    * Called with every notice the server sends (`RAISE NOTICE`, `RAISE WARNING`, …). With the
    * sync `Database` it runs on the calling thread, before the call that caused it returns.
    * @default {warnings go to console.warn, other notices are dropped}
@@ -220,6 +228,7 @@ export interface ResolvedConfig {
   /** `-c name=value` settings passed on in the startup `options` parameter. */
   readonly serverOptions: string | undefined;
   readonly onNotice: (notice: Notice) => void;
+  readonly retryStatements: boolean;
 }
 
 /** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
@@ -551,7 +560,15 @@ export function resolveConfig(
     int8,
     serverOptions: pick("serverOptions"),
     onNotice: checkFunction(options.onNotice, "onNotice") ?? warnOnNotice,
+    retryStatements: checkBoolean(options.retryStatements, "retryStatements") ?? true,
   });
+}
+
+function checkBoolean(value: boolean | undefined, field: string): boolean | undefined {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw invalid(`Cannot use ${field}: expected true or false`, field);
+  }
+  return value;
 }
 
 function checkFunction<F>(value: F | undefined, field: string): F | undefined {

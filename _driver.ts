@@ -11,6 +11,7 @@ import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget } from "./_config.ts";
 import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
+import { decideStatementRetry, type StatementRetrySettings } from "./_statement_retry.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
 import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
 
@@ -551,9 +552,30 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     }
   }
 
+  const statementRetry: StatementRetrySettings = {
+    enabled: config.retryStatements,
+    ...config.retry,
+  };
+  // A statement of the pool, sent again while the rules of _statement_retry.ts say it is safe.
+  // The first attempt costs nothing extra: the loop starts in the rejection handler.
+  function pooled(
+    text: string,
+    params: readonly unknown[],
+    options: QueryOptions | undefined,
+    attempt: number,
+  ): Promise<QueryResult> {
+    return run(sql, text, params, options).catch((error) => {
+      const decision = decideStatementRetry(error, attempt, text, statementRetry);
+      if (!decision.retry) throw decision.error;
+      return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(() =>
+        pooled(text, params, options, attempt + 1)
+      );
+    });
+  }
+
   return {
     target,
-    query: (text, params = [], options) => run(sql, text, params, options),
+    query: (text, params = [], options) => pooled(text, params, options, 1),
     copyIn: (text, data) => copy(sql, text, data),
     async reserve(): Promise<ReservedSession> {
       let reserved: ReservedSql | undefined;

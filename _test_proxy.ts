@@ -4,17 +4,21 @@
 // and an int32 length) to find message boundaries, but forwards the bytes as they come.
 //
 // Turns. A turn is one wait of the client for the server. The proxy counts one each time the
-// client starts a message (other than Terminate) after the server delivered something the
-// client may have been waiting for — any message except the unprompted NoticeResponse,
-// NotificationResponse and ParameterStatus, or the one-byte answer to SSLRequest. So a
-// pipelined batch sent at once is 1 turn however many ReadyForQuery come back; "BEGIN, wait,
-// SELECT" is 2; a new connection costs 1 for its startup (trust authentication; each password
-// exchange adds 1); a statement prepared with Parse/Describe/Flush before its Bind/Execute/Sync
-// costs 2, as it should (counting ReadyForQuery would miss that wait). The TCP handshake is not
-// delayed and not counted. Turns are counted where the client's bytes arrive, and an answer
-// counts as delivered when the proxy has written it to the client, so a delay does not change
-// the count. A client that writes one batch in several pieces while answers come back can be
-// counted more than once: that is a race of the client, not of the proxy.
+// client starts a message (other than Terminate, or a CancelRequest, which nothing answers)
+// after the server delivered something the client may have been waiting for: any message but
+// the unprompted NoticeResponse, NotificationResponse and ParameterStatus, or the one-byte
+// answer to SSLRequest. So a pipelined batch sent at once is 1 turn however many ReadyForQuery
+// come back; "BEGIN, wait, SELECT" is 2; a new connection costs 1 for its startup (trust
+// authentication; each password exchange adds 1); a statement prepared with Parse/Describe/Flush
+// before its Bind/Execute/Sync costs 2, as it should (counting ReadyForQuery would miss that
+// wait). Turns are counted where the client's bytes arrive, and an answer counts as delivered
+// once the proxy starts writing it to the client, so a delay does not change the count. A
+// client that writes one batch in several pieces while answers come back can be counted more
+// than once: that is a race of the client, not of the proxy.
+//
+// The delay applies to every chunk, each way, in order. The TCP handshake and the close of a
+// connection are not delayed (a real network adds a round trip to connect, and up to one to a
+// close that waits for the server's).
 //
 // The node's view of a connection (idle, in a transaction, answers owed) is taken where client
 // bytes are forwarded to the server, after the delay: bytes still delayed are "on the wire", and
@@ -287,7 +291,7 @@ export interface ConnectionInfo {
 interface LinkHost {
   readonly target: Deno.ConnectOptions;
   delayMs(): number;
-  onTurn(): void;
+  onTurn(delta: number): void;
   onRejected(): void;
   onEnded(link: Link): void;
 }
@@ -454,7 +458,7 @@ class Link {
       if (type !== TERMINATE && this.#answered) {
         this.#answered = false;
         this.turns++;
-        this.#host.onTurn();
+        this.#host.onTurn(1);
       }
     }
     let requests = 0;
@@ -469,7 +473,10 @@ class Link {
             this.#fromClient.untyped = true;
           } else this.#fromServer.rawByte = true;
         } else if (request === CANCEL_REQUEST) {
-          // The server closes a cancel connection without an answer.
+          // Nothing waits for it: the server closes a cancel connection without an answer.
+          // (Its first byte was counted before the message could be told from a startup.)
+          this.turns--;
+          this.#host.onTurn(-1);
         } else if (this.#rejecting) {
           this.#sendToClient(NOT_ACCEPTING, true);
           this.#finish("reject");
@@ -668,7 +675,7 @@ export class FaultProxy implements AsyncDisposable {
     this.#host = {
       target,
       delayMs: () => this.delay,
-      onTurn: () => this.#turns++,
+      onTurn: (delta) => this.#turns += delta,
       onRejected: () => this.#rejected++,
       onEnded: (link) => this.#onEnded(link),
     };

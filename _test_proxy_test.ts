@@ -62,6 +62,8 @@ function errorFields(m: Received): Record<string, string> {
 class RawClient {
   readonly #conn: Deno.TcpConn;
   #buffer: Uint8Array = new Uint8Array(0);
+  /** The BackendKeyData of the session (process id and secret), for a CancelRequest. */
+  key: Uint8Array | undefined;
 
   private constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
@@ -72,6 +74,7 @@ class RawClient {
     const client = await RawClient.open(port);
     await client.startup();
     const answer = await client.readUntilReady();
+    client.key = answer.find((m) => m.type === "K")?.body;
     const error = answer.find((m) => m.type === "E");
     if (error) {
       client.close();
@@ -248,6 +251,30 @@ Deno.test("FaultProxy counts a pipelined batch of a raw client as one turn", asy
     assert.deepEqual(proxy.connections().map((c) => c.turns), [2]);
   } finally {
     client.close();
+  }
+});
+
+Deno.test("FaultProxy counts no turn for a CancelRequest, and forwards it", async () => {
+  await using proxy = await FaultProxy.start(testUrl());
+  const client = await RawClient.connect(proxy.port);
+  const canceller = await RawClient.open(proxy.port);
+  try {
+    await client.send(query("SELECT pg_sleep(30)"));
+    await waitFor("the statement to reach the server", () => proxy.connections()[0].pending === 1);
+    assert.equal(proxy.turns, 2);
+    const cancel = new Uint8Array(16);
+    new DataView(cancel.buffer).setInt32(0, 16);
+    new DataView(cancel.buffer).setInt32(4, 80877102);
+    cancel.set(client.key!, 8);
+    await canceller.send(cancel);
+    assert.deepEqual(await canceller.readToEnd(), []);
+    const answer = await client.readUntilReady();
+    assert.equal(errorFields(answer.find((m) => m.type === "E")!).C, "57014");
+    assert.deepEqual(proxy.connections().map((c) => c.turns), [2, 0]);
+    assert.equal(proxy.turns, 2);
+  } finally {
+    client.close();
+    canceller.close();
   }
 });
 

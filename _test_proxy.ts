@@ -180,6 +180,9 @@ interface Item {
   readonly before?: () => void;
 }
 
+/** How late `setTimeout` fires in this thread, in ms: a moving average. */
+let timerLateness = 0;
+
 /** One direction of a connection: writes queued chunks in order, each at its due time. */
 class Pipe {
   readonly #conn: () => Deno.Conn | undefined;
@@ -233,13 +236,19 @@ class Pipe {
   }
 
   #sleep(ms: number): Promise<void> {
+    // Timers fire late (about a millisecond, more on a busy machine), which would add to every
+    // chunk's delay: ask for that much less, so that chunks leave on time on average.
+    const asked = Math.max(0, ms - timerLateness);
+    const start = performance.now();
     return new Promise<void>((resolve) => {
       this.#cancelSleep = resolve;
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#cancelSleep = undefined;
+        const late = performance.now() - start - asked;
+        timerLateness += (Math.min(Math.max(late, 0), 5) - timerLateness) / 16;
         resolve();
-      }, ms);
+      }, asked);
     });
   }
 

@@ -499,8 +499,14 @@ Deno.test("FaultProxy.drain() lets an AsyncDatabase transaction commit, then end
 
 Deno.test("FaultProxy.kill() fails the statement in flight, refuses connections until restore()", async () => {
   await using proxy = await FaultProxy.start(testUrl());
-  await using db = await oneConnection(proxy);
-  const sleeping = db.execute("SELECT pg_sleep(2)");
+  const app = uniqueName("proxy_kill");
+  await using db = new AsyncDatabase(proxy.url(testUrl()), {
+    minConnections: 1,
+    maxConnections: 1,
+    applicationName: app,
+  });
+  await db.execute("SELECT 1");
+  const sleeping = db.execute("SELECT pg_sleep(30)");
   sleeping.catch(() => {});
   await waitFor(
     "the statement to reach the server",
@@ -518,6 +524,12 @@ Deno.test("FaultProxy.kill() fails the statement in flight, refuses connections 
   proxy.restore();
   assert.deepEqual(await db.execute("SELECT 1 AS one"), [{ one: 1 }]);
   assert.equal(proxy.stats.killed, 1);
+  // The server does not notice a lost client while it sleeps: end that backend here.
+  await using admin = new AsyncDatabase(testUrl(), { minConnections: 1, maxConnections: 1 });
+  await admin.execute(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'SELECT pg_sleep%'",
+    [app],
+  );
 });
 
 Deno.test("FaultProxy delays every chunk and keeps the turn count", async () => {

@@ -1,7 +1,7 @@
 // Connection options resolved in one place: explicit options, then the URL, then the
 // environment, then the defaults table. Pure apart from reading the environment and, for TLS,
 // the certificate files named by the options.
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 /** How TLS is used, with libpq's meanings. */
 export type SslMode = "disable" | "require" | "verify-ca" | "verify-full";

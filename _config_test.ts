@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describeTarget, parseUrl, resolveConfig } from "./_config.ts";
 import { AsyncDatabase } from "./async_database.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 const ENV_NAMES = [
   "DATABASE_URL",

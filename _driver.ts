@@ -12,7 +12,7 @@ import { describeTarget } from "./_config.ts";
 import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
-import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, ValidationError } from "./errors.ts";
 
 /** A row as returned by the driver: column name → value. */
 export type Row = Record<string, unknown>;

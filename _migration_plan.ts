@@ -14,7 +14,7 @@ import {
   MigrationError,
   type MigrationErrorOptions,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Public shapes (re-exported by async_migration.ts and migration.ts)

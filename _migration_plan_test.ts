@@ -18,7 +18,7 @@ import {
   splitStatements,
   verifyStatus,
 } from "./_migration_plan.ts";
-import { MigrationError, ValidationError } from "./crud/exceptions.ts";
+import { MigrationError, ValidationError } from "./errors.ts";
 
 const dir = "migrations";
 

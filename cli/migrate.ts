@@ -62,7 +62,7 @@ import {
   parseMigrationFiles,
   respell,
 } from "../_migration_plan.ts";
-import { DatabaseError, type MigrationError, ValidationError } from "../crud/exceptions.ts";
+import { DatabaseError, type MigrationError, ValidationError } from "../errors.ts";
 
 /** The usage text, printed by `--help` and after a usage error. */
 export const USAGE = `Usage: deno task migrate <command> [options]

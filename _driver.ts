@@ -8,12 +8,12 @@ import postgresJs from "./vendor/postgres/index.js";
 const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
 import type { ResolvedConfig } from "./_config.ts";
-import { describeTarget } from "./_config.ts";
+import { describeTarget, hostList } from "./_config.ts";
 import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
 import { decideStatementRetry, type StatementRetrySettings } from "./_statement_retry.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
-import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, ValidationError } from "./errors.ts";
 
 /** A row as returned by the driver: column name → value. */
 export type Row = Record<string, unknown>;
@@ -392,7 +392,7 @@ function checkIdentity(
 /** Opens a pool for the resolved configuration. Nothing connects until the first statement. */
 export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefined): Driver {
   const target = describeTarget(config);
-  const hostPorts = config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
+  const hostPorts = hostList(config);
   // Reserved connections by the driver's connection id, so that a close of that connection
   // marks the session lost before anything else is written to it.
   const reservedById = new Map<number, ReservedState>();

@@ -6,7 +6,7 @@
 // pass strings through for the server to read, write JavaScript values exactly, and refuse
 // the rest with ValidationError.
 import { Buffer } from "node:buffer";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 /** A serializer of one PostgreSQL type: the value's text, or a thrown ValidationError. */
 export type Serializer = (value: unknown) => string;

@@ -1,7 +1,7 @@
 // The parameter serializers alone (values_test.ts runs them against the server).
 import assert from "node:assert/strict";
 import { jsonText, strictArray, strictSerializers, timestampText } from "./_serialize.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 function year(y: number, month = 0, day = 1): Date {
   const d = new Date(Date.UTC(2000, month, day));

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 import { isPlainObject, timestampText } from "./_serialize.ts";
 
 /** A row or a record: column names to values. */

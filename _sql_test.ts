@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 import {
   batchColumns,
   buildBatchInsert,

@@ -9,8 +9,8 @@
 // retried: one of them may be a COMMIT of its own.
 import { backoffDelay } from "./_retry.ts";
 import { errorCode, isFatal, RETRYABLE_CODES } from "./_errors.ts";
-import { splitStatements } from "./_migration_plan.ts";
-import { TransactionRetryError } from "./crud/exceptions.ts";
+import { splitStatements } from "./_sql_scan.ts";
+import { TransactionRetryError } from "./errors.ts";
 
 /** The pool's settings for resending statements. */
 export interface StatementRetrySettings {

@@ -165,21 +165,34 @@ export class OtlpReceiver implements AsyncDisposable {
   readonly #requests: OtlpRequest[] = [];
   readonly #refused: string[] = [];
   readonly #waiters = new Set<() => void>();
+  readonly #keep: boolean;
+  #count = 0;
+  #bytes = 0;
 
-  private constructor(server: Deno.HttpServer<Deno.NetAddr>) {
+  private constructor(server: Deno.HttpServer<Deno.NetAddr>, keep: boolean) {
     this.#server = server;
+    this.#keep = keep;
   }
 
-  /** @returns A receiver listening on loopback. */
-  static start(): OtlpReceiver {
+  /**
+   * @param options `keep: false` counts requests and bytes without parsing or keeping them
+   *   (a sink for benchmarks, whose parsing would take the CPU being measured).
+   * @returns A receiver listening on loopback.
+   */
+  static start(options: { readonly keep?: boolean } = {}): OtlpReceiver {
     // The handler needs the receiver, which needs the server.
     const self: { receiver?: OtlpReceiver } = {};
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (request) => self.receiver!.#handle(request),
     );
-    self.receiver = new OtlpReceiver(server);
+    self.receiver = new OtlpReceiver(server, options.keep ?? true);
     return self.receiver;
+  }
+
+  /** Requests accepted and their bytes (decompressed), kept or not. */
+  get counts(): { readonly requests: number; readonly bytes: number } {
+    return { requests: this.#count, bytes: this.#bytes };
   }
 
   /** `http://127.0.0.1:<port>`. */
@@ -216,6 +229,11 @@ export class OtlpReceiver implements AsyncDisposable {
     if (request.headers.get("content-encoding") === "gzip") {
       stream = stream.pipeThrough(new DecompressionStream("gzip"));
     }
+    if (!this.#keep) {
+      this.#count++;
+      this.#bytes += (await new Response(stream).arrayBuffer()).byteLength;
+      return Response.json({});
+    }
     const raw = await new Response(stream).text();
     let body: unknown;
     try {
@@ -225,6 +243,8 @@ export class OtlpReceiver implements AsyncDisposable {
       return new Response("Bad JSON", { status: 400 });
     }
     this.#requests.push({ signal, raw, body });
+    this.#count++;
+    this.#bytes += raw.length;
     for (const wake of this.#waiters) wake();
     return Response.json({});
   }

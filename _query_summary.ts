@@ -416,19 +416,30 @@ function summarize(tokens: readonly Token[]): string | undefined {
   return parts.length === 0 ? undefined : parts.join(" ");
 }
 
+// Texts a program sends are few, and most are short; a long one (a batch's VALUES, a statement
+// with a large literal) is read again each time rather than kept.
 const cache = new Map<string, QueryDescription>();
+const CACHED_TEXT_LIMIT = 8192;
+const CACHE_CHARS_LIMIT = 1 << 20;
+let cachedChars = 0;
 
 /**
  * The summary and the sanitized text of a statement text, remembered for the next statement
- * with the same text (the texts a program sends are few; the cache is emptied at 1,000).
+ * with the same text (texts up to 8 KiB, 1 Mi characters in all, then the cache starts over).
  */
 export function describeQuery(sql: string): QueryDescription {
   let description = cache.get(sql);
   if (description === undefined) {
     const { sanitized, tokens } = lex(sql);
     description = Object.freeze({ summary: summarize(tokens), sanitized });
-    if (cache.size >= 1000) cache.clear();
-    cache.set(sql, description);
+    if (sql.length <= CACHED_TEXT_LIMIT) {
+      if (cachedChars + 2 * sql.length > CACHE_CHARS_LIMIT) {
+        cache.clear();
+        cachedChars = 0;
+      }
+      cache.set(sql, description);
+      cachedChars += sql.length + sanitized.length;
+    }
   }
   return description;
 }

@@ -461,12 +461,13 @@ function observeStatement<T>(
   tracing: Tracing | undefined,
   instruments: Instruments | undefined,
 ): Promise<T> {
-  const query = describeQuery(text);
+  // A helper's parameterized text needs no reading: it names its operation and collection.
+  const query = operation === undefined || !parameterized ? describeQuery(text) : undefined;
   let name: string | undefined;
   let collection: string | undefined;
   let summary: string | undefined;
   if (operation === undefined) {
-    summary = query.summary;
+    summary = query!.summary;
   } else {
     name = operation.batchSize === undefined ? operation.operation : `BATCH ${operation.operation}`;
     collection = operation.collection;
@@ -475,7 +476,7 @@ function observeStatement<T>(
   let span: Span | undefined;
   if (tracing !== undefined) {
     const attributes = statementAttributes(target.base(tracing.bigInts), summary, name, collection);
-    attributes["db.query.text"] = parameterized ? text : query.sanitized;
+    attributes["db.query.text"] = parameterized ? text : query!.sanitized;
     if (operation?.batchSize !== undefined) {
       attributes["db.operation.batch.size"] = integer(operation.batchSize, tracing.bigInts);
     }

@@ -32,6 +32,7 @@ import {
   type Context,
   context,
   type Counter,
+  createContextKey,
   createNoopMeter,
   createTraceState,
   type Histogram,
@@ -449,7 +450,28 @@ export function traceStatement<T>(
   const tracing = currentTracing();
   const instruments = currentInstruments();
   if (tracing === undefined && instruments === undefined) return run();
+  if (suppressed()) return run();
   return observeStatement(target, text, parameterized, run, operation, tracing, instruments);
+}
+
+const SUPPRESSED = createContextKey("@manticore/cockroachdb: no statement telemetry");
+
+function suppressed(): boolean {
+  return context.active().getValue(SUPPRESSED) === true;
+}
+
+/**
+ * Runs `fn` so that the statements and transactions it starts make no spans and no points of
+ * their own: for a batch helper whose statements are recorded as one operation (a
+ * `traceStatement` with `batchSize` around this). Needs a context manager, which Deno
+ * registers with its tracing.
+ *
+ * @param fn The work.
+ * @returns What `fn` returns.
+ */
+export function withoutTelemetry<T>(fn: () => T): T {
+  if (currentTracing() === undefined && currentInstruments() === undefined) return fn();
+  return context.with(context.active().setValue(SUPPRESSED, true), fn);
 }
 
 function observeStatement<T>(
@@ -557,6 +579,7 @@ export function startTransaction(target: TelemetryTarget): TransactionTelemetry 
   const tracing = currentTracing();
   const instruments = currentInstruments();
   if (tracing === undefined && instruments === undefined) return NOOP_TRANSACTION;
+  if (suppressed()) return NOOP_TRANSACTION;
   const active = tracing === undefined ? undefined : new ActiveSpan(
     tracing.tracer.startSpan("transaction", {
       kind: SpanKind.INTERNAL,

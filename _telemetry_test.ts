@@ -37,6 +37,7 @@ import {
   TelemetryTarget,
   traceStatement,
   withCapturedContext,
+  withoutTelemetry,
 } from "./_telemetry.ts";
 import {
   AmbiguousCommitError,
@@ -761,6 +762,48 @@ Deno.test({
           ["db.client.connection.wait_time", 0.5, name],
         ],
       );
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "withoutTelemetry() leaves a batch's own statements and transaction to the batch's one span",
+  ignore: DENO_OTEL,
+  async fn() {
+    assert.equal(withoutTelemetry(() => 5), 5, "nothing registered");
+    await withSdk(async (tracer, records) => {
+      refreshTelemetry();
+      const texts = ["INSERT INTO t VALUES ($1)", "INSERT INTO t VALUES ($1), ($2)"];
+      const inserted = await traceStatement(
+        target,
+        texts.join("; "),
+        true,
+        () =>
+          withoutTelemetry(async () => {
+            const tx = startTransaction(target);
+            const counts = await Promise.all(
+              texts.map((text, i) =>
+                traceStatement(target, text, true, () => Promise.resolve(i + 1))
+              ),
+            );
+            tx.end();
+            return counts;
+          }),
+        { operation: "INSERT", collection: "t", batchSize: 2 },
+      );
+      assert.deepEqual(inserted, [1, 2]);
+      assert.deepEqual(tracer.spans.map((s) => s.name), ["BATCH INSERT t"]);
+      assert.equal(tracer.spans[0].attributes["db.operation.batch.size"], 2);
+      assert.deepEqual(
+        records.filter((r) => r.instrument === "db.client.operation.duration").map((r) =>
+          r.attributes?.["db.query.summary"]
+        ),
+        ["BATCH INSERT t"],
+      );
+      // Outside it, statements are traced again.
+      await traceStatement(target, "SELECT 1", false, () => Promise.resolve(1));
+      assert.equal(tracer.spans.length, 2);
     });
   },
 });

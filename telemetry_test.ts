@@ -29,6 +29,7 @@ import {
   type TraceCarrier,
   traceStatement,
   withCapturedContext,
+  withoutTelemetry,
 } from "./_telemetry.ts";
 
 const CONFIG = new URL("./deno.json", import.meta.url).pathname;
@@ -141,6 +142,24 @@ async function child(s: Scenario): Promise<void> {
         failed.end(error);
         if ((error as { code?: string }).code !== "23505") throw error;
       }
+
+      // A batch helper's two statements, recorded as one operation.
+      const batch = [
+        `INSERT INTO "${s.table}" (id, email) VALUES ($1, $2)`,
+        `INSERT INTO "${s.table}" (id, email) VALUES ($1, $2), ($3, $4)`,
+      ];
+      const params = [[10, `${s.secret}-10`], [11, `${s.secret}-11`, 12, `${s.secret}-12`]];
+      await traceStatement(target, batch.join("; "), true, () =>
+        withoutTelemetry(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          const inner = startTransaction(target);
+          await db.transaction(async (t) => {
+            for (const [i, text] of batch.entries()) {
+              await traceStatement(target, text, true, () => t.execute(text, params[i]));
+            }
+          });
+          inner.end();
+        }), { operation: "INSERT", collection: s.table, batchSize: 2 });
 
       await inWorker({ ...s }, captureContext());
     } finally {
@@ -417,6 +436,20 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
     assert.equal(failed.attributes["db.response.status_code"], undefined);
     assert.deepEqual(receiver.childrenOf(failed).map((x) => x.status.code), ["ERROR"]);
 
+    // The batch: one span, no spans of its own statements or transaction (counted above).
+    const batch = receiver.span({ name: `BATCH INSERT ${t}` });
+    assert.deepEqual(lineage(receiver, batch), ["app request"]);
+    assert.deepEqual(receiver.childrenOf(batch), []);
+    assert.deepEqual(batch.attributes, {
+      ...base,
+      "db.operation.name": "BATCH INSERT",
+      "db.collection.name": t,
+      "db.query.summary": `BATCH INSERT ${t}`,
+      "db.query.text":
+        `INSERT INTO "${t}" (id, email) VALUES ($1, $2); INSERT INTO "${t}" (id, email) VALUES ($1, $2), ($3, $4)`,
+      "db.operation.batch.size": 2n,
+    });
+
     // The worker thread's statement is in the caller's trace, under the application span; its
     // statement without the carrier starts a trace of its own.
     const echoed = receiver.span({ attributes: { "db.query.text": "SELECT $1::text AS echoed" } });
@@ -449,6 +482,15 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       "db.query.summary": `SELECT ${t}`,
     };
     assert.equal(duration(helper), 1);
+    assert.equal(
+      duration({
+        ...base,
+        "db.operation.name": "BATCH INSERT",
+        "db.collection.name": t,
+        "db.query.summary": `BATCH INSERT ${t}`,
+      }),
+      1,
+    );
     // The main thread's and the worker's "SELECT" statements: the literal, the forced
     // retry's second call, the echo and the lone one (the first call failed).
     assert.equal(duration({ ...base, "db.query.summary": "SELECT" }), 4);

@@ -324,7 +324,8 @@ export function telemetryEnabled(): boolean {
 
 // --- Errors. -----------------------------------------------------------------------------------
 
-interface ErrorCodes {
+/** How a failure is recorded. */
+export interface ErrorCodes {
   /** `db.response.status_code`: a SQLSTATE. */
   readonly status: string | undefined;
   /** `error.type`. */
@@ -367,7 +368,10 @@ export class TelemetryTarget {
   // Duration attributes of successful statements by summary: a hot statement allocates none.
   readonly #durations = new Map<string, Attributes>();
 
-  /** @param endpoint The server and database. */
+  /**
+   * Makes the attributes of one database.
+   * @param endpoint The server and database.
+   */
   constructor(endpoint: DatabaseEndpoint) {
     this.endpoint = Object.freeze({ ...endpoint });
     const make = (bigInts: boolean): Attributes => {

@@ -64,7 +64,8 @@ const HEADER_FIELDS = ["Subject", "What", "Why", "Upstream", "Test"] as const;
 export async function readManifest(dir: URL = PATCH_DIR): Promise<Manifest> {
   const path = new URL("manifest.json", dir);
   const manifest = JSON.parse(await Deno.readTextFile(path)) as Manifest;
-  for (const key of ["package", "version", "tarball", "integrity", "sha256"] as const) {
+  const keys = ["package", "version", "repository", "license", "tarball", "integrity", "sha256"];
+  for (const key of keys as (keyof Manifest & string)[]) {
     if (typeof manifest[key] !== "string" || manifest[key] === "") {
       throw new Error(`Cannot read "${path.pathname}": "${key}" must be a non-empty string`);
     }
@@ -73,6 +74,9 @@ export async function readManifest(dir: URL = PATCH_DIR): Promise<Manifest> {
     throw new Error(
       `Cannot read "${path.pathname}": "integrity" must be sha512-<base64> and "sha256" 64 hex digits`,
     );
+  }
+  if (!Array.isArray(manifest.patches)) {
+    throw new Error(`Cannot read "${path.pathname}": "patches" must be a list of file names`);
   }
   manifest.patches.forEach((name, i) => {
     const number = String(i + 1).padStart(4, "0");

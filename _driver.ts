@@ -2,7 +2,24 @@
 // sessions that run text with bind parameters and answer rows, a command tag and a count,
 // and errors already turned into this package's classes.
 import type postgresTypes from "postgres";
-// postgres.js 3.4.9 with fixes (see vendor/postgres/README.md); its types from the package.
+// The vendored postgres.js (docs/vendored-driver.md) fixes the defects two workarounds below
+// were written against; they stay:
+// - reserve()'s retry on a connection loss was for the stale FATAL error 3.4.9 handed to the
+//   next reserve on the slot (patch 0002, porsager/postgres#1223). It stays: a new connection
+//   can still fail for real while it starts (57P03 while the server starts, 57P01 when killed
+//   during start-up), where one more attempt is the right answer.
+// - reserve()'s wait for `closing` was for a reserve stranded by a reconnect (patches 0004 and
+//   0005, porsager/postgres#1195). It stays: no test shows it unnecessary, and it costs nothing
+//   when nothing was lost.
+// Still open upstream and not patched, so both stay avoided:
+// - porsager/postgres#1199: release() of a reserved connection whose backend was lost leaves the
+//   pool unable to recover; release() skips a lost connection (postgres.js took it back when it
+//   closed).
+// - porsager/postgres#751: reserve() on a pool with fetch_types: false never settles (still so in
+//   the patched copy); fetch_types stays true, which the array hooks of patch 0009 need as well.
+// No patch covers end() waiting its whole timeout after a backend was terminated under a
+// statement (hence timeout 0 when nothing is in flight), nor the COPY error after the data that
+// 3.4.9 drops (hence copy()'s reject hook).
 import postgresJs from "./vendor/postgres/index.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;

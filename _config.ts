@@ -1,6 +1,9 @@
 // Connection options resolved in one place: explicit options, then the URL, then the
 // environment, then the defaults table. Pure apart from reading the environment and, for TLS,
 // the certificate files named by the options.
+import type { LoadBalanceHosts } from "./_hosts.ts";
+
+export type { LoadBalanceHosts };
 import { ValidationError } from "./errors.ts";
 
 /** How TLS is used, with libpq's meanings. */
@@ -175,6 +178,16 @@ export interface DatabaseOptions {
    */
   readonly statementTimeout?: number;
   /**
+   * How new connections pick among several hosts, with libpq's names and meanings (URL
+   * parameter `load_balance_hosts`): `"disable"` tries them in the order given and takes the
+   * first that answers; `"random"` tries them in a random order, so a pool spreads over the
+   * nodes. Either way a host that fails or refuses is tried last for a while (with backoff), a
+   * host whose sessions were ended for a drain (`57P01`) is avoided for 30 s, and a connection
+   * attempt moves on to the next host when one fails or does not answer within `connectTimeout`.
+   * @default {"disable"}
+   */
+  readonly loadBalanceHosts?: LoadBalanceHosts;
+  /**
    * Defaults for every transaction's retries.
    * @default {{ maxRetries: 10, initialBackoff: 10, maxBackoff: 2000 }}
    */
@@ -229,6 +242,7 @@ export interface ResolvedConfig {
   readonly serverOptions: string | undefined;
   readonly onNotice: (notice: Notice) => void;
   readonly retryStatements: boolean;
+  readonly loadBalanceHosts: LoadBalanceHosts;
 }
 
 /** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
@@ -278,6 +292,7 @@ const URL_PARAMETERS: readonly string[] = [
   "connect_timeout",
   "options",
   "statement_timeout",
+  "load_balance_hosts",
 ];
 
 interface UrlParts {
@@ -294,6 +309,7 @@ interface UrlParts {
   connectTimeout?: number;
   statementTimeout?: number;
   serverOptions?: string;
+  loadBalanceHosts?: LoadBalanceHosts;
 }
 
 function invalid(message: string, field: string): ValidationError {
@@ -433,10 +449,23 @@ export function parseUrl(url: string): UrlParts {
         case "options":
           parts.serverOptions = value;
           break;
+        case "load_balance_hosts":
+          parts.loadBalanceHosts = parseLoadBalance(value, key);
+          break;
       }
     }
   }
   return parts;
+}
+
+function parseLoadBalance(value: unknown, field: string): LoadBalanceHosts {
+  if (value !== "disable" && value !== "random") {
+    throw invalid(
+      `Cannot use ${field} ${JSON.stringify(value)}: expected "disable" or "random"`,
+      field,
+    );
+  }
+  return value;
 }
 
 function checkCount(value: number, field: string, min: number): number {
@@ -572,6 +601,9 @@ export function resolveConfig(
     serverOptions: pick("serverOptions"),
     onNotice: checkFunction(options.onNotice, "onNotice") ?? warnOnNotice,
     retryStatements: checkBoolean(options.retryStatements, "retryStatements") ?? true,
+    loadBalanceHosts: options.loadBalanceHosts === undefined
+      ? pick("loadBalanceHosts") ?? "disable"
+      : parseLoadBalance(options.loadBalanceHosts, "loadBalanceHosts"),
   });
 }
 

@@ -24,6 +24,7 @@ import postgresJs from "./vendor/postgres/index.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
+import { createHostChooser, type HostChooser } from "./_hosts.ts";
 import { hexToBytes, int8Parser, parseArray, parseTimestamp } from "./_pg_text.ts";
 import type { TlsSettings } from "./_tls.ts";
 
@@ -95,6 +96,8 @@ export interface Driver extends Session {
 /** The parts of a postgres.js connection the driver uses (the vendored copy's). */
 interface PgConnection {
   readonly id: number;
+  /** The index of the host it is connected to (patch 0015). */
+  readonly hostIndex: number;
   /** The status byte of the last ReadyForQuery: `I` (73) idle, `T` in a transaction, `E` failed. */
   readonly status?: number;
   /** Sends Terminate and closes the socket; postgres.js then takes the slot back as closed. */
@@ -303,6 +306,18 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   // Before anything connects: the array serializers made when a connection reads the server's
   // types take these as their element serializers.
   installTypes(sql.options as unknown as DriverTypeOptions);
+  // Which host each new connection tries first, and next (patch 0015). When a drain is seen on
+  // a host, its idle connections are closed before they are used: they are about to be ended.
+  const retire = (sql as unknown as { retire(test: (c: PgConnection) => boolean): void }).retire;
+  (sql.options as unknown as { shared: { hosts: HostChooser } }).shared.hosts = createHostChooser(
+    config.hosts.length,
+    {
+      mode: config.loadBalanceHosts,
+      now: () => performance.now(),
+      random: Math.random,
+      onDrain: (index) => retire((c) => c.hostIndex === index),
+    },
+  );
 
   // Lost reserved connections whose close postgres.js has not processed yet (see reserve()).
   const closing = new Set<Promise<void>>();

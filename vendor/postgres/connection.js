@@ -111,9 +111,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , unflushed = []
     , refused = false
     , endedBy = null
+    , tried = null
 
   const connection = {
     queue: queues.closed,
+    // Patched: the index of the host this connection is (or was last) connected to.
+    hostIndex: -1,
     idleTimer,
     connect(query) {
       initial = query
@@ -291,8 +294,23 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function connectTimedOut() {
-    errored(Errors.connection('CONNECT_TIMEOUT', options, socket))
+    const err = Errors.connection('CONNECT_TIMEOUT', options, socket)
+    // Patched: with a host chooser, a host that does not answer in time is skipped for the next.
+    nextHost(err) || errored(err)
     socket.destroy()
+  }
+
+  // Patched: with a host chooser (`options.shared.hosts`, set by the package), a connection
+  // tries the host it names, and moves on when one fails or refuses, until each was tried once.
+  // Answers whether another host remains to try (the failed one is reported either way).
+  function nextHost(err) {
+    const hosts = options.shared.hosts
+    if (!hosts || !tried)
+      return false
+    hosts.failed(connection.hostIndex, err)
+    if (tried.length >= host.length)
+      return (tried = null, false)
+    return true
   }
 
   async function secure() {
@@ -383,11 +401,16 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       return socket.connect(options.path)
 
     socket.ssl = ssl
-    socket.connect(port[hostIndex], host[hostIndex])
-    socket.host = host[hostIndex]
-    socket.port = port[hostIndex]
+    const hosts = options.shared.hosts
+    hosts && !tried && (tried = [])
+    const i = hosts ? hosts.next(tried) : hostIndex
+    hosts && tried.push(i)
+    connection.hostIndex = i
+    socket.connect(port[i], host[i])
+    socket.host = host[i]
+    socket.port = port[i]
 
-    hostIndex = (hostIndex + 1) % port.length
+    hosts || (hostIndex = (hostIndex + 1) % port.length)
   }
 
   function reconnect() {
@@ -411,7 +434,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function error(err) {
-    if (connection.queue === queues.connecting && options.host[retries + 1])
+    if (connection.queue === queues.connecting && (options.shared.hosts ? nextHost(err) : options.host[retries + 1]))
       return
 
     // Patched: the server's session-end error, if one came first, is the cause; statements
@@ -493,9 +516,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     errorResponse = null
 
     if (initial)
-      return (endedBy = null, reconnect())
+      return (endedBy = null, query = null, reconnect())
 
+    // Patched: the host chooser hears that the server ended an established session, and why.
+    options.shared.hosts && connection.hostIndex >= 0 && options.shared.hosts.ended(connection.hostIndex, endedBy)
     !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // Patched: the query of the closed connection is done with; 3.4.9 kept it, so the next
+    // connection's start-up error went to it instead of to the request waiting to connect, and
+    // that request reconnected for ever (a hang against a node refusing new sessions).
+    query = null
     endedBy = null
     closedTime = performance.now()
     hadError && options.shared.retries++
@@ -607,6 +636,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     connectTimer.cancel()
 
     if (initial) {
+      // Patched: the host chooser hears that this host answered.
+      tried && (options.shared.hosts.connected(connection.hostIndex), tried = null)
       if (target_session_attrs) {
         if (!backendParameters.in_hot_standby || !backendParameters.default_transaction_read_only)
           return fetchState()
@@ -890,7 +921,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       fatal || (/^57P/.test(e.code) || (query.written && (query.answered = true)), errorResponse = e)
     } else {
       ;(fatal || /^57P/.test(e.code)) && (endedBy = e)
-      errored(e)
+      // Patched: a host that refuses a new session for a reason another host may not share
+      // (shutting down or draining, starting up, too many connections, a protocol failure) is
+      // skipped for the next, as a host that does not answer is.
+      // The same when a session ends after start-up but before the request waiting for it was
+      // sent (during the type query): that request has not run, and another host may serve it.
+      initial && /^(57P|53|08)/.test(e.code) && (tried || (tried = options.shared.hosts && [connection.hostIndex])) && nextHost(e) || errored(e)
     }
   }
 

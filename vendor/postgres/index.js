@@ -79,7 +79,8 @@ function Postgres(a, b) {
     listen,
     begin,
     close,
-    end
+    end,
+    retire
   })
 
   return sql
@@ -311,6 +312,12 @@ function Postgres(a, b) {
         ? c.execute(queries.shift())
         : move(c, reserved)
     }
+  }
+
+  // Patched: closes the idle connections `test` picks (connected to a draining host, say); their
+  // slots reconnect when needed. A statement that takes one meanwhile is refused unwritten.
+  function retire(test) {
+    connections.forEach(c => c.queue === open && test(c) && c.terminate())
   }
 
   function move(c, queue) {

@@ -1,7 +1,7 @@
 // Connection options resolved in one place: explicit options, then the URL, then the
 // environment, then the defaults table. Pure apart from reading the environment and, for TLS,
 // the certificate files named by the options.
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 /** How TLS is used, with libpq's meanings. */
 export type SslMode = "disable" | "require" | "verify-ca" | "verify-full";
@@ -185,6 +185,14 @@ export interface DatabaseOptions {
    */
   readonly int8?: Int8Mode;
   /**
+   * Send a single statement run outside a transaction again when the server answers it with a
+   * serialization failure (`40001`) or a deadlock (`40P01`): its implicit transaction rolled
+   * back, so running it again is safe. Uses `retry`'s `maxRetries` and backoff; when they run
+   * out the call throws `TransactionRetryError`. Text holding several statements is not resent.
+   * @default {true}
+   */
+  readonly retryStatements?: boolean;
+  /**
    * Called with every notice the server sends (`RAISE NOTICE`, `RAISE WARNING`, …). With the
    * sync `Database` it runs on the calling thread, before the call that caused it returns.
    * @default {warnings go to console.warn, other notices are dropped}
@@ -220,6 +228,7 @@ export interface ResolvedConfig {
   /** `-c name=value` settings passed on in the startup `options` parameter. */
   readonly serverOptions: string | undefined;
   readonly onNotice: (notice: Notice) => void;
+  readonly retryStatements: boolean;
 }
 
 /** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
@@ -437,9 +446,11 @@ function checkCount(value: number, field: string, min: number): number {
   return value;
 }
 
-function checkSeconds(value: number, field: string): number {
+// The options name their unit in their docs: the pool's timings are in seconds (as
+// postgres.js takes them), the statement timeout and the backoffs in milliseconds.
+function checkDuration(value: number, field: string, unit: "seconds" | "milliseconds"): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw invalid(`Cannot use ${field} ${value}: expected a non-negative number`, field);
+    throw invalid(`Cannot use ${field} ${value}: expected a non-negative number of ${unit}`, field);
   }
   return value;
 }
@@ -538,20 +549,37 @@ export function resolveConfig(
       DEFAULTS.applicationName,
     minConnections,
     maxConnections,
-    connectTimeout: checkSeconds(
+    connectTimeout: checkDuration(
       options.connectTimeout ?? pick("connectTimeout") ?? DEFAULTS.connectTimeout,
       "connectTimeout",
+      "seconds",
     ),
-    idleTimeout: checkSeconds(options.idleTimeout ?? DEFAULTS.idleTimeout, "idleTimeout"),
-    maxLifetime: checkSeconds(options.maxLifetime ?? DEFAULTS.maxLifetime, "maxLifetime"),
+    idleTimeout: checkDuration(
+      options.idleTimeout ?? DEFAULTS.idleTimeout,
+      "idleTimeout",
+      "seconds",
+    ),
+    maxLifetime: checkDuration(
+      options.maxLifetime ?? DEFAULTS.maxLifetime,
+      "maxLifetime",
+      "seconds",
+    ),
     statementTimeout: statementTimeout === undefined
       ? undefined
-      : checkSeconds(statementTimeout, "statementTimeout"),
+      : checkDuration(statementTimeout, "statementTimeout", "milliseconds"),
     retry: Object.freeze(retry),
     int8,
     serverOptions: pick("serverOptions"),
     onNotice: checkFunction(options.onNotice, "onNotice") ?? warnOnNotice,
+    retryStatements: checkBoolean(options.retryStatements, "retryStatements") ?? true,
   });
+}
+
+function checkBoolean(value: boolean | undefined, field: string): boolean | undefined {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw invalid(`Cannot use ${field}: expected true or false`, field);
+  }
+  return value;
 }
 
 function checkFunction<F>(value: F | undefined, field: string): F | undefined {
@@ -570,15 +598,23 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 /** Throws `ValidationError` when retry settings are out of range. */
 export function checkRetry(retry: RetryOptions): void {
   if (retry.maxRetries !== undefined) checkCount(retry.maxRetries, "maxRetries", 0);
-  if (retry.initialBackoff !== undefined) checkSeconds(retry.initialBackoff, "initialBackoff");
-  if (retry.maxBackoff !== undefined) checkSeconds(retry.maxBackoff, "maxBackoff");
+  if (retry.initialBackoff !== undefined) {
+    checkDuration(retry.initialBackoff, "initialBackoff", "milliseconds");
+  }
+  if (retry.maxBackoff !== undefined) {
+    checkDuration(retry.maxBackoff, "maxBackoff", "milliseconds");
+  }
+}
+
+/** The hosts and their ports, `h1:26257,h2:26257` (an IPv6 address in brackets). */
+export function hostList(config: ResolvedConfig): string {
+  return config.hosts.map((h, i) => `${h.includes(":") ? `[${h}]` : h}:${config.ports[i]}`)
+    .join(",");
 }
 
 /** The connection target without secrets: `postgresql://user@host:port/database`. */
 export function describeTarget(config: ResolvedConfig): string {
-  const hosts = config.hosts.map((h, i) => `${h.includes(":") ? `[${h}]` : h}:${config.ports[i]}`)
-    .join(",");
-  return `postgresql://${encodeURIComponent(config.user)}@${hosts}/${
+  return `postgresql://${encodeURIComponent(config.user)}@${hostList(config)}/${
     encodeURIComponent(config.database)
   }`;
 }

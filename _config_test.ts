@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { describeTarget, parseUrl, resolveConfig } from "./_config.ts";
+import { describeTarget, hostList, parseUrl, resolveConfig } from "./_config.ts";
 import { AsyncDatabase } from "./async_database.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 const ENV_NAMES = [
   "DATABASE_URL",
@@ -373,4 +373,37 @@ Deno.test("the password never appears in a configuration error", () => {
 
 Deno.test("new AsyncDatabase() refuses a URL that is not a string with ValidationError", () => {
   throwsValidation(() => resolveConfig(42 as unknown as string), "url");
+});
+
+Deno.test("hostList() names every host with its port, an IPv6 address in brackets", () => {
+  const config = withEnv({}, () => resolveConfig("postgresql://u@h1:26257,[::1]:5432,h3/db"));
+  assert.equal(hostList(config), "h1:26257,[::1]:5432,h3:26257");
+});
+
+Deno.test("resolveConfig() names the unit of a duration it refuses", () => {
+  for (
+    const [options, message] of [
+      [
+        { connectTimeout: -1 },
+        "Cannot use connectTimeout -1: expected a non-negative number of seconds",
+      ],
+      [
+        { idleTimeout: Infinity },
+        "Cannot use idleTimeout Infinity: expected a non-negative number of seconds",
+      ],
+      [
+        { statementTimeout: -5 },
+        "Cannot use statementTimeout -5: expected a non-negative number of milliseconds",
+      ],
+      [
+        { retry: { maxBackoff: -1 } },
+        "Cannot use maxBackoff -1: expected a non-negative number of milliseconds",
+      ],
+    ] as const
+  ) {
+    assert.throws(
+      () => withEnv({}, () => resolveConfig(undefined, options)),
+      (e: unknown) => e instanceof ValidationError && e.message === message,
+    );
+  }
 });

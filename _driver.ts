@@ -7,12 +7,18 @@ import postgresJs from "./vendor/postgres/index.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
+import { hexToBytes, int8Parser, parseArray, parseTimestamp } from "./_pg_text.ts";
+import type { TlsSettings } from "./_tls.ts";
+
+// The pool is opened with the TLS settings of loadTls(); re-exported for the database module.
+export { loadTls, type TlsSettings } from "./_tls.ts";
 import type { ResolvedConfig } from "./_config.ts";
-import { describeTarget } from "./_config.ts";
+import { describeTarget, hostList } from "./_config.ts";
 import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
+import { decideStatementRetry, type StatementRetrySettings } from "./_statement_retry.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
-import { ConnectionError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, ValidationError } from "./errors.ts";
 
 /** A row as returned by the driver: column name → value. */
 export type Row = Record<string, unknown>;
@@ -89,79 +95,12 @@ interface ReservedState {
 
 const IDLE = 73; // "I"
 
-/** TLS settings handed to the driver (node:tls connect options). */
-export interface TlsSettings {
-  readonly rejectUnauthorized: boolean;
-  readonly ca?: string;
-  readonly cert?: string;
-  readonly key?: string;
-  readonly servername?: string;
-  readonly checkServerIdentity?: (host: string, cert: unknown) => Error | undefined;
-}
-
 type Sql = ReturnType<typeof postgres>;
 type ReservedSql = Awaited<ReturnType<Sql["reserve"]>>;
 type PgResult = Row[] & { command?: string; count?: number | null };
 interface CopyQuery {
   reject: (error: unknown) => unknown;
   writable(): Promise<import("node:stream").Writable>;
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  const buf = Buffer.from(hex.slice(2), "hex");
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-// postgres.js reads dates and timestamps with new Date(text), which puts years 1-99 in the
-// 1900s and cannot read BC years or years after 9999; this reads PostgreSQL's output exactly.
-function parseTimestamp(x: string): Date {
-  if (x === "infinity") return new Date(8.64e15);
-  if (x === "-infinity") return new Date(-8.64e15);
-  const date = /^(\d{4,})-(\d\d)-(\d\d)( BC)?$/.exec(x);
-  if (date) {
-    // DATE: midnight UTC, as postgres.js reads it, for every year.
-    const d = new Date(0);
-    d.setUTCFullYear(
-      date[4] ? 1 - Number(date[1]) : Number(date[1]),
-      Number(date[2]) - 1,
-      Number(date[3]),
-    );
-    return d;
-  }
-  const m =
-    /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?( BC)?$/
-      .exec(x);
-  if (!m) return new Date(x);
-  const year = m[12] ? 1 - Number(m[1]) : Number(m[1]);
-  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
-  const d = new Date(0);
-  if (m[8] === undefined) {
-    // TIMESTAMP without time zone: local time, as postgres.js reads it.
-    d.setFullYear(year, Number(m[2]) - 1, Number(m[3]));
-    d.setHours(Number(m[4]), Number(m[5]), Number(m[6]), ms);
-    return d;
-  }
-  d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
-  d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]), ms);
-  const offset = (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) *
-    (m[8] === "-" ? -1 : 1);
-  return new Date(d.getTime() - offset * 1000);
-}
-
-function int8Parser(mode: ResolvedConfig["int8"]): (x: string) => unknown {
-  if (mode === "string") return (x) => x;
-  if (mode === "number") {
-    return (x) => {
-      const n = Number(x);
-      if (!Number.isSafeInteger(n)) {
-        throw new RangeError(
-          `Cannot read INT8 value ${x} as a number: outside the safe integer range (use int8: "bigint")`,
-        );
-      }
-      return n;
-    };
-  }
-  return (x) => BigInt(x);
 }
 
 function toResult(result: PgResult | PgResult[]): QueryResult {
@@ -234,52 +173,6 @@ function isCachedPlanError(error: unknown): boolean {
     /cached plan must not change result type/i.test(String((error as Error).message));
 }
 
-// postgres.js 3.4.9 parses an unquoted NULL element of an array as the text "NULL" (and an
-// int4[] NULL as NaN). This parser follows PostgreSQL's array output format exactly.
-function parseArray(
-  text: string,
-  element: ((x: string) => unknown) | undefined,
-  delimiter: string,
-): unknown[] {
-  let i = text[0] === "[" ? text.indexOf("=") + 1 : 0; // skip "[1:2]=" bounds decoration
-  const value = (raw: string): unknown => element ? element(raw) : raw;
-  function parse(): unknown[] {
-    const out: unknown[] = [];
-    i++; // "{"
-    if (text[i] === "}") {
-      i++;
-      return out;
-    }
-    for (;;) {
-      const c = text[i];
-      if (c === "{") {
-        out.push(parse());
-      } else if (c === '"') {
-        let s = "";
-        for (i++; text[i] !== '"'; i++) {
-          if (text[i] === "\\") i++;
-          s += text[i];
-        }
-        i++;
-        out.push(value(s));
-      } else {
-        let j = i;
-        while (j < text.length && text[j] !== delimiter && text[j] !== "}") j++;
-        const raw = text.slice(i, j);
-        i = j;
-        out.push(raw === "NULL" ? null : value(raw));
-      }
-      if (text[i] === delimiter) {
-        i++;
-      } else {
-        i++; // "}"
-        return out;
-      }
-    }
-  }
-  return parse();
-}
-
 interface DriverTypeOptions {
   readonly serializers: Record<number, Serializer>;
   readonly shared: {
@@ -304,94 +197,10 @@ function installTypes(options: DriverTypeOptions): void {
   options.shared.arraySerializer = strictArray;
 }
 
-/** Builds the node:tls options for the configured `sslmode`, reading the certificate files. */
-export async function loadTls(config: ResolvedConfig): Promise<TlsSettings | undefined> {
-  if (config.sslmode === "disable") return undefined;
-  async function read(path: string | undefined, what: string): Promise<string | undefined> {
-    if (path === undefined) return undefined;
-    try {
-      return await Deno.readTextFile(path);
-    } catch (error) {
-      throw new ConnectionError(`Cannot read ${what} "${path}": ${(error as Error).message}`, {
-        cause: error,
-        code: "TLS_FILE_ERROR",
-      });
-    }
-  }
-  const [ca, cert, key] = await Promise.all([
-    read(config.sslrootcert, "sslrootcert"),
-    read(config.sslcert, "sslcert"),
-    read(config.sslkey, "sslkey"),
-  ]);
-  const base = {
-    ...(ca === undefined ? {} : { ca }),
-    ...(cert === undefined ? {} : { cert }),
-    ...(key === undefined ? {} : { key }),
-  };
-  if (config.sslmode === "require") return { ...base, rejectUnauthorized: false };
-  if (config.sslmode === "verify-ca") {
-    return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
-  }
-  const host = config.hosts[0];
-  return {
-    ...base,
-    rejectUnauthorized: true,
-    checkServerIdentity: (_servername: string, certificate: unknown) =>
-      checkIdentity(config.hosts, host, certificate),
-  };
-}
-
-interface PeerCertificate {
-  readonly subject?: { readonly CN?: string };
-  readonly subjectaltname?: string;
-}
-
-function isIpAddress(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
-}
-
-function matchesName(pattern: string, host: string): boolean {
-  const p = pattern.toLowerCase();
-  const h = host.toLowerCase();
-  if (p === h) return true;
-  if (p.startsWith("*.")) {
-    const rest = h.slice(h.indexOf(".") + 1);
-    return h.indexOf(".") > 0 && rest === p.slice(2);
-  }
-  return false;
-}
-
-// node:tls in Deno checks names for host names only; for an IP address nothing checks it, so
-// every host is checked here against the certificate's subjectAltName (or CN without SANs).
-function checkIdentity(
-  hosts: readonly string[],
-  _first: string,
-  certificate: unknown,
-): Error | undefined {
-  const cert = (certificate ?? {}) as PeerCertificate;
-  const sans = (cert.subjectaltname ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-  const dns = sans.filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4));
-  const ips = sans.filter((s) => s.startsWith("IP Address:")).map((s) => s.slice(11));
-  for (const host of hosts) {
-    if (isIpAddress(host)) {
-      if (ips.includes(host)) return undefined;
-    } else if (dns.some((name) => matchesName(name, host))) {
-      return undefined;
-    } else if (sans.length === 0 && cert.subject?.CN && matchesName(cert.subject.CN, host)) {
-      return undefined;
-    }
-  }
-  return new Error(
-    `Host "${hosts.join(",")}" does not match the server certificate (${
-      sans.join(", ") || "no subjectAltName"
-    })`,
-  );
-}
-
 /** Opens a pool for the resolved configuration. Nothing connects until the first statement. */
 export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefined): Driver {
   const target = describeTarget(config);
-  const hostPorts = config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
+  const hostPorts = hostList(config);
   // Reserved connections by the driver's connection id, so that a close of that connection
   // marks the session lost before anything else is written to it.
   const reservedById = new Map<number, ReservedState>();
@@ -551,9 +360,30 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     }
   }
 
+  const statementRetry: StatementRetrySettings = {
+    enabled: config.retryStatements,
+    ...config.retry,
+  };
+  // A statement of the pool, sent again while the rules of _statement_retry.ts say it is safe.
+  // The first attempt costs nothing extra: the loop starts in the rejection handler.
+  function pooled(
+    text: string,
+    params: readonly unknown[],
+    options: QueryOptions | undefined,
+    attempt: number,
+  ): Promise<QueryResult> {
+    return run(sql, text, params, options).catch((error) => {
+      const decision = decideStatementRetry(error, attempt, text, statementRetry);
+      if (!decision.retry) throw decision.error;
+      return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(() =>
+        pooled(text, params, options, attempt + 1)
+      );
+    });
+  }
+
   return {
     target,
-    query: (text, params = [], options) => run(sql, text, params, options),
+    query: (text, params = [], options) => pooled(text, params, options, 1),
     copyIn: (text, data) => copy(sql, text, data),
     async reserve(): Promise<ReservedSession> {
       let reserved: ReservedSql | undefined;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "./_config.ts";
 import { createDriver, type Driver } from "./_driver.ts";
-import { ConnectionError, DatabaseError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 async function withDriver(

@@ -6,7 +6,7 @@ import {
   type DatabaseErrorOptions,
   TableNotFoundError,
   UniqueViolationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 /** SQLSTATEs after which the transaction is run again. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set(["40001", "40P01"]);

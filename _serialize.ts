@@ -6,7 +6,7 @@
 // pass strings through for the server to read, write JavaScript values exactly, and refuse
 // the rest with ValidationError.
 import { Buffer } from "node:buffer";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 /** A serializer of one PostgreSQL type: the value's text, or a thrown ValidationError. */
 export type Serializer = (value: unknown) => string;
@@ -18,17 +18,33 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return prototype === Object.prototype || prototype === null;
 }
 
-/** "an object", "a Map", "an array", "a bigint", "NaN": for messages, never the value. */
+/**
+ * A value as an error message names it — the one describer of the package: a string as JSON
+ * (`"users"`, quotes and control characters escaped), a number or boolean as written, a bigint
+ * with its `n`, `null`, `undefined`; anything else by its kind (`an array`, `a Map`, `a Date`,
+ * `a function`, `an object`), never its contents.
+ */
 export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "bigint":
+      return `${value}n`;
+    case "number":
+    case "boolean":
+    case "undefined":
+      return String(value);
+    case "symbol":
+    case "function":
+      return `a ${typeof value}`;
+  }
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") {
-    const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)
-      ?.constructor?.name;
-    return !name || name === "Object" ? "an object" : `a ${name}`;
-  }
-  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
-  return `a ${typeof value}`;
+  const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)
+    ?.constructor?.name;
+  if (!name || name === "Object") return "an object";
+  // "a Uint8Array": a U reads as "you".
+  return /^[AEIO]/.test(name) ? `an ${name}` : `a ${name}`;
 }
 
 function refuse(value: unknown, type: string, hint = ""): never {
@@ -63,29 +79,33 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
       return value;
     case "number":
       if (!Number.isFinite(original)) {
-        refuse(original, "JSON", `at ${show(key)}, JSON has no ${original}`);
+        refuse(original, "JSON", `at ${jsonPosition(key)}, JSON has no ${original}`);
       }
       return value;
     case "object": {
       if (original === null || original instanceof Date) return value;
       if (!Array.isArray(original) && !isPlainObject(original)) {
-        return refuse(original, "JSON", `at ${show(key)}: only plain objects, arrays and Dates`);
+        return refuse(
+          original,
+          "JSON",
+          `at ${jsonPosition(key)}: only plain objects, arrays and Dates`,
+        );
       }
       // A plain object's own toJSON() may answer anything: it must be JSON too.
       if (
         value !== original && typeof value === "object" && value !== null &&
         !Array.isArray(value) && !isPlainObject(value)
       ) {
-        return refuse(value, "JSON", `at ${show(key)}, from toJSON()`);
+        return refuse(value, "JSON", `at ${jsonPosition(key)}, from toJSON()`);
       }
       return value;
     }
     default:
-      return refuse(original, "JSON", `at ${show(key)}`);
+      return refuse(original, "JSON", `at ${jsonPosition(key)}`);
   }
 }
 
-function show(key: string): string {
+function jsonPosition(key: string): string {
   return key === "" ? "the top" : JSON.stringify(key);
 }
 

@@ -1,7 +1,13 @@
 // The parameter serializers alone (values_test.ts runs them against the server).
 import assert from "node:assert/strict";
-import { jsonText, strictArray, strictSerializers, timestampText } from "./_serialize.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import {
+  describeValue,
+  jsonText,
+  strictArray,
+  strictSerializers,
+  timestampText,
+} from "./_serialize.ts";
+import { ValidationError } from "./errors.ts";
 
 function year(y: number, month = 0, day = 1): Date {
   const d = new Date(Date.UTC(2000, month, day));
@@ -84,4 +90,26 @@ Deno.test("the serializers write by type and refuse objects without a text of th
   assert.equal(array([1, 2]), "{1,2}");
   assert.equal(array("{a,b}"), "{a,b}");
   assert.throws(() => array({ a: 1 }), ValidationError);
+});
+
+Deno.test("describeValue() names scalars as written and anything else by its kind only", () => {
+  const cases: [unknown, string][] = [
+    ['users "x"\n', '"users \\"x\\"\\n"'],
+    [-1.5, "-1.5"],
+    [NaN, "NaN"],
+    [10n, "10n"],
+    [true, "true"],
+    [null, "null"],
+    [undefined, "undefined"],
+    [Symbol("s"), "a symbol"],
+    [() => 1, "a function"],
+    [[1, 2], "an array"],
+    [{ secret: "x" }, "an object"],
+    [Object.create(null), "an object"],
+    [new Map([["secret", 1]]), "a Map"],
+    [new Date(0), "a Date"],
+    [new Uint8Array(1), "a Uint8Array"],
+    [new ArrayBuffer(1), "an ArrayBuffer"],
+  ];
+  for (const [value, expected] of cases) assert.equal(describeValue(value), expected);
 });

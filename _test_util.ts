@@ -1,6 +1,8 @@
-// Shared by the test modules: the URL of the database the test task made, unique names, and a
-// server-side killer of backends.
+// Shared by the test modules: the URL of the database the test task made, unique names, a
+// server-side killer of backends, and the assertion of a ValidationError.
+import assert from "node:assert/strict";
 import type { AsyncDatabase } from "./async_database.ts";
+import { ValidationError } from "./errors.ts";
 
 /**
  * The URL of the database the tests use, which `deno task test` (scripts/test.ts) puts in
@@ -77,4 +79,24 @@ export async function armKiller(
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error("The killer did not start");
+}
+
+/** A name that would end the statement if it were not quoted. */
+export const HOSTILE = 'a"; DROP TABLE x; --';
+/** {@linkcode HOSTILE}, quoted. */
+export const HOSTILE_QUOTED = '"a""; DROP TABLE x; --"';
+
+/** Asserts that `fn` throws a ValidationError with `field` (and a message matching `message`). */
+export function throwsValidation(
+  fn: () => unknown,
+  field: string | undefined,
+  message?: RegExp,
+): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof ValidationError, `expected ValidationError, got ${error}`);
+    assert.equal(error.field, field);
+    assert.equal(error.code, "VALIDATION_ERROR");
+    if (message !== undefined) assert.match(error.message, message);
+    return true;
+  });
 }

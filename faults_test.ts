@@ -12,7 +12,7 @@ import {
   ConnectionError,
   DatabaseError,
   TransactionRetryError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 import { startTestDatabase } from "./testing.ts";
 import { bridgeRequest } from "./_internal.ts";
 import { armKiller, testUrl, uniqueName } from "./_test_util.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { AsyncDatabase, type AsyncQueryable, type Row } from "./async_database.ts";
 import { Database } from "./database.ts";
 import { AsyncTable } from "./crud/async_table.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 import { prng } from "./soak/_bank.ts";
 

@@ -66,7 +66,7 @@ import {
   unlockProgram,
   type VerifyResult,
   verifyStatus,
-} from "./_migration_plan.ts";
+} from "./_migration/mod.ts";
 
 export type {
   MigrateOptions,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "./async_database.ts";
 import { AsyncMigration } from "./async_migration.ts";
-import { ConnectionError, DatabaseError, MigrationError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, MigrationError } from "./errors.ts";
 import { startTestDatabase } from "./testing.ts";
 import { armKiller, testUrl, uniqueName } from "./_test_util.ts";
 

@@ -67,7 +67,7 @@ export {
   UniqueViolationError,
   ValidationError,
   type ValidationErrorOptions,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 export { Database, Queryable, type SyncDatabaseOptions, Transaction } from "./database.ts";
 export {
   AsyncTable,

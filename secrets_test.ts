@@ -9,7 +9,7 @@ import { AsyncMigration } from "./async_migration.ts";
 import { AsyncTable } from "./crud/async_table.ts";
 import { Table } from "./crud/table.ts";
 import { Migration } from "./migration.ts";
-import { ConnectionError, DatabaseError, TransactionRetryError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, TransactionRetryError } from "./errors.ts";
 import { startTestDatabase, type TestDatabase } from "./testing.ts";
 
 const USER = "secret_keeper";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { AsyncDatabase, type DatabaseOptions } from "./async_database.ts";
 import { Database } from "./database.ts";
-import { ConnectionError } from "./crud/exceptions.ts";
+import { ConnectionError } from "./errors.ts";
 import { startTestDatabase, type TestDatabase } from "./testing.ts";
 
 interface SslRow {

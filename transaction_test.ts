@@ -8,7 +8,7 @@ import {
   TransactionRetryError,
   UniqueViolationError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 function openDb(options?: DatabaseOptions): AsyncDatabase {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { AsyncDatabase, type AsyncQueryable } from "./async_database.ts";
 import { Database } from "./database.ts";
-import { DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { DatabaseError, ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 type Scenario = (q: AsyncQueryable, mode: "async" | "sync") => Promise<void>;

@@ -8,7 +8,7 @@ import { AsyncDatabase, type AsyncQueryable, type Row } from "./async_database.t
 import { Database, type Queryable } from "./database.ts";
 import { AsyncTable } from "./crud/async_table.ts";
 import { Table } from "./crud/table.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 const ROWS: readonly Row[] = [

@@ -55,14 +55,15 @@ import {
   type VerifyResult,
 } from "../async_migration.ts";
 import {
-  isMigrationFileName,
   migrationFileStem,
   migrationFileText,
   nextVersion,
   parseMigrationFiles,
+  readMigrationDir,
   respell,
-} from "../_migration_plan.ts";
-import { DatabaseError, type MigrationError, ValidationError } from "../crud/exceptions.ts";
+  writeMigrationFile,
+} from "../_migration/mod.ts";
+import { DatabaseError, type MigrationError, ValidationError } from "../errors.ts";
 
 /** The usage text, printed by `--help` and after a usage error. */
 export const USAGE = `Usage: deno task migrate <command> [options]
@@ -378,21 +379,9 @@ function printError(out: Output, failure: unknown, json: boolean): void {
 
 async function createOffline(dir: string, name: string, json: boolean, out: Output): Promise<void> {
   const stem = migrationFileStem(name);
-  const entries: { name: string; text: string }[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (isMigrationFileName(entry.name)) {
-        entries.push({ name: entry.name, text: await Deno.readTextFile(join(dir, entry.name)) });
-      }
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  const entries = await readMigrationDir(dir) ?? [];
   const path = join(dir, `V${nextVersion(parseMigrationFiles(dir, entries), [])}__${stem}.sql`);
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(path, migrationFileText(TEMPLATE_UP, TEMPLATE_DOWN), {
-    createNew: true,
-  });
+  await writeMigrationFile(path, migrationFileText(TEMPLATE_UP, TEMPLATE_DOWN));
   printCreated(out, path, json);
 }
 

@@ -4,7 +4,7 @@
 // committed, never when it failed, and at most once when its commit was ambiguous.
 import type { AsyncDatabase, AsyncTransaction } from "../async_database.ts";
 import type { Database, Transaction } from "../database.ts";
-import { AmbiguousCommitError, DatabaseError } from "../crud/exceptions.ts";
+import { AmbiguousCommitError, DatabaseError } from "../errors.ts";
 
 /** The two tables of one bank. */
 export interface Bank {

@@ -25,7 +25,7 @@ import {
   TransactionRetryError,
   UniqueViolationError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 /** Bytes of the header in front of the data region. */
 export const HEADER_BYTES = 64;

@@ -49,7 +49,7 @@ import {
   type WorkerData,
   writeChunk,
 } from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 // The worker's module, imported here for its place in the module graph only (it does nothing
 // outside a bridge worker): Deno then fetches and caches it and everything it imports before
 // this module runs. A worker cannot fetch a remote module (JSR, https) while the thread that

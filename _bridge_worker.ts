@@ -48,7 +48,7 @@ import {
   type WorkerData,
   writeChunk,
 } from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 
 // Set by start(): this module is also imported, inertly, by `_bridge_client.ts` on the calling
 // thread.

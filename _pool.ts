@@ -12,7 +12,7 @@ import {
 } from "./_driver.ts";
 import { toDatabaseError } from "./_errors.ts";
 import type { Dialect } from "./_sql.ts";
-import { ConnectionError, DatabaseError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError } from "./errors.ts";
 
 const PREPARED: QueryOptions = Object.freeze({ prepare: true });
 const UNPREPARED: QueryOptions = Object.freeze({ prepare: false });

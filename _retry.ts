@@ -11,7 +11,7 @@ import {
   DatabaseError,
   TransactionRetryError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 /** One step the driver of the state machine performs. */
 export type TransactionStep =

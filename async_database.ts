@@ -77,7 +77,7 @@ import {
 import { jsonText } from "./_serialize.ts";
 import { highestPlaceholder } from "./_sql_scan.ts";
 import { runAsync, sleep } from "./_steps.ts";
-import { DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { DatabaseError, ValidationError } from "./errors.ts";
 
 export type {
   BatchInsertOptions,

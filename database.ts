@@ -47,7 +47,7 @@ import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from
 import type { AsyncQueryable } from "./async_database.ts";
 import { BridgeClient, type Channel } from "./_bridge_client.ts";
 import { grantBridgeRequests } from "./_internal.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 
 export type {
   Int8Mode,

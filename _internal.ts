@@ -8,6 +8,7 @@ import type { AsyncDatabase, AsyncTransaction } from "./async_database.ts";
 import type { Database } from "./database.ts";
 import type { ReservedSession } from "./_driver.ts";
 import type { Request } from "./_bridge.ts";
+import type { ResolvedConfig } from "./_config.ts";
 import type { Dialect } from "./_sql.ts";
 
 /** The state of one transaction attempt, shared by its handle and the runner that made it. */
@@ -21,6 +22,8 @@ export interface TransactionContext {
 
 /** What the package's own modules may do with an `AsyncDatabase`. */
 export interface DatabaseInternals {
+  /** The resolved options. */
+  readonly config: ResolvedConfig;
   /** Connects if needed and answers the server's dialect. */
   dialect(): Promise<Dialect>;
   /** A connection of the pool for one transaction. */

@@ -634,6 +634,7 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       const pool = db.#pool;
       const tables = db.#tables;
       return {
+        config: db.#config,
         dialect: () => pool.dialect(),
         reserve: () => pool.reserve(),
         transaction: (context, dialect) => newTransaction(attemptRunner(context, dialect, tables)),

@@ -2,7 +2,24 @@
 // sessions that run text with bind parameters and answer rows, a command tag and a count,
 // and errors already turned into this package's classes.
 import type postgresTypes from "postgres";
-// postgres.js 3.4.9 with fixes (see vendor/postgres/README.md); its types from the package.
+// The vendored postgres.js (docs/vendored-driver.md) fixes the defects two workarounds below
+// were written against; they stay:
+// - reserve()'s retry on a connection loss was for the stale FATAL error 3.4.9 handed to the
+//   next reserve on the slot (patch 0002, porsager/postgres#1223). It stays: a new connection
+//   can still fail for real while it starts (57P03 while the server starts, 57P01 when killed
+//   during start-up), where one more attempt is the right answer.
+// - reserve()'s wait for `closing` was for a reserve stranded by a reconnect (patches 0004 and
+//   0005, porsager/postgres#1195). It stays: no test shows it unnecessary, and it costs nothing
+//   when nothing was lost.
+// Still open upstream and not patched, so both stay avoided:
+// - porsager/postgres#1199: release() of a reserved connection whose backend was lost leaves the
+//   pool unable to recover; release() skips a lost connection (postgres.js took it back when it
+//   closed).
+// - porsager/postgres#751: reserve() on a pool with fetch_types: false never settles (still so in
+//   the patched copy); fetch_types stays true, which the array hooks of patch 0009 need as well.
+// No patch covers end() waiting its whole timeout after a backend was terminated under a
+// statement (hence timeout 0 when nothing is in flight), nor the COPY error after the data that
+// 3.4.9 drops (hence copy()'s reject hook).
 import postgresJs from "./vendor/postgres/index.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
@@ -16,7 +33,11 @@ import type { ResolvedConfig } from "./_config.ts";
 import { describeTarget, hostList } from "./_config.ts";
 import { isConnectionLoss, isServerError, isSessionEnded, toDatabaseError } from "./_errors.ts";
 import { parseJson } from "./_json.ts";
-import { decideStatementRetry, type StatementRetrySettings } from "./_statement_retry.ts";
+import {
+  decideStatementRetry,
+  type LossObservation,
+  type StatementRetrySettings,
+} from "./_statement_retry.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
 import { ConnectionError, ValidationError } from "./errors.ts";
 
@@ -287,6 +308,8 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   const closing = new Set<Promise<void>>();
   // Statements and reserved connections of ours not yet settled (see end()).
   let inFlight = 0;
+  // Set by end(): nothing is sent again once the pool is closing.
+  let ending = false;
   let reservedCount = 0;
 
   function run(
@@ -295,6 +318,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     params: readonly unknown[],
     options: QueryOptions | undefined,
     onexecute?: (c: PgConnection) => boolean,
+    observe?: (seen: LossObservation) => void,
   ): Promise<QueryResult> {
     const simple = options?.simple ?? params.length === 0;
     // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
@@ -317,6 +341,22 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       return toResult(result);
     }, async (error) => {
       inFlight--;
+      // What the vendored driver saw of the statement (patch 0013), for the rule of
+      // docs/retry-safety.md.
+      if (observe !== undefined && isConnectionLoss(error)) {
+        const q = pending as unknown as {
+          written?: boolean;
+          answered?: boolean;
+          pipelined?: boolean;
+        };
+        const cause = (error as { cause?: unknown }).cause;
+        observe({
+          written: q.written === true,
+          answered: q.answered === true,
+          pipelined: q.pipelined === true,
+          endedBy: isServerError(cause) ? (cause as { code: string }).code : undefined,
+        });
+      }
       if (isCachedPlanError(error) && !simple) {
         // A schema change invalidated the prepared statement; run it once unprepared.
         try {
@@ -372,8 +412,11 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     options: QueryOptions | undefined,
     attempt: number,
   ): Promise<QueryResult> {
-    return run(sql, text, params, options).catch((error) => {
-      const decision = decideStatementRetry(error, attempt, text, statementRetry);
+    let seen: LossObservation | undefined;
+    return run(sql, text, params, options, undefined, (s) => seen = s).catch((error) => {
+      const decision = ending
+        ? { retry: false as const, error }
+        : decideStatementRetry(error, attempt, text, statementRetry, seen);
       if (!decision.retry) throw decision.error;
       return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(() =>
         pooled(text, params, options, attempt + 1)
@@ -497,6 +540,7 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       };
     },
     async end(timeout = 5): Promise<void> {
+      ending = true;
       // postgres.js waits the whole timeout for a connection whose backend was killed under a
       // statement; with nothing of ours in flight there is nothing to wait for.
       await sql.end({ timeout: inFlight === 0 && reservedCount === 0 ? 0 : timeout });

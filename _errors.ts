@@ -146,6 +146,17 @@ export function toDatabaseError(error: unknown, target: string): Error {
     return new DatabaseError(`Cannot execute query: ${message}`, options);
   }
   const code = typeof error.code === "string" ? error.code : undefined;
+  // The connection closed after the server said why (the vendored driver keeps that word as the
+  // cause): the server's reason and SQLSTATE are the error's.
+  const said = (error as { cause?: unknown }).cause;
+  if (code !== undefined && isConnectionLoss(error) && isServerError(said)) {
+    const server = said as DriverErrorShape;
+    return new ConnectionError(`Connection to "${target}" lost: ${server.message}`, {
+      cause: error,
+      code: server.code as string,
+      severity: server.severity,
+    });
+  }
   if (code !== undefined && isConnectionLoss(error)) {
     const what = code === "CONNECT_TIMEOUT"
       ? "connect timeout"

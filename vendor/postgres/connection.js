@@ -108,6 +108,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , nonce = null
     , query = null
     , final = null
+    , unflushed = []
+    , refused = false
+    , endedBy = null
 
   const connection = {
     queue: queues.closed,
@@ -159,6 +162,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (terminated)
       return queryError(q, Errors.connection('CONNECTION_DESTROYED', options))
 
+    // Patched: the server ended the session and its close has not been seen yet. Nothing is
+    // written; the error carries the server's word as its cause.
+    if (endedBy)
+      return queryError(q, Object.assign(Errors.connection('CONNECTION_CLOSED', options), { cause: endedBy }))
+
     if (stream)
       return queryError(q, Errors.generic('COPY_IN_PROGRESS', 'You cannot execute queries during copy'))
 
@@ -173,7 +181,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         : (query = q, query.active = true)
 
       build(q)
-      return write(toBuffer(q))
+      const more = write(toBuffer(q))
+      q.describeFirst || wrote(q)
+      return more
         && !q.describeFirst
         && !q.cursorFn
         && sent.length < max_pipeline
@@ -263,10 +273,21 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function nextWrite(fn) {
+    // Patched: a socket whose read side has ended (or that is closed) refuses the write itself:
+    // nothing of it leaves this process.
+    refused = socket.readyState !== 'open' && socket.readyState !== 'opening'
     const x = socket.write(chunk, fn)
     nextWriteTimer !== null && clearImmediate(nextWriteTimer)
     chunk = nextWriteTimer = null
+    refused || unflushed.forEach(q => q.written = true)
+    unflushed = []
     return x
+  }
+
+  // Patched: the bytes that make q run (Query, or Bind/Execute/Sync) are in chunk or were just
+  // flushed; q.written tells the caller whether they were handed to the socket.
+  function wrote(q) {
+    chunk ? unflushed.push(q) : (q.written = !refused)
   }
 
   function connectTimedOut() {
@@ -393,9 +414,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (connection.queue === queues.connecting && options.host[retries + 1])
       return
 
+    // Patched: the server's session-end error, if one came first, is the cause; statements
+    // still waiting behind another one's ReadyForQuery are marked as pipelined.
+    endedBy && err && typeof err === 'object' && !err.cause && (err.cause = endedBy)
     errored(err)
-    while (sent.length)
-      queryError(sent.shift(), err)
+    while (sent.length) {
+      const q = sent.shift()
+      q.pipelined = true
+      queryError(q, err)
+    }
   }
 
   function errored(err) {
@@ -449,6 +476,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     remaining = 0
     incomings = null
     clearImmediate(nextWriteTimer)
+    // Patched: bytes not yet handed to the socket die with it (3.4.9 kept them, to be written
+    // ahead of the next connection's startup message).
+    chunk = null
+    unflushed = []
     socket.removeListener('data', data)
     socket.removeListener('connect', connected)
     idleTimer.cancel()
@@ -462,9 +493,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     errorResponse = null
 
     if (initial)
-      return reconnect()
+      return (endedBy = null, reconnect())
 
     !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    endedBy = null
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
@@ -473,7 +505,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   /* Handlers */
   function handle(xs, x = xs[0]) {
-    (
+    // Patched: a message other than an error, a notice, a parameter status or a notification,
+    // after the statement was written, answers it.
+    query && query.written && x !== 69 && x !== 78 && x !== 83 && x !== 65 && (query.answered = true)
+    ;(
       x === 68 ? DataRow :                   // D
       x === 100 ? CopyData :                 // d
       x === 65 ? NotificationResponse :      // A
@@ -551,6 +586,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     // 'E' in a failed transaction), so that a connection is never handed back to the pool
     // inside a transaction.
     connection.status = x[5]
+    // Patched: a ReadyForQuery means the session goes on (a statement raised a 57P code itself).
+    endedBy = null
     if (query) {
       if (errorResponse) {
         query.retried
@@ -654,7 +691,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       !query.statement.types[i] && (query.statement.types[i] = x.readUInt32BE(7 + i * 4))
 
     query.prepare && (statements[query.signature] = query.statement)
-    query.describeFirst && !query.onlyDescribe && (write(prepared(query)), query.describeFirst = false)
+    query.describeFirst && !query.onlyDescribe && (write(prepared(query)), wrote(query), query.describeFirst = false)
   }
 
   function RowDescription(x) {
@@ -842,11 +879,18 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ErrorResponse(x) {
+    // Patched: a session-ending error (FATAL, or a 57P code: CockroachDB sends its 57P01 with
+    // severity ERROR) is kept as the cause of the close that follows, and is no answer to the
+    // statement; a 57P01 a statement raises itself stays that statement's result.
+    const e = Errors.postgres(parseError(x))
+        , fatal = e.severity === 'FATAL' || e.severity === 'PANIC'
     if (query) {
       (query.cursorFn || query.describeFirst) && write(Sync)
-      errorResponse = Errors.postgres(parseError(x))
+      ;(fatal || /^57P/.test(e.code)) && (endedBy = e)
+      fatal || (/^57P/.test(e.code) || (query.written && (query.answered = true)), errorResponse = e)
     } else {
-      errored(Errors.postgres(parseError(x)))
+      ;(fatal || /^57P/.test(e.code)) && (endedBy = e)
+      errored(e)
     }
   }
 

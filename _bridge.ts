@@ -1,5 +1,5 @@
-// The protocol of the synchronous bridge, shared by the calling thread (`database.ts`) and the
-// worker (`_bridge_worker.ts`): the layout of the shared buffer, the requests, and how errors
+// The protocol of the synchronous bridge, shared by the calling thread (`_bridge_client.ts`) and
+// the worker (`_bridge_worker.ts`): the layout of the shared buffer, the requests, and how errors
 // cross it. Pure: no worker is started and nothing blocks here.
 //
 // One `SharedArrayBuffer` carries everything. Its first 64 bytes are a header of Int32 slots;
@@ -12,6 +12,7 @@
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
 import type { Notice } from "./_config.ts";
+import type { AsyncQueryable } from "./async_database.ts";
 import { describeValue, isPlainObject } from "./_serialize.ts";
 import {
   AmbiguousCommitError,
@@ -24,7 +25,7 @@ import {
   TransactionRetryError,
   UniqueViolationError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 /** Bytes of the header in front of the data region. */
 export const HEADER_BYTES = 64;
@@ -80,8 +81,12 @@ export type BridgeEvent = { readonly type: "notice"; readonly notice: Notice };
 /** Elements per slice of a long array answer (see `KIND_PART`). */
 export const PART_LENGTH = 8192;
 
-/** The `AsyncQueryable` methods the bridge forwards as they are. */
-export const FORWARDED_METHODS: ReadonlySet<string> = new Set([
+/**
+ * The `AsyncQueryable` methods the bridge forwards as they are: the sync `Queryable`'s
+ * generated methods call them by these names, and the worker dispatches on them. Checked
+ * against `AsyncQueryable`, so a misspelt or removed name does not compile.
+ */
+export const FORWARDED_METHOD_NAMES = [
   "execute",
   "queryOne",
   "createDatabase",
@@ -99,7 +104,35 @@ export const FORWARDED_METHODS: ReadonlySet<string> = new Set([
   "batchUpsert",
   "batchUpdate",
   "count",
-]);
+] as const satisfies readonly (keyof AsyncQueryable)[];
+
+/** A method the bridge forwards. */
+export type ForwardedMethod = typeof FORWARDED_METHOD_NAMES[number];
+
+/** The arguments of each forwarded method (of its last overload). */
+export type ForwardedArgs = { [M in ForwardedMethod]: Parameters<AsyncQueryable[M]> };
+
+/** What each forwarded method resolves to (type parameters at their constraint). */
+export type ForwardedResult<M extends ForwardedMethod> = Awaited<ReturnType<AsyncQueryable[M]>>;
+
+/** The forwarded methods as the worker calls them: `AsyncQueryable` is one of these. */
+export type ForwardedTarget = {
+  [M in ForwardedMethod]: (...args: ForwardedArgs[M]) => Promise<ForwardedResult<M>>;
+};
+
+/** The names of {@linkcode FORWARDED_METHOD_NAMES}, for the worker's check of a request. */
+export const FORWARDED_METHODS: ReadonlySet<string> = new Set(FORWARDED_METHOD_NAMES);
+
+/** A request to run one forwarded method, on the database or on a transaction attempt. */
+export type CallRequest<M extends ForwardedMethod = ForwardedMethod> = {
+  [K in M]: {
+    readonly op: "call";
+    readonly method: K;
+    /** The arguments, without trailing `undefined`s (which the method reads the same). */
+    readonly args: ForwardedArgs[K];
+    readonly ref?: TransactionRef;
+  };
+}[M];
 
 /** Which transaction attempt a request belongs to (absent: the database itself). */
 export interface TransactionRef {
@@ -116,12 +149,7 @@ export type Request =
   /** Close the pool (the calling thread then ends the worker). */
   | { readonly op: "close" }
   /** Run one `AsyncQueryable` method on the database or on a transaction attempt. */
-  | {
-    readonly op: "call";
-    readonly method: string;
-    readonly args: readonly unknown[];
-    readonly ref?: TransactionRef;
-  }
+  | CallRequest
   /** Release the transaction's connection, if any, and reserve a fresh one. */
   | { readonly op: "txReserve"; readonly tx: number }
   /** Send one statement of the retry protocol on the transaction's connection. */
@@ -196,9 +224,6 @@ export function isBridgeWorkerData(data: unknown): data is WorkerData {
   return typeof data === "object" && data !== null &&
     (data as { bridge?: unknown }).bridge === BRIDGE_MARK;
 }
-
-/** Test hook: sends a raw request over a `Database`'s bridge (registered by `database.ts`). */
-export const bridgeHooks: WeakMap<object, (request: Request) => unknown> = new WeakMap();
 
 /** The header of a shared buffer as Int32 slots. */
 export function headerOf(buffer: SharedArrayBuffer): Int32Array {

@@ -8,8 +8,8 @@
 // for the heartbeat that tells the calling thread it is alive.
 import process from "node:process";
 import { workerData } from "node:worker_threads";
-import { AsyncDatabase, type AsyncQueryable, AsyncTransaction } from "./async_database.ts";
-import { type DatabaseInternals, internalsOf } from "./_internal.ts";
+import { AsyncDatabase, type AsyncQueryable, type AsyncTransaction } from "./async_database.ts";
+import { type DatabaseInternals, internalsOf, type TransactionContext } from "./_internal.ts";
 import type { ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
 import type { Notice } from "./_config.ts";
@@ -17,6 +17,7 @@ import {
   BEAT,
   type BridgeEvent,
   CALLER,
+  type CallRequest,
   type CrashMode,
   decodeMessage,
   type EncodedMessage,
@@ -24,6 +25,8 @@ import {
   encodeMessage,
   FORMAT,
   FORWARDED_METHODS,
+  type ForwardedMethod,
+  type ForwardedTarget,
   headerOf,
   HEARTBEAT_MS,
   isBridgeWorkerData,
@@ -45,9 +48,10 @@ import {
   type WorkerData,
   writeChunk,
 } from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 
-// Set by start(): this module is also imported, inertly, by `database.ts` on the calling thread.
+// Set by start(): this module is also imported, inertly, by `_bridge_client.ts` on the calling
+// thread.
 let buffer: SharedArrayBuffer;
 let header: Int32Array;
 let db: AsyncDatabase;
@@ -59,15 +63,10 @@ function die(reason: string): void {
   dying = true;
   markDead(buffer, header, reason);
 }
-// Primary keys looked up by transaction handles, cached across transactions like the database's.
-const primaryKeys = new Map<string, readonly string[]>();
-
 interface TransactionEntry {
   session: ReservedSession;
   attempt: number;
-  context:
-    | { readonly session: ReservedSession; sawRetryable: boolean; closed: boolean }
-    | undefined;
+  context: TransactionContext | undefined;
   handle: AsyncTransaction | undefined;
 }
 
@@ -94,10 +93,18 @@ async function targetOf(ref: TransactionRef | undefined): Promise<AsyncQueryable
   if (entry.attempt !== ref.attempt || entry.handle === undefined) {
     if (entry.context) entry.context.closed = true;
     entry.context = { session: entry.session, sawRetryable: false, closed: false };
-    entry.handle = AsyncTransaction.create(entry.context, await internals.dialect(), primaryKeys);
+    entry.handle = internals.transaction(entry.context, await internals.dialect());
     entry.attempt = ref.attempt;
   }
   return entry.handle;
+}
+
+// Generic in the method, so that its arguments are the ones the method takes.
+function call<M extends ForwardedMethod>(
+  target: ForwardedTarget,
+  request: CallRequest<M>,
+): Promise<unknown> {
+  return target[request.method](...request.args);
 }
 
 function releaseTransaction(tx: number): void {
@@ -136,11 +143,7 @@ async function handle(request: Request): Promise<unknown> {
       if (!FORWARDED_METHODS.has(request.method)) {
         throw new TypeError(`Cannot call "${request.method}": not a database method`);
       }
-      const target = await targetOf(request.ref) as unknown as Record<
-        string,
-        (...args: unknown[]) => Promise<unknown>
-      >;
-      return await target[request.method](...request.args);
+      return await call(await targetOf(request.ref), request);
     }
     case "connect":
       await db.connect();

@@ -1,28 +1,67 @@
-// Hooks into an AsyncDatabase for the package's own modules (the sync bridge's worker), kept
-// out of the public classes.
-import type { Dialect } from "./_sql.ts";
+// Friend access: what the package's own modules may reach inside its public classes beyond their
+// public API (the sync bridge's worker drives an `AsyncDatabase`'s connections; the tests make a
+// `Database`'s worker fail on purpose). Each class hands over a reader of its `#private` state
+// from a static block, once, when the class is defined. Nothing is kept per instance: the
+// reader's private-field access is the brand check (it throws `TypeError` for any other object),
+// and users cannot reach it, since no entry point exports this module.
+import type { AsyncDatabase, AsyncTransaction } from "./async_database.ts";
+import type { Database } from "./database.ts";
 import type { ReservedSession } from "./_driver.ts";
+import type { Request } from "./_bridge.ts";
 import type { ResolvedConfig } from "./_config.ts";
+import type { Dialect } from "./_sql.ts";
 
-/** What the package's own modules may reach inside an `AsyncDatabase`. */
+/** The state of one transaction attempt, shared by its handle and the runner that made it. */
+export interface TransactionContext {
+  readonly session: ReservedSession;
+  /** A statement of the attempt failed with a retryable SQLSTATE (even if the callback caught it). */
+  sawRetryable: boolean;
+  /** The attempt is over: the handle refuses every call. */
+  closed: boolean;
+}
+
+/** What the package's own modules may do with an `AsyncDatabase`. */
 export interface DatabaseInternals {
+  /** The resolved options. */
   readonly config: ResolvedConfig;
   /** Connects if needed and answers the server's dialect. */
   dialect(): Promise<Dialect>;
   /** A connection of the pool for one transaction. */
   reserve(): Promise<ReservedSession>;
+  /** The handle of one transaction attempt, on `context.session`. */
+  transaction(context: TransactionContext, dialect: Dialect): AsyncTransaction;
 }
 
-const registry = new WeakMap<object, DatabaseInternals>();
+let readDatabase: ((db: AsyncDatabase) => DatabaseInternals) | undefined;
+let sendRequest: ((db: Database, request: Request) => unknown) | undefined;
 
-/** Registers the internals of a database object. */
-export function registerInternals(db: object, internals: DatabaseInternals): void {
-  registry.set(db, internals);
+/** Called by `AsyncDatabase`'s static block. */
+export function grantDatabaseInternals(reader: (db: AsyncDatabase) => DatabaseInternals): void {
+  readDatabase = reader;
 }
 
-/** The internals of a database object created by this package. */
-export function internalsOf(db: object): DatabaseInternals {
-  const internals = registry.get(db);
-  if (internals === undefined) throw new TypeError("Cannot use object: not an AsyncDatabase");
-  return internals;
+/** Called by `Database`'s static block. */
+export function grantBridgeRequests(sender: (db: Database, request: Request) => unknown): void {
+  sendRequest = sender;
+}
+
+/**
+ * The internals of an `AsyncDatabase`.
+ *
+ * @throws {TypeError} when `db` is not an `AsyncDatabase`.
+ */
+export function internalsOf(db: AsyncDatabase): DatabaseInternals {
+  if (readDatabase === undefined) throw new TypeError("Cannot use object: not an AsyncDatabase");
+  return readDatabase(db);
+}
+
+/**
+ * Test hook: sends a raw request over a `Database`'s bridge (starting its worker if needed) and
+ * answers the worker's answer.
+ *
+ * @throws {TypeError} when `db` is not a `Database`.
+ */
+export function bridgeRequest(db: Database, request: Request): unknown {
+  if (sendRequest === undefined) throw new TypeError("Cannot use object: not a Database");
+  return sendRequest(db, request);
 }

@@ -1,7 +1,7 @@
 // The transaction runner as a pure state machine: a generator that yields the steps to take
 // (reserve a connection, send a statement, run the callback, sleep) and receives their results.
-// The async database drives it with awaits, the sync database with blocking calls, so the
-// retry protocol is written once.
+// `runAsync` (`_steps.ts`) drives it for the async database and `runSync` for the sync one, each
+// with its own performer of the steps, so the retry protocol is written once.
 import type { Dialect } from "./_sql.ts";
 import { checkRetry, RETRY_DEFAULTS, type RetryInfo, type TransactionOptions } from "./_config.ts";
 import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
@@ -11,7 +11,7 @@ import {
   DatabaseError,
   TransactionRetryError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 /** One step the driver of the state machine performs. */
 export type TransactionStep =
@@ -100,13 +100,16 @@ export function backoffDelay(
   return Math.floor(cap * random());
 }
 
+/** The options of one transaction, checked, with the database's defaults applied. */
+export type TransactionSettings =
+  & TransactionOptions
+  & Required<Pick<TransactionOptions, "maxRetries" | "initialBackoff" | "maxBackoff">>;
+
 /** Validated options of one transaction, with the database's defaults applied. */
 export function transactionSettings(
   options: TransactionOptions | undefined,
   defaults: TransactionOptions = RETRY_DEFAULTS,
-):
-  & TransactionOptions
-  & Required<Pick<TransactionOptions, "maxRetries" | "initialBackoff" | "maxBackoff">> {
+): TransactionSettings {
   if (options !== undefined && (typeof options !== "object" || options === null)) {
     throw new ValidationError("Cannot run transaction: options must be an object", {
       field: "options",
@@ -128,7 +131,7 @@ export function transactionSettings(
   if (merged.onRetry !== undefined && typeof merged.onRetry !== "function") {
     throw new ValidationError("Cannot use onRetry: expected a function", { field: "onRetry" });
   }
-  return merged as ReturnType<typeof transactionSettings>;
+  return merged as TransactionSettings;
 }
 
 /**
@@ -137,7 +140,7 @@ export function transactionSettings(
  * out, `AmbiguousCommitError` when the commit's fate is unknown.
  */
 export function* transactionSteps<T>(
-  options: ReturnType<typeof transactionSettings>,
+  options: TransactionSettings,
   dialect: Dialect,
   now: () => number = () => performance.now(),
 ): Generator<TransactionStep, T, unknown> {

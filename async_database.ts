@@ -6,6 +6,10 @@
  * Importing this module reads no file, reads no environment variable and starts nothing: it
  * works on Deno Deploy with `--allow-net --allow-env`.
  *
+ * The public methods of {@linkcode AsyncQueryable} are the source of the synchronous
+ * `Queryable`'s (`scripts/async_to_sync.ts` generates those): a change to a signature or its
+ * documentation is made here, then `deno task sync`.
+ *
  * @example Connect, write and read
  * ```ts ignore
  * import { AsyncDatabase } from "@manticore/cockroachdb/async-database";
@@ -25,18 +29,29 @@ import {
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
+import { checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import { grantDatabaseInternals } from "./_internal.ts";
+import type {
+  BatchInsertOptions,
+  BatchUpdateOptions,
+  CreateTableOptions,
+  DropTableOptions,
+  StreamOptions,
+  UpsertOptions,
+} from "./_options.ts";
+import { Pool } from "./_pool.ts";
+import { transactionSettings } from "./_retry.ts";
 import {
-  createDriver,
-  type Driver,
-  loadTls,
-  type QueryOptions,
-  type QueryResult,
-  type ReservedSession,
-  type Session,
-} from "./_driver.ts";
-import { isRetryable, toDatabaseError } from "./_errors.ts";
-import { registerInternals } from "./_internal.ts";
-import { type SessionState, transactionSettings, transactionSteps } from "./_retry.ts";
+  attemptRunner,
+  jsonColumns,
+  jsonEncoded,
+  poolRunner,
+  type Runner,
+  runStatements,
+  type TableCache,
+  transact,
+  upsertPlan,
+} from "./_runner.ts";
 import {
   batchColumns,
   buildBatchInsert,
@@ -58,23 +73,26 @@ import {
   encodeCopyText,
   type OrderBy,
   quoteIdentifier,
-  quoteTableName,
   type Row,
   type SelectOptions,
   type Where,
   type WhereOperators,
 } from "./_sql.ts";
-import { jsonText } from "./_serialize.ts";
-import { highestPlaceholder } from "./_sql_scan.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
+import { DatabaseError, ValidationError } from "./errors.ts";
 
 export type {
+  BatchInsertOptions,
+  BatchUpdateOptions,
+  CreateTableOptions,
   DatabaseOptions,
   Dialect,
+  DropTableOptions,
   OrderBy,
   Row,
   SelectOptions,
+  StreamOptions,
   TransactionOptions,
+  UpsertOptions,
   Where,
   WhereOperators,
 };
@@ -87,161 +105,20 @@ export type {
   SslMode,
 } from "./_config.ts";
 
-/** Options of `createTable`. */
-export interface CreateTableOptions {
-  /**
-   * Add `IF NOT EXISTS`.
-   * @default {true}
-   */
-  readonly ifNotExists?: boolean;
-}
-
-/** Options of `dropTable`. */
-export interface DropTableOptions {
-  /**
-   * Add `IF EXISTS`.
-   * @default {true}
-   */
-  readonly ifExists?: boolean;
-  /**
-   * Add `CASCADE`.
-   * @default {false}
-   */
-  readonly cascade?: boolean;
-}
-
-/** Options of `upsert` and `batchUpsert`. */
-export interface UpsertOptions {
-  /**
-   * The columns whose conflict turns the insert into an update. Without them, CockroachDB uses
-   * `UPSERT` (the primary key) and PostgreSQL uses the table's primary key.
-   * @default {undefined}
-   */
-  readonly conflictColumns?: readonly string[];
-  /**
-   * Most records per statement (`batchUpsert` only).
-   * @default {as many as fit under 65,534 bind parameters}
-   */
-  readonly chunkSize?: number;
-}
-
-/** Options of `batchInsert`. */
-export interface BatchInsertOptions {
-  /**
-   * Return the inserted rows (in input order); `false` returns the count and may use `COPY`.
-   * @default {true}
-   */
-  readonly returning?: boolean;
-  /**
-   * Most records per statement.
-   * @default {as many as fit under 65,534 bind parameters}
-   */
-  readonly chunkSize?: number;
-}
-
-/** Options of `batchUpdate`. */
-export interface BatchUpdateOptions {
-  /**
-   * The column that identifies each record.
-   * @default {"id"}
-   */
-  readonly keyColumn?: string;
-}
-
-/** Options of `stream`. */
-export interface StreamOptions {
-  /**
-   * Rows fetched from the cursor per round trip.
-   * @default {1000}
-   */
-  readonly batchSize?: number;
-}
-
-/** What an `AsyncQueryable` needs from the connection it runs on. */
-interface Runner {
-  query(text: string, params?: readonly unknown[], prepare?: boolean): Promise<QueryResult>;
-  copyIn(text: string, data: string): Promise<void>;
-  dialect(): Promise<Dialect>;
-  /** Runs `fn` inside one transaction (the transaction itself, on a transaction handle). */
-  atomically<T>(fn: (q: AsyncQueryable) => Promise<T>): Promise<T>;
-  /** A connection for a cursor, and whether the cursor needs its own transaction. */
-  cursorSession(): Promise<{ session: Session; own: boolean; release(): void }>;
-  primaryKeys: Map<string, readonly string[]>;
-}
-
-const runners = new WeakMap<AsyncQueryable, Runner>();
-const PREPARED: QueryOptions = Object.freeze({ prepare: true });
-const UNPREPARED: QueryOptions = Object.freeze({ prepare: false });
 let cursorCounter = 0;
-
-function runnerOf(q: AsyncQueryable): Runner {
-  return runners.get(q) as Runner;
-}
-
-// Placeholder counts by statement text: a hot statement is scanned once.
-const placeholderCounts = new Map<string, number>();
-
-function placeholders(sql: string): number {
-  let count = placeholderCounts.get(sql);
-  if (count === undefined) {
-    count = highestPlaceholder(sql);
-    if (placeholderCounts.size >= 1024) placeholderCounts.clear();
-    placeholderCounts.set(sql, count);
-  }
-  return count;
-}
-
-function checkSql(sql: unknown, params: unknown): void {
-  if (typeof sql !== "string" || sql.trim() === "") {
-    throw new ValidationError("Cannot execute query: SQL must be a non-empty string", {
-      field: "sql",
-    });
-  }
-  if (params !== undefined && !Array.isArray(params)) {
-    throw new ValidationError("Cannot execute query: params must be an array", {
-      field: "params",
-    });
-  }
-  // Without parameters the text goes by the simple protocol, where "$1" can be legitimate
-  // (PREPARE, a BEGIN ATOMIC body) and a missing one is the server's clear 42P02.
-  const given = params === undefined ? 0 : params.length;
-  if (given === 0) return;
-  const expected = placeholders(sql);
-  if (expected !== given) {
-    const range = expected === 0 ? "" : expected === 1 ? " ($1)" : ` ($1 … $${expected})`;
-    throw new ValidationError(
-      `Cannot execute query: the SQL expects ${
-        plural(expected, "parameter")
-      }${range} but ${given} ${given === 1 ? "was" : "were"} given`,
-      { field: "params" },
-    );
-  }
-}
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
-
-function checkRecord(data: unknown, field: string): asserts data is Row {
-  if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new ValidationError(`Cannot use ${field}: expected an object of column values`, {
-      field,
-    });
-  }
-}
-
-function checkRecords(records: unknown, field = "records"): asserts records is Row[] {
-  if (!Array.isArray(records)) {
-    throw new ValidationError(`Cannot use ${field}: expected an array of objects`, { field });
-  }
-  records.forEach((r, i) => checkRecord(r, `${field}[${i}]`));
-}
 
 /**
  * The raw SQL and CRUD surface shared by {@linkcode AsyncDatabase} and its transaction handle
  * {@linkcode AsyncTransaction}. Not constructed directly.
  */
 export abstract class AsyncQueryable {
+  readonly #runner: Runner;
+
+  /** @ignore */
+  protected constructor(runner: Runner) {
+    this.#runner = runner;
+  }
+
   /**
    * Runs SQL and returns its rows (`[]` for statements without rows). Placeholders are
    * `$1 … $n`; without params the text may hold several statements (the last one's rows are
@@ -255,30 +132,43 @@ export abstract class AsyncQueryable {
    * @param params The bind parameters.
    * @returns The rows.
    * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement.
+   * @throws {ConnectionError} when the server cannot be reached.
    */
   async execute<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     checkSql(sql, params);
-    return (await runnerOf(this).query(sql, params ?? [])).rows as T[];
+    return (await this.#runner.query(sql, params ?? [])).rows as T[];
   }
 
   /**
    * Runs SQL and returns its first row, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = await db.queryOne("SELECT * FROM users WHERE id = $1", [id]);
+   * ```
    * @param sql The statement text.
    * @param params The bind parameters.
    * @returns The first row or `null`.
+   * @throws {DatabaseError} when the server refuses the statement.
    */
   async queryOne<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | null> {
     checkSql(sql, params);
-    const { rows } = await runnerOf(this).query(sql, params ?? []);
+    const { rows } = await this.#runner.query(sql, params ?? []);
     return rows.length === 0 ? null : rows[0] as T;
   }
 
   /**
    * `CREATE DATABASE IF NOT EXISTS`.
+   *
+   * @example
+   * ```ts ignore
+   * await db.createDatabase("bank");
+   * ```
    * @param name The database name.
+   * @throws {ValidationError} when the name cannot be an identifier.
    */
   async createDatabase(name: string): Promise<void> {
-    const runner = runnerOf(this);
+    const runner = this.#runner;
     const dialect = await runner.dialect();
     if (dialect === "cockroach") {
       await runner.query(buildCreateDatabase(name));
@@ -296,48 +186,77 @@ export abstract class AsyncQueryable {
 
   /**
    * `DROP DATABASE IF EXISTS`.
+   *
+   * @example
+   * ```ts ignore
+   * await db.dropDatabase("bank");
+   * ```
    * @param name The database name.
+   * @throws {ValidationError} when the name cannot be an identifier.
    */
   async dropDatabase(name: string): Promise<void> {
-    await runnerOf(this).query(buildDropDatabase(name));
+    await this.#runner.query(buildDropDatabase(name));
   }
 
   /**
    * Creates a table; column names are quoted, type strings used as given, order kept.
+   *
+   * @example
+   * ```ts ignore
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
+   * ```
    * @param name The table name (`table` or `schema.table`).
    * @param columns Column name → SQL type (with constraints and defaults).
    * @param options `ifNotExists` (default true).
+   * @throws {ValidationError} when a name cannot be an identifier.
    */
   async createTable(
     name: string,
     columns: Readonly<Record<string, string>>,
     options?: CreateTableOptions,
   ): Promise<void> {
-    await runnerOf(this).query(buildCreateTable(name, columns, options));
+    await this.#runner.query(buildCreateTable(name, columns, options));
   }
 
   /**
    * Drops a table.
+   *
+   * @example
+   * ```ts ignore
+   * await db.dropTable("users", { cascade: true });
+   * ```
    * @param name The table name.
    * @param options `ifExists` (default true), `cascade` (default false).
+   * @throws {ValidationError} when the name cannot be an identifier.
    */
   async dropTable(name: string, options?: DropTableOptions): Promise<void> {
-    await runnerOf(this).query(buildDropTable(name, options));
+    await this.#runner.query(buildDropTable(name, options));
   }
 
   /**
    * Whether a table exists (default schema `public`).
+   *
+   * @example
+   * ```ts ignore
+   * if (!(await db.tableExists("users"))) console.log("not yet");
+   * ```
    * @param name The table name (`table` or `schema.table`).
    * @returns True when the table exists.
+   * @throws {ValidationError} when the name cannot be an identifier.
    */
   async tableExists(name: string): Promise<boolean> {
     const { text, params } = buildTableExists(name);
-    const { rows } = await runnerOf(this).query(text, params);
+    const { rows } = await this.#runner.query(text, params);
     return rows[0]?.exists === true;
   }
 
   /**
    * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = await db.insert("users", { id: 1, name: "Ada" });
+   * ```
    * @param table The table name.
    * @param data Column → value; `undefined` values are left out.
    * @returns The inserted row.
@@ -346,25 +265,37 @@ export abstract class AsyncQueryable {
   async insert<T = Row>(table: string, data: Row): Promise<T> {
     checkRecord(data, "data");
     const { text, params } = buildInsert(table, data);
-    return (await runnerOf(this).query(text, params)).rows[0] as T;
+    return (await this.#runner.query(text, params)).rows[0] as T;
   }
 
   /**
    * Selects rows.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = await db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
+   * ```
    * @param table The table name.
    * @param options `columns`, `where`, `orderBy`, `limit`, `offset`.
    * @returns The rows.
+   * @throws {ValidationError} when an option is malformed.
    */
   async select<T = Row>(table: string, options?: SelectOptions): Promise<T[]> {
     const { text, params } = buildSelect(table, options);
-    return (await runnerOf(this).query(text, params)).rows as T[];
+    return (await this.#runner.query(text, params)).rows as T[];
   }
 
   /**
    * Selects the first matching row, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const ada = await db.selectOne("users", { where: { name: "Ada" } });
+   * ```
    * @param table The table name.
    * @param options As for `select`; `limit` is 1.
    * @returns The row or `null`.
+   * @throws {ValidationError} when an option is malformed.
    */
   async selectOne<T = Row>(table: string, options?: SelectOptions): Promise<T | null> {
     const rows = await this.select<T>(table, { ...options, limit: 1 });
@@ -373,6 +304,11 @@ export abstract class AsyncQueryable {
 
   /**
    * Updates matching rows and returns every updated row.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = await db.update("users", { name: "Ada L." }, { id: 1 });
+   * ```
    * @param table The table name.
    * @param data Column → new value (not empty).
    * @param where Conditions (not empty).
@@ -382,11 +318,16 @@ export abstract class AsyncQueryable {
   async update<T = Row>(table: string, data: Row, where: Where): Promise<T[]> {
     checkRecord(data, "data");
     const { text, params } = buildUpdate(table, data, where);
-    return (await runnerOf(this).query(text, params)).rows as T[];
+    return (await this.#runner.query(text, params)).rows as T[];
   }
 
   /**
    * Deletes matching rows.
+   *
+   * @example
+   * ```ts ignore
+   * const removed = await db.delete("users", { id: [1, 2, 3] });
+   * ```
    * @param table The table name.
    * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
    * @returns The number of rows deleted.
@@ -394,20 +335,26 @@ export abstract class AsyncQueryable {
    */
   async delete(table: string, where: Where): Promise<number> {
     const { text, params } = buildDelete(table, where);
-    return (await runnerOf(this).query(text, params)).count;
+    return (await this.#runner.query(text, params)).count;
   }
 
   /**
    * Inserts a row, or updates it when it conflicts: `UPSERT` on CockroachDB, `INSERT … ON
    * CONFLICT … DO UPDATE` otherwise (on the primary key unless `conflictColumns` is given).
+   *
+   * @example
+   * ```ts ignore
+   * await db.upsert("accounts", { id: 1, balance: "100" });
+   * ```
    * @param table The table name.
    * @param data Column → value.
    * @param options `conflictColumns`.
    * @returns The inserted or updated row.
+   * @throws {ValidationError} when the table has no primary key and no `conflictColumns`.
    */
   async upsert<T = Row>(table: string, data: Row, options?: UpsertOptions): Promise<T> {
     checkRecord(data, "data");
-    const runner = runnerOf(this);
+    const runner = this.#runner;
     const upsert = await upsertPlan(runner, table, options);
     const { text, params } = buildUpsert(table, data, upsert);
     return (await runner.query(text, params)).rows[0] as T;
@@ -416,10 +363,15 @@ export abstract class AsyncQueryable {
   /**
    * Inserts many rows, one round trip per chunk, all in one transaction. Every record must have
    * the same keys.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = await db.batchInsert("users", [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `returning` (default true): rows in input order, or the count (may use `COPY`).
-   * @returns The inserted rows, or their count with `returning: false`.
+   * @param options `returning` (default true), `chunkSize`.
+   * @returns The inserted rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
   batchInsert<T = Row>(
@@ -429,10 +381,16 @@ export abstract class AsyncQueryable {
   ): Promise<T[]>;
   /**
    * Inserts many rows without returning them (may use `COPY`).
+   *
+   * @example
+   * ```ts ignore
+   * const count = await db.batchInsert("events", events, { returning: false });
+   * ```
    * @param table The table name.
    * @param records The rows.
    * @param options `returning: false`, `chunkSize`.
    * @returns The number of rows inserted.
+   * @throws {ValidationError} when records have differing keys.
    */
   batchInsert(
     table: string,
@@ -447,7 +405,7 @@ export abstract class AsyncQueryable {
     checkRecords(records);
     const returning = options?.returning ?? true;
     if (records.length === 0) return returning ? [] : 0;
-    const runner = runnerOf(this);
+    const runner = this.#runner;
     if (!returning && options?.chunkSize === undefined) {
       const columns = batchColumns(records);
       // COPY reads a json/jsonb column's text as JSON: encode those values as JSON first, as
@@ -476,10 +434,16 @@ export abstract class AsyncQueryable {
 
   /**
    * Upserts many rows (see `upsert`), one round trip per chunk, in one transaction.
+   *
+   * @example
+   * ```ts ignore
+   * await db.batchUpsert("accounts", [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]);
+   * ```
    * @param table The table name.
    * @param records The rows.
    * @param options `conflictColumns`, `chunkSize`.
    * @returns The rows, in input order.
+   * @throws {ValidationError} when records have differing keys.
    */
   async batchUpsert<T = Row>(
     table: string,
@@ -488,7 +452,7 @@ export abstract class AsyncQueryable {
   ): Promise<T[]> {
     checkRecords(records);
     if (records.length === 0) return [];
-    const runner = runnerOf(this);
+    const runner = this.#runner;
     const upsert = await upsertPlan(runner, table, options);
     const statements = buildBatchInsert(table, records, {
       returning: true,
@@ -500,6 +464,11 @@ export abstract class AsyncQueryable {
 
   /**
    * Updates many rows by key, in one transaction.
+   *
+   * @example
+   * ```ts ignore
+   * await db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * ```
    * @param table The table name.
    * @param records Each record holds the key column and the columns to set.
    * @param options `keyColumn` (default `"id"`).
@@ -514,25 +483,32 @@ export abstract class AsyncQueryable {
     checkRecords(records);
     if (records.length === 0) return [];
     const statements = buildBatchUpdate(table, records, options?.keyColumn ?? "id");
-    return (await runStatements(runnerOf(this), statements)).flatMap((r) => r.rows) as T[];
+    return (await runStatements(this.#runner, statements)).flatMap((r) => r.rows) as T[];
   }
 
   /**
    * Counts rows.
+   *
+   * @example
+   * ```ts ignore
+   * const adults = await db.count("users", { age: { gte: 18 } });
+   * ```
    * @param table The table name.
    * @param where Conditions.
    * @returns The number of matching rows.
+   * @throws {ValidationError} when `where` is malformed.
    */
   async count(table: string, where?: Where): Promise<number> {
     const { text, params } = buildCount(table, where);
-    const { rows } = await runnerOf(this).query(text, params);
+    const { rows } = await this.#runner.query(text, params);
     return Number(rows[0]?.count ?? 0);
   }
 
   /**
    * Streams the rows of a query through a SQL cursor (`DECLARE … CURSOR` in a transaction),
-   * `batchSize` rows per round trip: memory stays bounded whatever the result size.
-   * Breaking out of the loop closes the cursor.
+   * `batchSize` rows per round trip: memory stays bounded whatever the result size. Breaking
+   * out of the loop closes the cursor; a stream that is neither finished nor broken out of
+   * holds a connection until the database is closed.
    *
    * @example
    * ```ts ignore
@@ -544,6 +520,7 @@ export abstract class AsyncQueryable {
    * @param params The bind parameters.
    * @param options `batchSize` (default 1000).
    * @returns An async iterable of rows.
+   * @throws {ValidationError} when `batchSize` is not a positive integer.
    */
   async *stream<T = Row>(
     sql: string,
@@ -557,7 +534,7 @@ export abstract class AsyncQueryable {
         field: "batchSize",
       });
     }
-    const { session, own, release } = await runnerOf(this).cursorSession();
+    const { session, own, release } = await this.#runner.cursorSession();
     const cursor = quoteIdentifier(`manticore_cursor_${++cursorCounter}`);
     let open = false;
     let failed = false;
@@ -592,159 +569,19 @@ export abstract class AsyncQueryable {
   }
 }
 
-async function upsertPlan(
-  runner: Runner,
-  table: string,
-  options: UpsertOptions | undefined,
-): Promise<{ conflictColumns?: readonly string[]; dialect: Dialect }> {
-  const dialect = await runner.dialect();
-  if (options?.conflictColumns !== undefined || dialect === "cockroach") {
-    return { conflictColumns: options?.conflictColumns, dialect };
-  }
-  return { conflictColumns: await primaryKey(runner, table), dialect };
-}
-
-async function primaryKey(runner: Runner, table: string): Promise<readonly string[]> {
-  const quoted = quoteTableName(table);
-  const cached = runner.primaryKeys.get(quoted);
-  if (cached) return cached;
-  const { rows } = await runner.query(
-    `SELECT a.attname AS "name" FROM pg_index i
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-      WHERE i.indrelid = $1::regclass AND i.indisprimary
-      ORDER BY array_position(i.indkey, a.attnum)`,
-    [quoted],
-  );
-  if (rows.length === 0) {
-    throw new ValidationError(
-      `Cannot upsert into "${table}": it has no primary key, so conflictColumns are needed`,
-      { field: "conflictColumns" },
-    );
-  }
-  const key = rows.map((r) => String(r.name));
-  runner.primaryKeys.set(quoted, key);
-  return key;
-}
-
-// The json/jsonb columns of a table, cached with the primary keys (under a "json:" key).
-async function jsonColumns(runner: Runner, table: string): Promise<readonly string[]> {
-  const key = `json:${quoteTableName(table)}`;
-  const cached = runner.primaryKeys.get(key);
-  if (cached) return cached;
-  const { rows } = await runner.query(
-    `SELECT attname AS "name" FROM pg_attribute
-      WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
-        AND atttypid IN ('json'::regtype, 'jsonb'::regtype)`,
-    [quoteTableName(table)],
-  );
-  const names = rows.map((r) => String(r.name));
-  runner.primaryKeys.set(key, names);
-  return names;
-}
-
-function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
-  const out: Row = { ...record };
-  for (const column of json) {
-    const value = out[column];
-    if (value === null || value === undefined) continue;
-    try {
-      out[column] = jsonText(value);
-    } catch (error) {
-      throw new ValidationError(
-        `Cannot write column "${column}" as JSON: ${(error as Error).message}`,
-        { field: column, cause: error },
-      );
-    }
-  }
-  return out;
-}
-
-// One statement runs as is; several run in one transaction, sent together so they pipeline.
-function runStatements(
-  runner: Runner,
-  statements: readonly { text: string; params: unknown[] }[],
-): Promise<QueryResult[]> {
-  if (statements.length === 1) {
-    return runner.query(statements[0].text, statements[0].params).then((r) => [r]);
-  }
-  return runner.atomically((q) => {
-    const inner = runnerOf(q);
-    return Promise.all(statements.map((s) => inner.query(s.text, s.params)));
-  });
-}
-
-/** Per-attempt state of one transaction, shared by its handle and the runner. */
-interface TransactionContext {
-  readonly session: ReservedSession;
-  sawRetryable: boolean;
-  closed: boolean;
-}
+let newTransaction: (runner: Runner) => AsyncTransaction;
 
 /**
  * The handle a `transaction()` callback receives: `execute`, `queryOne` and every CRUD helper,
  * all on the transaction's one connection. It cannot be used after the callback returns.
  */
 export class AsyncTransaction extends AsyncQueryable {
-  /** @param context Internal: created by `AsyncDatabase.transaction()`. */
-  private constructor() {
-    super();
+  private constructor(runner: Runner) {
+    super(runner);
   }
 
-  /** @internal Builds the handle for one attempt. */
-  static create(
-    context: TransactionContext,
-    dialect: Dialect,
-    primaryKeys: Map<string, readonly string[]>,
-  ): AsyncTransaction {
-    const tx = new AsyncTransaction();
-    const check = (): void => {
-      if (context.closed) {
-        throw new DatabaseError("Cannot use transaction: it has already ended", {
-          code: "TRANSACTION_CLOSED",
-        });
-      }
-    };
-    let savepoints = 0;
-    const query = async (text: string, params: readonly unknown[] = [], prepare = true) => {
-      check();
-      try {
-        return await context.session.query(text, params, params.length ? { prepare } : undefined);
-      } catch (error) {
-        if (isRetryable(error)) context.sawRetryable = true;
-        throw error;
-      }
-    };
-    runners.set(tx, {
-      query,
-      async copyIn(text, data) {
-        check();
-        await context.session.copyIn(text, data);
-      },
-      dialect: () => Promise.resolve(dialect),
-      // Inside a transaction, a batch of several statements runs under a savepoint: a chunk
-      // refused by the client (which does not abort the transaction, as a server error would)
-      // takes the chunks already sent with it, so a caught refusal leaves no half batch.
-      atomically: async (fn) => {
-        const name = `manticore_batch_${++savepoints}`;
-        await query(`SAVEPOINT ${name}`);
-        try {
-          const result = await fn(tx);
-          await query(`RELEASE SAVEPOINT ${name}`);
-          return result;
-        } catch (error) {
-          // After a serialization failure CockroachDB allows only its restart savepoint: the
-          // runner's retry undoes the attempt then.
-          await query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {});
-          throw error;
-        }
-      },
-      cursorSession: () => {
-        check();
-        return Promise.resolve({ session: context.session, own: false, release: () => {} });
-      },
-      primaryKeys,
-    });
-    return tx;
+  static {
+    newTransaction = (runner) => new AsyncTransaction(runner);
   }
 }
 
@@ -763,17 +600,8 @@ export class AsyncTransaction extends AsyncQueryable {
  */
 export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   readonly #config: ResolvedConfig;
-  #driver: Driver | undefined;
-  #connecting: Promise<Driver> | undefined;
-  /** The close() in progress, for a second close() to wait on. */
-  #ending: Promise<void> | undefined;
-  /** The connect in progress, with its driver once made, so that close() can end it. */
-  #opening: { driver?: Driver } | undefined;
-  /** Set by close(): every later call fails. */
-  #closed = false;
-  #dialect: Dialect | undefined;
-  #version = "";
-  readonly #primaryKeys = new Map<string, readonly string[]>();
+  readonly #pool: Pool;
+  readonly #tables: TableCache;
 
   /**
    * A database from options; `DATABASE_URL`, the `PG*` variables and the defaults fill the rest.
@@ -790,35 +618,27 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    */
   constructor(url: string, options?: DatabaseOptions);
   constructor(urlOrOptions?: string | DatabaseOptions, options?: DatabaseOptions) {
-    super();
-    this.#config = typeof urlOrOptions === "string"
+    const config = typeof urlOrOptions === "string"
       ? resolveConfig(urlOrOptions, options)
       : resolveConfig(undefined, urlOrOptions ?? options);
-    runners.set(this, {
-      // Not async: once connected, a statement goes to the driver without an extra promise.
-      query: (text, params = [], prepare = true) => {
-        const options = params.length === 0 ? undefined : prepare ? PREPARED : UNPREPARED;
-        const driver = this.#driver;
-        return driver
-          ? driver.query(text, params, options)
-          : this.#connect().then((d) => d.query(text, params, options));
-      },
-      copyIn: async (text, data) => {
-        const driver = this.#driver ?? await this.#connect();
-        await driver.copyIn(text, data);
-      },
-      dialect: () => this.#getDialect(),
-      atomically: (fn) => this.transaction((tx) => fn(tx)),
-      cursorSession: async () => {
-        const session = await this.#reserve();
-        return { session, own: true, release: () => session.release() };
-      },
-      primaryKeys: this.#primaryKeys,
-    });
-    registerInternals(this, {
-      config: this.#config,
-      dialect: () => this.#getDialect(),
-      reserve: () => this.#reserve(),
+    const pool = new Pool(config);
+    const tables: TableCache = { primaryKeys: new Map(), jsonColumns: new Map() };
+    super(poolRunner(pool, tables, config.retry, newTransaction));
+    this.#config = config;
+    this.#pool = pool;
+    this.#tables = tables;
+  }
+
+  static {
+    grantDatabaseInternals((db) => {
+      const pool = db.#pool;
+      const tables = db.#tables;
+      return {
+        config: db.#config,
+        dialect: () => pool.dialect(),
+        reserve: () => pool.reserve(),
+        transaction: (context, dialect) => newTransaction(attemptRunner(context, dialect, tables)),
+      };
     });
   }
 
@@ -836,8 +656,8 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * Opens the pool and checks the server (idempotent). Called lazily on first use.
    * @throws {ConnectionError} naming host and port, within `connectTimeout`.
    */
-  async connect(): Promise<void> {
-    if (this.#driver === undefined) await this.#connect();
+  connect(): Promise<void> {
+    return this.#pool.connect();
   }
 
   /**
@@ -845,26 +665,8 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * fails with `ConnectionError` (code `CONNECTION_CLOSED`); make a new `AsyncDatabase` to
    * connect again.
    */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const driver = this.#driver;
-    const connecting = this.#connecting;
-    const opening = this.#opening;
-    this.#driver = undefined;
-    this.#connecting = undefined;
-    this.#opening = undefined;
-    const ending = driver ? driver.end() : connecting
-      // A connect in progress is ended too (its server may never answer): its callers get a
-      // ConnectionError, and a driver it completes with is closed, not kept.
-      ? Promise.all([opening?.driver?.end(0), connecting.catch(() => {})]).then(() => {})
-      : undefined;
-    if (ending === undefined) {
-      // Nothing left to close: a close() still in progress is waited for.
-      await this.#ending;
-      return;
-    }
-    this.#ending = ending.catch(() => {});
-    await ending;
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 
   /** Closes the pool: `await using db = new AsyncDatabase(…)`. */
@@ -874,7 +676,7 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
 
   /** The server's `version()` string, once connected ("" before). */
   get serverVersion(): string {
-    return this.#version;
+    return this.#pool.version;
   }
 
   /** `AsyncDatabase(postgresql://user@host:port/database)`, never with the password. */
@@ -915,150 +717,6 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       });
     }
     const settings = transactionSettings(options, this.#config.retry);
-    const dialect = await this.#getDialect();
-    const steps = transactionSteps<T>(settings, dialect);
-    let session: ReservedSession | undefined;
-    let context: TransactionContext | undefined;
-    let input: { value?: unknown; error?: unknown } = {};
-    for (;;) {
-      const next = "error" in input ? steps.throw(input.error) : steps.next(input.value);
-      if (next.done) return next.value;
-      const step = next.value;
-      try {
-        switch (step.kind) {
-          case "reserve":
-            session?.release();
-            session = undefined;
-            session = await this.#reserve();
-            input = { value: undefined };
-            break;
-          case "query": {
-            const result = await (session as ReservedSession).query(step.text, [], {
-              simple: true,
-            });
-            input = { value: result.command };
-            break;
-          }
-          case "callback": {
-            context = { session: session as ReservedSession, sawRetryable: false, closed: false };
-            const tx = AsyncTransaction.create(context, dialect, this.#primaryKeys);
-            try {
-              input = { value: await fn(tx) };
-            } finally {
-              context.closed = true;
-            }
-            break;
-          }
-          case "sleep":
-            await new Promise((resolve) => setTimeout(resolve, step.ms));
-            input = { value: undefined };
-            break;
-          case "state":
-            input = {
-              value: {
-                lost: session?.lost ?? true,
-                sawRetryable: context?.sawRetryable ?? false,
-              } satisfies SessionState,
-            };
-            break;
-          case "release":
-            session?.release();
-            session = undefined;
-            input = { value: undefined };
-            break;
-        }
-      } catch (error) {
-        input = { error };
-      }
-    }
+    return await transact(this.#pool, this.#tables, settings, newTransaction, fn);
   }
-
-  async #reserve(): Promise<ReservedSession> {
-    const driver = this.#driver ?? await this.#connect();
-    return driver.reserve();
-  }
-
-  async #getDialect(): Promise<Dialect> {
-    if (this.#dialect === undefined || this.#driver === undefined) await this.connect();
-    return this.#dialect as Dialect;
-  }
-
-  #connect(): Promise<Driver> {
-    if (this.#closed) {
-      return Promise.reject(
-        new ConnectionError(
-          `Cannot use the database "${describeTarget(this.#config)}": it is closed`,
-          { code: "CONNECTION_CLOSED" },
-        ),
-      );
-    }
-    if (this.#connecting) return this.#connecting;
-    const attempt: { driver?: Driver } = {};
-    const connecting: Promise<Driver> = this.#open(attempt).then(
-      async (driver) => {
-        if (this.#connecting !== connecting) {
-          // close() ran while this connect was in progress.
-          await driver.end(0).catch(() => {});
-          throw new ConnectionError(
-            `Cannot connect to "${hostList(this.#config)}": the database was closed meanwhile`,
-            { code: "CONNECTION_CLOSED" },
-          );
-        }
-        this.#opening = undefined;
-        this.#driver = driver;
-        return driver;
-      },
-      (error) => {
-        if (this.#connecting === connecting) {
-          this.#connecting = undefined;
-          this.#opening = undefined;
-        }
-        throw error;
-      },
-    );
-    this.#connecting = connecting;
-    this.#opening = attempt;
-    return connecting;
-  }
-
-  async #open(attempt: { driver?: Driver }): Promise<Driver> {
-    const config = this.#config;
-    const target = hostList(config);
-    const tls = await loadTls(config);
-    const driver = createDriver(config, tls);
-    attempt.driver = driver;
-    try {
-      const { rows } = await driver.query("SELECT version() AS version", [], { simple: true });
-      this.#version = String(rows[0]?.version ?? "");
-      this.#dialect = this.#version.includes("CockroachDB") ? "cockroach" : "postgres";
-      // Warm the pool to minConnections: concurrent statements open concurrent connections.
-      if (config.minConnections > 1) {
-        await Promise.all(
-          Array.from(
-            { length: config.minConnections - 1 },
-            () => driver.query("SELECT 1", [], { simple: true }),
-          ),
-        );
-      }
-      return driver;
-    } catch (error) {
-      await driver.end(0).catch(() => {});
-      const e = toDatabaseError(error, target);
-      if (e instanceof ConnectionError) throw e;
-      throw new ConnectionError(`Cannot connect to "${target}": ${reason(e)}`, {
-        cause: e,
-        code: e instanceof DatabaseError ? e.code : "CONNECTION_ERROR",
-      });
-    }
-  }
-}
-
-function hostList(config: ResolvedConfig): string {
-  return config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
-}
-
-function reason(error: Error): string {
-  const message = error.message;
-  const colon = message.indexOf(": ");
-  return colon >= 0 && message.startsWith("Cannot ") ? message.slice(colon + 2) : message;
 }

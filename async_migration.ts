@@ -11,7 +11,11 @@
  *   were before that migration, and throws `MigrationError` naming the file and the statement.
  * - A lease lock in a lock table (not advisory locks, which CockroachDB lacks) lets one runner
  *   migrate at a time: each migration is applied exactly once however many start together, and
- *   a runner that dies blocks the others only until its lease runs out.
+ *   a runner that dies blocks the others only until its lease runs out. The asynchronous
+ *   runner renews its lease in the background; the synchronous one cannot while a statement
+ *   blocks its thread, so it renews between statements and migrations: give `leaseDuration`
+ *   more than your longest single migration. If a lease does run out and another runner takes
+ *   over, the migration in flight is rolled back rather than recorded twice.
  *
  * @example Apply every pending migration
  * ```ts ignore
@@ -28,6 +32,7 @@
  */
 import { dirname, join } from "node:path";
 import type { AsyncDatabase, AsyncQueryable } from "./async_database.ts";
+import { runAsync, sleep } from "./_steps.ts";
 import {
   createProgram,
   type Effect,
@@ -77,6 +82,7 @@ export type {
   VerifyResult,
 };
 
+// #if async
 /** Renews the lease in the background while a run holds the lock. */
 class Heartbeat {
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -102,6 +108,14 @@ class Heartbeat {
     await this.#inflight;
   }
 }
+// #else
+// /** Nothing runs in the background on a blocked thread: the program renews the lease in line. */
+// class Heartbeat {
+//   start(_db: Database, _text: string, _params: readonly unknown[], _intervalMs: number): void {}
+//
+//   stop(): void {}
+// }
+// #endif
 
 async function readEntries(dir: string): Promise<FileEntry[] | null> {
   const names: string[] = [];
@@ -120,56 +134,40 @@ async function readEntries(dir: string): Promise<FileEntry[] | null> {
   );
 }
 
-async function perform(
+/** Takes the effects of a migration program: on `db`, or on `target`, a transaction of it. */
+function performer(
   db: AsyncDatabase,
   target: AsyncQueryable,
   heartbeat: Heartbeat,
-  effect: Effect,
-): Promise<unknown> {
-  switch (effect.kind) {
-    case "query":
-      return effect.params === undefined
-        ? await target.execute(effect.text)
-        : await target.execute(effect.text, effect.params);
-    case "transaction":
-      if (target !== db) throw new TypeError("Cannot nest migration transactions");
-      return await db.transaction((tx) => drive(db, tx, heartbeat, effect.body()));
-    case "sleep":
-      await new Promise((resolve) => setTimeout(resolve, effect.ms));
-      return undefined;
-    case "read":
-      return await readEntries(effect.dir);
-    case "write":
-      await Deno.mkdir(dirname(effect.path), { recursive: true });
-      await Deno.writeTextFile(effect.path, effect.text, { createNew: true });
-      return undefined;
-    case "heartbeat":
-      if (effect.text === undefined) await heartbeat.stop();
-      else heartbeat.start(db, effect.text, effect.params ?? [], effect.intervalMs ?? 1000);
-      return undefined;
-  }
-}
-
-async function drive<T>(
-  db: AsyncDatabase,
-  target: AsyncQueryable,
-  heartbeat: Heartbeat,
-  program: Program<T>,
-): Promise<T> {
-  let input: { value?: unknown; error?: unknown } = { value: undefined };
-  for (;;) {
-    const next = "error" in input ? program.throw(input.error) : program.next(input.value);
-    if (next.done) return next.value;
-    try {
-      input = { value: await perform(db, target, heartbeat, next.value) };
-    } catch (error) {
-      input = { error };
+): (effect: Effect) => Promise<unknown> {
+  return async (effect) => {
+    switch (effect.kind) {
+      case "query":
+        return effect.params === undefined
+          ? await target.execute(effect.text)
+          : await target.execute(effect.text, effect.params);
+      case "transaction":
+        if (target !== db) throw new TypeError("Cannot nest migration transactions");
+        return await db.transaction((tx) => runAsync(effect.body(), performer(db, tx, heartbeat)));
+      case "sleep":
+        await sleep(effect.ms);
+        return undefined;
+      case "read":
+        return await readEntries(effect.dir);
+      case "write":
+        await Deno.mkdir(dirname(effect.path), { recursive: true });
+        await Deno.writeTextFile(effect.path, effect.text, { createNew: true });
+        return undefined;
+      case "heartbeat":
+        if (effect.text === undefined) await heartbeat.stop();
+        else heartbeat.start(db, effect.text, effect.params ?? [], effect.intervalMs ?? 1000);
+        return undefined;
     }
-  }
+  };
 }
 
 /**
- * The asynchronous migration runner over an {@linkcode AsyncDatabase}. The tracking table
+ * The migration runner over an {@linkcode AsyncDatabase}. The tracking table
  * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table are created
  * when a migration is first applied (or by `initialize()`). The reading methods (`status`,
  * `verify`, `pending`, `getAppliedVersions`, `getCurrentVersion`, `getMigrationHistory`) and
@@ -195,7 +193,9 @@ async function drive<T>(
 export class AsyncMigration {
   readonly #db: AsyncDatabase;
   readonly #config: RunnerConfig;
+  // #if async
   #initialized: Promise<void> | undefined;
+  // #endif
 
   /**
    * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
@@ -239,9 +239,13 @@ export class AsyncMigration {
     return this.#config.owner;
   }
 
-  #run<T>(program: Program<T>): Promise<T> {
+  async #run<T>(program: Program<T>): Promise<T> {
     const heartbeat = new Heartbeat();
-    return drive(this.#db, this.#db, heartbeat, program).finally(() => heartbeat.stop());
+    try {
+      return await runAsync(program, performer(this.#db, this.#db, heartbeat));
+    } finally {
+      await heartbeat.stop();
+    }
   }
 
   /**
@@ -253,15 +257,19 @@ export class AsyncMigration {
    * ```ts ignore
    * await new AsyncMigration(db).initialize();
    * ```
-   * @returns Once the tables exist.
    * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
   initialize(): Promise<void> {
+    // #if async
+    // Calls at the same time share one run; a failed run is forgotten.
     this.#initialized ??= this.#run(initializeProgram(this.#config)).catch((error) => {
       this.#initialized = undefined;
       throw error;
     });
     return this.#initialized;
+    // #else
+    // this.#run(initializeProgram(this.#config));
+    // #endif
   }
 
   /**

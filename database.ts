@@ -12,6 +12,9 @@
  * Importing this module starts nothing; constructing a `Database` starts its worker.
  * Each `Database` serves the one thread that uses it; several threads may each own one.
  *
+ * The methods of {@linkcode Queryable} are generated from `AsyncQueryable`'s by
+ * `scripts/async_to_sync.ts` (`deno task sync`); each is one call across the bridge.
+ *
  * @example Connect, write and read
  * ```ts ignore
  * import { Database } from "@manticore/cockroachdb/database";
@@ -24,17 +27,14 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import {
   type DatabaseOptions,
   describeTarget,
-  type Notice,
   resolveConfig,
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
-import { type SessionState, transactionSettings, transactionSteps } from "./_retry.ts";
+import { transactionSettings } from "./_retry.ts";
 import type {
   BatchInsertOptions,
   BatchUpdateOptions,
@@ -42,51 +42,12 @@ import type {
   DropTableOptions,
   StreamOptions,
   UpsertOptions,
-} from "./async_database.ts";
+} from "./_options.ts";
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
-import {
-  BEAT,
-  bootstrapSource,
-  BRIDGE_MARK,
-  type BridgeEvent,
-  bridgeHooks,
-  CALLER,
-  createSharedBuffer,
-  DEAD,
-  deathReason,
-  decodeError,
-  decodeMessage,
-  type EncodedMessage,
-  encodeMessage,
-  type ErrorRecord,
-  findUncrossable,
-  FORMAT,
-  headerOf,
-  HEARTBEAT_MS,
-  KIND,
-  KIND_ERROR,
-  KIND_EVENTS,
-  KIND_PART,
-  KIND_REQUEST,
-  readChunk,
-  type Request,
-  STARTING,
-  STATUS,
-  type StreamBatch,
-  totalLength,
-  type TransactionRef,
-  TURN,
-  WORKER,
-  type WorkerData,
-  writeChunk,
-} from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./crud/exceptions.ts";
-// The worker's module, imported here for its place in the module graph only (it does nothing
-// outside a bridge worker): Deno then fetches and caches it and everything it imports before
-// this module runs. A worker cannot fetch a remote module (JSR, https) while the thread that
-// started it blocks in Atomics.wait, so without this the first Database of a remote import
-// would wait for a worker that cannot load.
-import "./_bridge_worker.ts";
+import type { AsyncQueryable } from "./async_database.ts";
+import { BridgeClient, type Channel } from "./_bridge_client.ts";
+import { grantBridgeRequests } from "./_internal.ts";
+import { ValidationError } from "./errors.ts";
 
 export type {
   Int8Mode,
@@ -126,349 +87,28 @@ export interface SyncDatabaseOptions extends DatabaseOptions {
   readonly bridgeTimeout?: number;
 }
 
-/** How long the calling thread spins on the answer before it sleeps in `Atomics.wait`. */
-const SPIN_MS = 0.25;
-/** Longest single `Atomics.wait`, between checks of the worker's heartbeat. */
-const WAIT_SLICE_MS = HEARTBEAT_MS;
 const DEFAULT_BRIDGE_TIMEOUT = 10_000;
-
-let sleepCell: Int32Array | undefined;
-
-function sleep(ms: number): void {
-  sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
-  Atomics.wait(sleepCell, 0, 0, ms);
-}
-
-const WORKER_URL = new URL("./_bridge_worker.ts", import.meta.url);
-
-// A worker reads its modules with the permissions of the program: from a local copy of this
-// package that takes read access to its directory. Asked here (a prompt, if the program runs
-// in a terminal without the flag), because the worker cannot ask while this thread blocks.
-function checkReadAccess(target: string): void {
-  if (WORKER_URL.protocol !== "file:") return;
-  const path = fileURLToPath(new URL(".", WORKER_URL));
-  let state: string;
-  try {
-    const descriptor = { name: "read", path } as const;
-    state = Deno.permissions.querySync(descriptor).state;
-    if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
-  } catch {
-    return;
-  }
-  if (state !== "granted") {
-    throw new ConnectionError(
-      `Cannot start the database worker for "${target}": it needs read access to "${path}" (run with --allow-read=${path})`,
-      { code: "WORKER_PERMISSION" },
-    );
-  }
-}
-
-/** What a {@linkcode Bridge} is started with. */
-interface BridgeSettings {
-  /** The URL given to the `Database`, if any. */
-  readonly url: string | undefined;
-  /** The `AsyncDatabase` options for the worker (only values that can be cloned). */
-  readonly options: Record<string, unknown>;
-  /** Milliseconds without a heartbeat before the worker counts as gone. */
-  readonly timeout: number;
-  /** Milliseconds the worker may take to start. */
-  readonly startTimeout: number;
-  /** The target without secrets, for messages. */
-  readonly target: string;
-  /** Called on the calling thread with each notice; the worker then forwards them. */
-  readonly onNotice: ((notice: Notice) => void) | undefined;
-}
-
-/** One worker and its shared buffer; a failed bridge stays failed and the database starts another. */
-class Bridge {
-  readonly #buffer: SharedArrayBuffer;
-  readonly #header: Int32Array;
-  readonly #worker: Worker;
-  readonly #timeout: number;
-  readonly #target: string;
-  readonly #onNotice: ((notice: Notice) => void) | undefined;
-  #failure: ConnectionError | undefined;
-  /** Recent share of answers caught while spinning (an exponential moving average). */
-  #spinScore = 1;
-  #probes = 0;
-  /** Connections of the pool held by open transactions and streams of the calling thread. */
-  held = 0;
-  connected = false;
-  dialect: Dialect = "postgres";
-  version = "";
-
-  constructor(settings: BridgeSettings) {
-    const { url, options, timeout, startTimeout, target, onNotice } = settings;
-    this.#timeout = timeout;
-    this.#target = target;
-    this.#onNotice = onNotice;
-    this.#buffer = createSharedBuffer();
-    this.#header = headerOf(this.#buffer);
-    const workerData: WorkerData = {
-      bridge: BRIDGE_MARK,
-      buffer: this.#buffer,
-      url,
-      options,
-      events: onNotice !== undefined,
-    };
-    checkReadAccess(target);
-    try {
-      const source = bootstrapSource(WORKER_URL.href);
-      this.#worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), {
-        workerData,
-      });
-    } catch (error) {
-      throw new ConnectionError(
-        `Cannot start the database worker for "${target}": ${(error as Error).message}`,
-        { cause: error, code: "WORKER_START_FAILED" },
-      );
-    }
-    // Unreferenced: a script that forgets close() still exits when its main module ends.
-    this.#worker.unref();
-    // The worker reports its own death through the shared buffer; these events arrive later,
-    // when the calling thread's event loop runs, and must not crash it.
-    this.#worker.on("error", (error: Error) => {
-      this.#failure ??= this.#gone(`the worker crashed: ${error?.message ?? error}`);
-    });
-    this.#worker.on("exit", () => {
-      this.#failure ??= this.#gone("the worker stopped");
-    });
-    this.#waitForStart(startTimeout);
-  }
-
-  /** False once the worker crashed, timed out or was ended. */
-  get alive(): boolean {
-    return this.#failure === undefined;
-  }
-
-  /** Sends one request and blocks until its answer; throws the error the worker answered. */
-  call(request: Request): unknown {
-    if (this.#failure !== undefined) throw this.#copyFailure();
-    if (Atomics.load(this.#header, STATUS) === DEAD) {
-      throw this.#fail(
-        `the worker crashed: ${deathReason(this.#buffer, this.#header) || "no reason"}`,
-      );
-    }
-    let message: EncodedMessage;
-    try {
-      message = encodeMessage(request);
-    } catch (error) {
-      throw new ValidationError(
-        `Cannot send the arguments to the database worker: ${(error as Error).message}`,
-        { field: "args", cause: error },
-      );
-    }
-    const buffer = this.#buffer;
-    const header = this.#header;
-    let offset = 0;
-    do {
-      offset += writeChunk(buffer, header, KIND_REQUEST, message, offset);
-      this.#handOver();
-    } while (offset < message.bytes.byteLength);
-    // The turn is back with the answer's first chunk.
-    let parts: unknown[][] | undefined;
-    let events: BridgeEvent[] | undefined;
-    for (;;) {
-      const kind = header[KIND];
-      const format = header[FORMAT];
-      const total = totalLength(header);
-      // A fresh buffer: deserialized Uint8Arrays are views into it, so it must not be reused.
-      const answer = new Uint8Array(total);
-      let received = readChunk(buffer, header, answer, 0);
-      while (received < total) {
-        this.#handOver();
-        received += readChunk(buffer, header, answer, received);
-      }
-      if (kind === KIND_PART || kind === KIND_EVENTS) {
-        // Let the worker write the next slice while this one is decoded.
-        this.#release();
-        const decoded = decodeMessage(format, answer) as unknown[];
-        if (kind === KIND_PART) (parts ??= []).push(decoded);
-        else (events ??= []).push(...decoded as BridgeEvent[]);
-        this.#await();
-        continue;
-      }
-      const value = decodeMessage(format, answer);
-      if (events !== undefined) this.#deliver(events);
-      if (kind === KIND_ERROR) throw decodeError(value as ErrorRecord);
-      if (parts === undefined) return value;
-      parts.push(value as unknown[]);
-      return parts.flat(1);
-    }
-  }
-
-  // Events reach their handler on this thread, after the answer is in and before the call
-  // returns; a handler that throws is reported, as an event listener's error is.
-  #deliver(events: readonly BridgeEvent[]): void {
-    for (const event of events) {
-      try {
-        if (event.type === "notice") this.#onNotice?.(event.notice);
-      } catch (error) {
-        reportError(error);
-      }
-    }
-  }
-
-  /** Ends the worker at once. */
-  terminate(): void {
-    this.#failure ??= new ConnectionError(
-      `Cannot use the database "${this.#target}": it was closed`,
-      { code: "CONNECTION_CLOSED" },
-    );
-    void this.#worker.terminate().catch(() => {});
-  }
-
-  /** Hands the turn to the worker and waits until it is back. */
-  #handOver(): void {
-    this.#release();
-    this.#await();
-  }
-
-  #release(): void {
-    Atomics.store(this.#header, TURN, WORKER);
-    Atomics.notify(this.#header, TURN);
-  }
-
-  #await(): void {
-    const header = this.#header;
-    if (Atomics.load(header, TURN) === CALLER) return;
-    // Spin briefly: a point query answers within a few hundred microseconds, and waking from
-    // Atomics.wait costs about as much again. But a spinning thread takes a core from the
-    // worker and the server: when spins keep missing (long statements, or a machine with no
-    // idle core), stop spinning, and try again now and then.
-    const spinning = this.#spinScore >= 0.5 || (++this.#probes & 31) === 0;
-    if (spinning) {
-      const until = performance.now() + SPIN_MS;
-      let spins = 0;
-      while (Atomics.load(header, TURN) !== CALLER) {
-        if ((++spins & 127) === 0 && performance.now() > until) break;
-      }
-      if (Atomics.load(header, TURN) === CALLER) {
-        this.#spinScore = Math.max(this.#spinScore * 0.875 + 0.125, 0.625);
-        return;
-      }
-      this.#spinScore *= 0.875;
-    }
-    let beat = Atomics.load(header, BEAT);
-    let lastBeat = performance.now();
-    for (;;) {
-      Atomics.wait(header, TURN, WORKER, WAIT_SLICE_MS);
-      if (Atomics.load(header, TURN) === CALLER) return;
-      if (Atomics.load(header, STATUS) === DEAD) {
-        throw this.#fail(`the worker crashed: ${deathReason(this.#buffer, header) || "no reason"}`);
-      }
-      const now = performance.now();
-      const current = Atomics.load(header, BEAT);
-      if (current !== beat) {
-        beat = current;
-        lastBeat = now;
-      } else if (now - lastBeat >= this.#timeout) {
-        throw this.#fail(
-          `the worker gave no sign of life for ${this.#timeout} ms`,
-          "WORKER_TIMEOUT",
-        );
-      }
-    }
-  }
-
-  #waitForStart(timeout: number): void {
-    const header = this.#header;
-    const started = performance.now();
-    while (Atomics.load(header, STATUS) === STARTING) {
-      Atomics.wait(header, STATUS, STARTING, WAIT_SLICE_MS);
-      if (performance.now() - started >= timeout && Atomics.load(header, STATUS) === STARTING) {
-        throw this.#fail(`the worker did not start within ${timeout} ms`, "WORKER_TIMEOUT");
-      }
-    }
-    if (Atomics.load(header, STATUS) === DEAD) {
-      throw this.#fail(
-        `the worker failed to start: ${deathReason(this.#buffer, header) || "no reason"}`,
-      );
-    }
-  }
-
-  #gone(reason: string, code = "WORKER_CRASHED"): ConnectionError {
-    return new ConnectionError(`Cannot reach the database "${this.#target}": ${reason}`, { code });
-  }
-
-  #fail(reason: string, code?: string): ConnectionError {
-    this.#failure ??= this.#gone(reason, code);
-    void this.#worker.terminate().catch(() => {});
-    return this.#copyFailure();
-  }
-
-  // A new error per throw, so that each carries the stack of its own call.
-  #copyFailure(): ConnectionError {
-    const failure = this.#failure as ConnectionError;
-    return new ConnectionError(failure.message, { code: failure.code });
-  }
-}
-
-/** How a `Queryable` reaches the worker: the database itself, or one attempt of a transaction. */
-interface Channel {
-  /** The bridge to send to (started if needed; throws when it cannot be used). */
-  bridge(): Bridge;
-  /** The transaction attempt, for a transaction handle. */
-  readonly ref: TransactionRef | undefined;
-  /** Calls take a connection of the pool (the database, not a transaction handle). */
-  readonly pooled: boolean;
-  readonly maxConnections: number;
-}
-
-const channels = new WeakMap<Queryable, Channel>();
-let streamCounter = 0;
-let transactionCounter = 0;
-
-function checkPool(bridge: Bridge, channel: Channel): void {
-  if (channel.pooled && bridge.held >= channel.maxConnections) {
-    throw new ConnectionError(
-      `Cannot run the statement: all ${channel.maxConnections} connections of the pool are held by this thread's open transactions and streams, so it would wait forever (use the transaction handle, or raise maxConnections)`,
-      { code: "POOL_EXHAUSTED" },
-    );
-  }
-}
-
-function channelOf(q: Queryable): Channel {
-  const channel = channels.get(q);
-  if (channel === undefined) {
-    throw new TypeError("Cannot use object: not a Database or Transaction of this package");
-  }
-  return channel;
-}
-
-/** Refuses arguments that `node:v8` would change on the way to the worker. */
-function checkCrossable(args: unknown): void {
-  const uncrossable = findUncrossable(args);
-  if (uncrossable !== undefined) {
-    throw new ValidationError(
-      `Cannot send ${uncrossable} to the database worker: pass plain objects, arrays, Dates, Uint8Arrays and primitives (String() a Decimal or a URL first)`,
-      { field: "args" },
-    );
-  }
-}
-
-function invoke(q: Queryable, method: string, args: readonly unknown[]): unknown {
-  const channel = channelOf(q);
-  const bridge = channel.bridge();
-  checkPool(bridge, channel);
-  // Trailing undefined arguments, which a call without them means as well, are left out, and
-  // so is an absent `ref`: a request without `undefined` in it can travel as JSON, the fast way.
-  let length = args.length;
-  while (length > 0 && args[length - 1] === undefined) length--;
-  const trimmed = length === args.length ? args : args.slice(0, length);
-  checkCrossable(trimmed);
-  return bridge.call(
-    channel.ref === undefined
-      ? { op: "call", method, args: trimmed }
-      : { op: "call", method, args: trimmed, ref: channel.ref },
-  );
-}
 
 /**
  * The raw SQL and CRUD surface shared by {@linkcode Database} and its transaction handle
  * {@linkcode Transaction}: the synchronous twin of `AsyncQueryable`. Not constructed directly.
+ *
+ * Each method runs its `AsyncQueryable` namesake in the database's worker and blocks until the
+ * answer is there. Besides the errors each method documents, any of them throws
+ * `ConnectionError` when the worker cannot be reached (codes `WORKER_CRASHED`,
+ * `WORKER_TIMEOUT`).
  */
 export abstract class Queryable {
+  readonly #channel: Channel;
+
+  /** @ignore */
+  protected constructor(channel: Channel) {
+    this.#channel = channel;
+  }
+
+  // #region generated from AsyncQueryable by scripts/async_to_sync.ts
+  // Do not edit by hand: change AsyncQueryable and run `deno task sync`.
+
   /**
    * Runs SQL and returns its rows (`[]` for statements without rows). Placeholders are
    * `$1 … $n`; without params the text may hold several statements (the last one's rows are
@@ -482,10 +122,10 @@ export abstract class Queryable {
    * @param params The bind parameters.
    * @returns The rows.
    * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement.
-   * @throws {ConnectionError} when the server or the worker cannot be reached.
+   * @throws {ConnectionError} when the server cannot be reached.
    */
   execute<T = Row>(sql: string, params?: readonly unknown[]): T[] {
-    return invoke(this, "execute", [sql, params]) as T[];
+    return this.#channel.invoke("execute", [sql, params]) as T[];
   }
 
   /**
@@ -501,7 +141,7 @@ export abstract class Queryable {
    * @throws {DatabaseError} when the server refuses the statement.
    */
   queryOne<T = Row>(sql: string, params?: readonly unknown[]): T | null {
-    return invoke(this, "queryOne", [sql, params]) as T | null;
+    return this.#channel.invoke("queryOne", [sql, params]) as T | null;
   }
 
   /**
@@ -515,7 +155,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   createDatabase(name: string): void {
-    invoke(this, "createDatabase", [name]);
+    this.#channel.invoke("createDatabase", [name]);
   }
 
   /**
@@ -529,7 +169,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   dropDatabase(name: string): void {
-    invoke(this, "dropDatabase", [name]);
+    this.#channel.invoke("dropDatabase", [name]);
   }
 
   /**
@@ -549,7 +189,7 @@ export abstract class Queryable {
     columns: Readonly<Record<string, string>>,
     options?: CreateTableOptions,
   ): void {
-    invoke(this, "createTable", [name, columns, options]);
+    this.#channel.invoke("createTable", [name, columns, options]);
   }
 
   /**
@@ -564,7 +204,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   dropTable(name: string, options?: DropTableOptions): void {
-    invoke(this, "dropTable", [name, options]);
+    this.#channel.invoke("dropTable", [name, options]);
   }
 
   /**
@@ -579,7 +219,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   tableExists(name: string): boolean {
-    return invoke(this, "tableExists", [name]) as boolean;
+    return this.#channel.invoke("tableExists", [name]);
   }
 
   /**
@@ -595,7 +235,7 @@ export abstract class Queryable {
    * @throws {UniqueViolationError} on a duplicate key.
    */
   insert<T = Row>(table: string, data: Row): T {
-    return invoke(this, "insert", [table, data]) as T;
+    return this.#channel.invoke("insert", [table, data]) as T;
   }
 
   /**
@@ -611,7 +251,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when an option is malformed.
    */
   select<T = Row>(table: string, options?: SelectOptions): T[] {
-    return invoke(this, "select", [table, options]) as T[];
+    return this.#channel.invoke("select", [table, options]) as T[];
   }
 
   /**
@@ -627,7 +267,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when an option is malformed.
    */
   selectOne<T = Row>(table: string, options?: SelectOptions): T | null {
-    return invoke(this, "selectOne", [table, options]) as T | null;
+    return this.#channel.invoke("selectOne", [table, options]) as T | null;
   }
 
   /**
@@ -644,7 +284,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when `data` or `where` is empty.
    */
   update<T = Row>(table: string, data: Row, where: Where): T[] {
-    return invoke(this, "update", [table, data, where]) as T[];
+    return this.#channel.invoke("update", [table, data, where]) as T[];
   }
 
   /**
@@ -660,7 +300,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when `where` is empty.
    */
   delete(table: string, where: Where): number {
-    return invoke(this, "delete", [table, where]) as number;
+    return this.#channel.invoke("delete", [table, where]);
   }
 
   /**
@@ -678,7 +318,7 @@ export abstract class Queryable {
    * @throws {ValidationError} when the table has no primary key and no `conflictColumns`.
    */
   upsert<T = Row>(table: string, data: Row, options?: UpsertOptions): T {
-    return invoke(this, "upsert", [table, data, options]) as T;
+    return this.#channel.invoke("upsert", [table, data, options]) as T;
   }
 
   /**
@@ -723,7 +363,10 @@ export abstract class Queryable {
     records: readonly Row[],
     options?: BatchInsertOptions,
   ): T[] | number {
-    return invoke(this, "batchInsert", [table, records, options]) as T[] | number;
+    return this.#channel.invoke(
+      "batchInsert",
+      [table, records, options] as Parameters<AsyncQueryable["batchInsert"]>,
+    ) as T[] | number;
   }
 
   /**
@@ -739,8 +382,12 @@ export abstract class Queryable {
    * @returns The rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
-  batchUpsert<T = Row>(table: string, records: readonly Row[], options?: UpsertOptions): T[] {
-    return invoke(this, "batchUpsert", [table, records, options]) as T[];
+  batchUpsert<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: UpsertOptions,
+  ): T[] {
+    return this.#channel.invoke("batchUpsert", [table, records, options]) as T[];
   }
 
   /**
@@ -756,8 +403,12 @@ export abstract class Queryable {
    * @returns The updated rows, in input order (a key that matches nothing adds no row).
    * @throws {ValidationError} when a record lacks the key or has nothing to set.
    */
-  batchUpdate<T = Row>(table: string, records: readonly Row[], options?: BatchUpdateOptions): T[] {
-    return invoke(this, "batchUpdate", [table, records, options]) as T[];
+  batchUpdate<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: BatchUpdateOptions,
+  ): T[] {
+    return this.#channel.invoke("batchUpdate", [table, records, options]) as T[];
   }
 
   /**
@@ -773,14 +424,14 @@ export abstract class Queryable {
    * @throws {ValidationError} when `where` is malformed.
    */
   count(table: string, where?: Where): number {
-    return invoke(this, "count", [table, where]) as number;
+    return this.#channel.invoke("count", [table, where]);
   }
 
   /**
-   * Streams the rows of a query through a SQL cursor, fetching `batchSize` rows across the
-   * bridge at a time: memory stays bounded whatever the result size. Breaking out of the loop
-   * closes the cursor; a stream that is neither finished nor broken out of holds a connection
-   * until the database is closed.
+   * Streams the rows of a query through a SQL cursor (`DECLARE … CURSOR` in a transaction),
+   * `batchSize` rows per round trip: memory stays bounded whatever the result size. Breaking
+   * out of the loop closes the cursor; a stream that is neither finished nor broken out of
+   * holds a connection until the database is closed.
    *
    * @example
    * ```ts ignore
@@ -799,40 +450,35 @@ export abstract class Queryable {
     params?: readonly unknown[],
     options?: StreamOptions,
   ): Generator<T, void, undefined> {
-    const channel = channelOf(this);
-    const bridge = channel.bridge();
-    checkPool(bridge, channel);
-    checkCrossable(params);
-    const id = ++streamCounter;
-    let batch = bridge.call({
-      op: "streamOpen",
-      id,
-      sql,
-      params: params ?? [],
-      batchSize: options?.batchSize ?? 1000,
-      ...(channel.ref === undefined ? {} : { ref: channel.ref }),
-    }) as StreamBatch;
-    // An unfinished stream of the database holds a connection of the pool.
-    const holds = channel.pooled && !batch.done;
-    if (holds) bridge.held++;
-    let failed = false;
-    try {
-      for (;;) {
-        for (const row of batch.rows) yield row as T;
-        if (batch.done) return;
-        batch = bridge.call({ op: "streamNext", id }) as StreamBatch;
-      }
-    } catch (error) {
-      failed = true;
-      throw error;
-    } finally {
-      if (holds) bridge.held--;
-      if (!batch.done && !failed && bridge.alive) bridge.call({ op: "streamClose", id });
-    }
+    yield* this.#channel.stream<T>(sql, params, options);
   }
+  // #endregion generated
 }
 
-let makeTransaction: (channel: Channel) => Transaction;
+// The compiler keeps the twins' surfaces equal: every public method of `Queryable` has the
+// parameters of its `AsyncQueryable` namesake and returns what that one resolves to (an
+// `AsyncGenerator` becoming a `Generator`). A method on one side only, or a signature edited on
+// one side only, fails `deno check` with the method's name in the message.
+type Synced<R> = R extends Promise<infer V> ? V
+  : R extends AsyncGenerator<infer Y, infer Return, infer Next> ? Generator<Y, Return, Next>
+  : R;
+type ParametersOf<F> = F extends (...args: infer P) => unknown ? P : never;
+type ReturnOf<F> = F extends (...args: never) => infer R ? R : never;
+type Same<A, B> = (<G>() => G extends A ? 1 : 2) extends (<G>() => G extends B ? 1 : 2) ? true
+  : false;
+type MethodsOf<T> = { [K in keyof T]: T[K] extends (...args: never) => unknown ? K : never }[
+  keyof T
+];
+type Unsynced<Async, Sync> = {
+  [K in MethodsOf<Async> | MethodsOf<Sync>]: K extends keyof Async & keyof Sync
+    ? Same<ParametersOf<Sync[K]>, ParametersOf<Async[K]>> extends true
+      ? Same<ReturnOf<Sync[K]>, Synced<ReturnOf<Async[K]>>> extends true ? never : K
+    : K
+    : K;
+}[MethodsOf<Async> | MethodsOf<Sync>];
+({}) satisfies { [K in Unsynced<AsyncQueryable, Queryable>]: "differs between the twins" };
+
+let newTransaction: (channel: Channel) => Transaction;
 
 /**
  * The handle a {@linkcode Database.transaction} callback receives: `execute`, `queryOne` and
@@ -848,16 +494,12 @@ let makeTransaction: (channel: Channel) => Transaction;
  * ```
  */
 export class Transaction extends Queryable {
-  private constructor() {
-    super();
+  private constructor(channel: Channel) {
+    super(channel);
   }
 
   static {
-    makeTransaction = (channel) => {
-      const tx = new Transaction();
-      channels.set(tx, channel);
-      return tx;
-    };
+    newTransaction = (channel) => new Transaction(channel);
   }
 }
 
@@ -894,13 +536,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  */
 export class Database extends Queryable implements Disposable {
   readonly #config: ResolvedConfig;
-  readonly #url: string | undefined;
-  readonly #workerOptions: Record<string, unknown>;
-  readonly #bridgeTimeout: number;
-  readonly #onNotice: ((notice: Notice) => void) | undefined;
-  #bridge: Bridge | undefined;
-  /** Set by close(): every later call fails. */
-  #closed = false;
+  readonly #client: BridgeClient;
 
   /**
    * A database from options; `DATABASE_URL`, the `PG*` variables and the defaults fill the
@@ -922,11 +558,10 @@ export class Database extends Queryable implements Disposable {
    */
   constructor(url: string, options?: SyncDatabaseOptions);
   constructor(urlOrOptions?: string | SyncDatabaseOptions, options?: SyncDatabaseOptions) {
-    super();
     const url = typeof urlOrOptions === "string" ? urlOrOptions : undefined;
     const given: SyncDatabaseOptions =
       (typeof urlOrOptions === "string" ? options : urlOrOptions ?? options) ?? {};
-    this.#config = resolveConfig(url, given);
+    const config = resolveConfig(url, given);
     const { bridgeTimeout = DEFAULT_BRIDGE_TIMEOUT, connect = true, onNotice, ...rest } = given;
     if (typeof bridgeTimeout !== "number" || !(bridgeTimeout > 0)) {
       throw new ValidationError(
@@ -934,19 +569,17 @@ export class Database extends Queryable implements Disposable {
         { field: "bridgeTimeout" },
       );
     }
-    this.#url = url;
-    this.#workerOptions = rest as Record<string, unknown>;
-    // A function cannot cross to the worker: the worker forwards notices to this thread.
-    this.#onNotice = onNotice;
-    this.#bridgeTimeout = bridgeTimeout;
-    const maxConnections = this.#config.maxConnections;
-    channels.set(this, {
-      bridge: () => this.#use(),
-      ref: undefined,
-      pooled: true,
-      maxConnections,
+    const client = new BridgeClient({
+      config,
+      url,
+      workerOptions: rest as Record<string, unknown>,
+      bridgeTimeout,
+      // A function cannot cross to the worker: the worker forwards notices to this thread.
+      onNotice,
     });
-    bridgeHooks.set(this, (request) => this.#use().call(request));
+    super(client.channel);
+    this.#config = config;
+    this.#client = client;
     if (connect) {
       try {
         this.connect();
@@ -955,6 +588,10 @@ export class Database extends Queryable implements Disposable {
         throw error;
       }
     }
+  }
+
+  static {
+    grantBridgeRequests((db, request) => db.#client.use().call(request));
   }
 
   /**
@@ -985,7 +622,7 @@ export class Database extends Queryable implements Disposable {
    * @throws {ConnectionError} naming host and port, within `connectTimeout`.
    */
   connect(): void {
-    this.#connected();
+    this.#client.connected();
   }
 
   /**
@@ -998,18 +635,7 @@ export class Database extends Queryable implements Disposable {
    * ```
    */
   close(): void {
-    this.#closed = true;
-    const bridge = this.#bridge;
-    this.#bridge = undefined;
-    if (bridge === undefined) return;
-    if (bridge.alive) {
-      try {
-        bridge.call({ op: "close" });
-      } catch {
-        // Ending the worker below closes its sockets anyway.
-      }
-    }
-    bridge.terminate();
+    this.#client.close();
   }
 
   /** Closes the database: `using db = new Database(…)`. */
@@ -1019,7 +645,7 @@ export class Database extends Queryable implements Disposable {
 
   /** The server's `version()` string, once connected ("" before). */
   get serverVersion(): string {
-    return this.#bridge?.version ?? "";
+    return this.#client.version;
   }
 
   /**
@@ -1068,144 +694,16 @@ export class Database extends Queryable implements Disposable {
       });
     }
     const settings = transactionSettings(options, this.#config.retry);
-    let bridge = this.#connected();
-    const steps = transactionSteps<T>(settings, bridge.dialect);
-    const tx = ++transactionCounter;
-    const maxConnections = this.#config.maxConnections;
-    let attempt = 0;
-    let holding: Bridge | undefined;
-    const release = (): void => {
-      if (holding === undefined) return;
-      const held = holding;
-      holding = undefined;
-      held.held--;
-      if (held.alive) {
-        try {
-          held.call({ op: "txRelease", tx });
-        } catch {
-          // A dead worker took the connection with it.
-        }
+    return this.#client.transaction(settings, (channel) => {
+      const value = fn(newTransaction(channel));
+      if (isThenable(value)) {
+        Promise.resolve(value).catch(() => {});
+        throw new ValidationError(
+          "Cannot run transaction: the callback returned a promise; Database.transaction() takes a synchronous callback (use AsyncDatabase for asynchronous work)",
+          { field: "fn" },
+        );
       }
-    };
-    let input: { value?: unknown; error?: unknown } = {};
-    for (;;) {
-      const next = "error" in input ? steps.throw(input.error) : steps.next(input.value);
-      if (next.done) return next.value;
-      const step = next.value;
-      try {
-        switch (step.kind) {
-          case "reserve":
-            release();
-            // After a crash this starts a new worker: the attempt runs again on a fresh connection.
-            bridge = this.#connected();
-            checkPool(bridge, {
-              bridge: () => bridge,
-              ref: undefined,
-              pooled: true,
-              maxConnections,
-            });
-            bridge.call({ op: "txReserve", tx });
-            holding = bridge;
-            bridge.held++;
-            input = { value: undefined };
-            break;
-          case "query":
-            input = { value: bridge.call({ op: "txQuery", tx, text: step.text }) };
-            break;
-          case "callback": {
-            const ref: TransactionRef = { tx, attempt: ++attempt };
-            const owner = bridge;
-            let closed = false;
-            const handle = makeTransaction({
-              bridge: () => {
-                if (closed) {
-                  throw new DatabaseError("Cannot use transaction: it has already ended", {
-                    code: "TRANSACTION_CLOSED",
-                  });
-                }
-                return owner;
-              },
-              ref,
-              pooled: false,
-              maxConnections,
-            });
-            try {
-              const value = fn(handle);
-              if (isThenable(value)) {
-                Promise.resolve(value).catch(() => {});
-                throw new ValidationError(
-                  "Cannot run transaction: the callback returned a promise; Database.transaction() takes a synchronous callback (use AsyncDatabase for asynchronous work)",
-                  { field: "fn" },
-                );
-              }
-              input = { value };
-            } finally {
-              closed = true;
-            }
-            break;
-          }
-          case "sleep":
-            sleep(step.ms);
-            input = { value: undefined };
-            break;
-          case "state": {
-            let state: SessionState = { lost: true, sawRetryable: false };
-            if (bridge.alive) {
-              try {
-                state = bridge.call({ op: "txState", ref: { tx, attempt } }) as SessionState;
-              } catch {
-                // The worker is gone, and the connection with it.
-              }
-            }
-            input = { value: state };
-            break;
-          }
-          case "release":
-            release();
-            input = { value: undefined };
-            break;
-        }
-      } catch (error) {
-        input = { error };
-      }
-    }
-  }
-
-  /** The running bridge, started (and connected) if needed. */
-  #connected(): Bridge {
-    const bridge = this.#use();
-    if (!bridge.connected) {
-      const { dialect, version } = bridge.call({ op: "connect" }) as {
-        dialect: Dialect;
-        version: string;
-      };
-      bridge.dialect = dialect;
-      bridge.version = version;
-      bridge.connected = true;
-    }
-    return bridge;
-  }
-
-  /** The running bridge; a failed one is replaced by a new worker. */
-  #use(): Bridge {
-    if (this.#bridge?.alive) return this.#bridge;
-    if (this.#closed) {
-      throw new ConnectionError(
-        `Cannot use the database "${describeTarget(this.#config)}": it is closed`,
-        { code: "CONNECTION_CLOSED" },
-      );
-    }
-    this.#bridge?.terminate();
-    this.#bridge = undefined;
-    const bridge = new Bridge({
-      url: this.#url,
-      options: this.#workerOptions,
-      timeout: this.#bridgeTimeout,
-      startTimeout: Math.max(this.#bridgeTimeout, this.#config.connectTimeout * 1000),
-      target: describeTarget(this.#config),
-      onNotice: this.#onNotice,
+      return value;
     });
-    this.#bridge = bridge;
-    return bridge;
   }
 }

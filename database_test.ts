@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { AsyncDatabase, type AsyncQueryable, type AsyncTransaction } from "./async_database.ts";
 import { Database, type SyncDatabaseOptions, Transaction } from "./database.ts";
-import { bridgeHooks, type CrashMode } from "./_bridge.ts";
+import type { CrashMode } from "./_bridge.ts";
+import { bridgeRequest } from "./_internal.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 import {
   ConnectionError,
@@ -46,9 +47,7 @@ function byId<T extends Record<string, unknown>>(rows: T[]): T[] {
 }
 
 function crash(db: Database, how: CrashMode): unknown {
-  const send = bridgeHooks.get(db);
-  assert.ok(send);
-  return send({ op: "crash", how, ms: 2000 });
+  return bridgeRequest(db, { op: "crash", how, ms: 2000 });
 }
 
 Deno.test("Database runs every CRUD helper as AsyncDatabase does", async (t) => {

@@ -14,7 +14,7 @@ import {
   TransactionRetryError,
 } from "./errors.ts";
 import { startTestDatabase } from "./testing.ts";
-import { bridgeHooks } from "./_bridge.ts";
+import { bridgeRequest } from "./_internal.ts";
 import { armKiller, testUrl, uniqueName } from "./_test_util.ts";
 import {
   auditBank,
@@ -498,7 +498,7 @@ Deno.test("Database: its worker crashing in the middle of transfers loses nothin
     const crashed = new Set<number>();
     {
       using db = new Database(testUrl(), { minConnections: 1, maxConnections: 2 });
-      const crash = (how: "exit" | "throw") => bridgeHooks.get(db)!({ op: "crash", how, ms: 2000 });
+      const crash = (how: "exit" | "throw") => bridgeRequest(db, { op: "crash", how, ms: 2000 });
       transfers.forEach((transfer, i) => {
         try {
           db.transaction((tx) => {

@@ -1,12 +1,23 @@
+// Generated from async_migration.ts by scripts/async_to_sync.ts: do not edit by hand. Change the
+// async source and run `deno task sync`; `deno task ok` fails while this file differs.
 /**
- * `Migration`: the synchronous twin of `AsyncMigration`, over the blocking `Database`. Same
- * files, same tracking and lock tables, same methods; each returns its value instead of a
- * promise.
+ * `Migration`: versioned SQL migrations for CockroachDB (and PostgreSQL), safe to run from
+ * several processes at once.
  *
- * The one difference: a sync runner cannot renew its lease in the background while a
- * statement blocks the thread, so it renews between statements and migrations. Give
- * `leaseDuration` more than your longest single migration; if a lease does run out and another
- * runner takes over, the migration in flight is rolled back rather than recorded twice.
+ * - Files `V<version>__<name>.sql` in a directory: the up SQL, then a line `-- DOWN`, then the
+ *   down SQL (or a separate `U<version>__<name>.sql`). A first line `-- migrate:no-transaction`
+ *   runs the file's statements one at a time, each committed on its own (CockroachDB's advice
+ *   for schema changes that must not share a transaction).
+ * - Each other migration and its row in the tracking table commit together, through the
+ *   retrying transaction runner: a failure leaves the database and the tracking table as they
+ *   were before that migration, and throws `MigrationError` naming the file and the statement.
+ * - A lease lock in a lock table (not advisory locks, which CockroachDB lacks) lets one runner
+ *   migrate at a time: each migration is applied exactly once however many start together, and
+ *   a runner that dies blocks the others only until its lease runs out. The asynchronous
+ *   runner renews its lease in the background; the synchronous one cannot while a statement
+ *   blocks its thread, so it renews between statements and migrations: give `leaseDuration`
+ *   more than your longest single migration. If a lease does run out and another runner takes
+ *   over, the migration in flight is rolled back rather than recorded twice.
  *
  * @example Apply every pending migration
  * ```ts ignore
@@ -15,13 +26,15 @@
  *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
  * const migrations = new Migration(db, { migrationsDir: "migrations" });
- * console.log(migrations.migrate()); // { applied: 2, direction: "up", fromVersion: 0, toVersion: 2, … }
+ * const result = migrations.migrate();
+ * console.log(`applied ${result.applied}, now at version ${result.toVersion}`);
  * ```
  *
  * @module
  */
 import { dirname, join } from "node:path";
-import type { Database } from "./database.ts";
+import type { Database, Queryable } from "./database.ts";
+import { runSync, sleepSync } from "./_steps.ts";
 import {
   createProgram,
   type Effect,
@@ -71,12 +84,12 @@ export type {
   VerifyResult,
 };
 
-/** What statements run on: the database, or the handle of a transaction. */
-interface Target {
-  execute(sql: string, params?: readonly unknown[]): unknown[];
-}
+/** Nothing runs in the background on a blocked thread: the program renews the lease in line. */
+class Heartbeat {
+  start(_db: Database, _text: string, _params: readonly unknown[], _intervalMs: number): void {}
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  stop(): void {}
+}
 
 function readEntries(dir: string): FileEntry[] | null {
   const names: string[] = [];
@@ -93,45 +106,40 @@ function readEntries(dir: string): FileEntry[] | null {
   return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
 }
 
-function perform(db: Database, target: Target, effect: Effect): unknown {
-  switch (effect.kind) {
-    case "query":
-      return effect.params === undefined
-        ? target.execute(effect.text)
-        : target.execute(effect.text, effect.params);
-    case "transaction":
-      if (target !== db) throw new TypeError("Cannot nest migration transactions");
-      return db.transaction((tx) => drive(db, tx, effect.body()));
-    case "sleep":
-      Atomics.wait(sleeper, 0, 0, effect.ms);
-      return undefined;
-    case "read":
-      return readEntries(effect.dir);
-    case "write":
-      Deno.mkdirSync(dirname(effect.path), { recursive: true });
-      Deno.writeTextFileSync(effect.path, effect.text, { createNew: true });
-      return undefined;
-    case "heartbeat":
-      // Nothing runs in the background on a blocked thread: the program renews in line.
-      return undefined;
-  }
-}
-
-function drive<T>(db: Database, target: Target, program: Program<T>): T {
-  let input: { value?: unknown; error?: unknown } = { value: undefined };
-  for (;;) {
-    const next = "error" in input ? program.throw(input.error) : program.next(input.value);
-    if (next.done) return next.value;
-    try {
-      input = { value: perform(db, target, next.value) };
-    } catch (error) {
-      input = { error };
+/** Takes the effects of a migration program: on `db`, or on `target`, a transaction of it. */
+function performer(
+  db: Database,
+  target: Queryable,
+  heartbeat: Heartbeat,
+): (effect: Effect) => unknown {
+  return (effect) => {
+    switch (effect.kind) {
+      case "query":
+        return effect.params === undefined
+          ? target.execute(effect.text)
+          : target.execute(effect.text, effect.params);
+      case "transaction":
+        if (target !== db) throw new TypeError("Cannot nest migration transactions");
+        return db.transaction((tx) => runSync(effect.body(), performer(db, tx, heartbeat)));
+      case "sleep":
+        sleepSync(effect.ms);
+        return undefined;
+      case "read":
+        return readEntries(effect.dir);
+      case "write":
+        Deno.mkdirSync(dirname(effect.path), { recursive: true });
+        Deno.writeTextFileSync(effect.path, effect.text, { createNew: true });
+        return undefined;
+      case "heartbeat":
+        if (effect.text === undefined) heartbeat.stop();
+        else heartbeat.start(db, effect.text, effect.params ?? [], effect.intervalMs ?? 1000);
+        return undefined;
     }
-  }
+  };
 }
 
 /**
- * The synchronous migration runner over a {@linkcode Database}. The tracking table
+ * The migration runner over a {@linkcode Database}. The tracking table
  * (`version`, `name`, `checksum`, `applied_at`, `duration_ms`) and the lock table are created
  * when a migration is first applied (or by `initialize()`). The reading methods (`status`,
  * `verify`, `pending`, `getAppliedVersions`, `getCurrentVersion`, `getMigrationHistory`) and
@@ -144,7 +152,11 @@ function drive<T>(db: Database, target: Target, program: Program<T>): T {
  *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
  * const m = new Migration(db, { migrationsDir: "migrations" });
- * m.createMigration("create_users", "CREATE TABLE users (id INT PRIMARY KEY)", "DROP TABLE users");
+ * m.createMigration(
+ *   "create_users",
+ *   "CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), email TEXT UNIQUE)",
+ *   "DROP TABLE users",
+ * ); // → "migrations/V1__create_users.sql"
  * m.migrate(); // { applied: 1, direction: "up", fromVersion: 0, toVersion: 1, … }
  * console.log(m.status()); // [{ version: 1, name: "create_users", state: "applied", … }]
  * m.rollback(); // reverts version 1
@@ -197,7 +209,12 @@ export class Migration {
   }
 
   #run<T>(program: Program<T>): T {
-    return drive(this.#db, this.#db, program);
+    const heartbeat = new Heartbeat();
+    try {
+      return runSync(program, performer(this.#db, this.#db, heartbeat));
+    } finally {
+      heartbeat.stop();
+    }
   }
 
   /**
@@ -207,7 +224,7 @@ export class Migration {
    *
    * @example
    * ```ts ignore
-   * migrations.initialize();
+   * new Migration(db).initialize();
    * ```
    * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
@@ -238,7 +255,7 @@ export class Migration {
    *
    * @example
    * ```ts ignore
-   * migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
+   * const path = migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
    * // → "migrations/V3__add_email.sql"
    * ```
    * @param name The name; whitespace becomes `_`.
@@ -260,8 +277,9 @@ export class Migration {
    *
    * @example Apply, then go back to version 1
    * ```ts ignore
-   * migrations.migrate();
-   * migrations.migrate({ targetVersion: 1 });
+   * const up = migrations.migrate();
+   * const down = migrations.migrate({ targetVersion: 1 });
+   * console.log(up.applied, down.direction); // 3 "down"
    * ```
    * @param options The target, dry run, what to allow, and a progress callback.
    * @returns What ran, with each migration's time.
@@ -283,6 +301,7 @@ export class Migration {
    * ```ts ignore
    * migrations.rollback(); // the last one
    * migrations.rollback({ count: 2 });
+   * migrations.rollback({ targetVersion: 0 }); // everything
    * ```
    * @param options `count` or `targetVersion`, dry run, allowModified, progress callback.
    * @returns What ran.
@@ -368,7 +387,8 @@ export class Migration {
    *
    * @example
    * ```ts ignore
-   * if (!migrations.verify().ok) Deno.exit(1);
+   * const report = migrations.verify();
+   * if (!report.ok) console.error(report.modified.map((s) => s.path));
    * ```
    * @returns The report; `ok` when there is nothing to report.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -379,7 +399,8 @@ export class Migration {
 
   /**
    * Removes the lock, whoever holds it: for a runner that died, when waiting for its lease to
-   * run out is not wanted.
+   * run out is not wanted. A runner still alive then fails its next migration with
+   * `MigrationError` (code `MIGRATION_LOCK_LOST`) rather than apply anything twice.
    *
    * @example
    * ```ts ignore

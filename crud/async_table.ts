@@ -22,7 +22,7 @@
  * }
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
- * const users = new Users(db); // created on first use
+ * const users = new Users(db); // CREATE TABLE IF NOT EXISTS, before the first use
  * const ada = await users.create({ name: "Ada", email: "ada@example.com" });
  * console.log(await users.read(ada.id));
  * ```
@@ -80,12 +80,13 @@ function isAsyncQueryable(value: unknown): value is AsyncQueryable {
  * does not compile. Without a row type (`Row`), any name is accepted.
  *
  * With a schema (`options.schema` or a subclass's `static schema`) the table is created with
- * `CREATE TABLE IF NOT EXISTS` by {@linkcode AsyncTable.initialize} or on first use,
- * whichever comes first; concurrent first uses create it once. Without a schema the object
- * attaches to an existing table: its existence is checked once, on first use, and a missing
- * table throws {@linkcode TableNotInitializedError}. If the table disappears later (it is
- * dropped), the server's "does not exist" error is thrown as `TableNotInitializedError` too,
- * and the next use checks again (and, with a schema, creates the table again).
+ * `CREATE TABLE IF NOT EXISTS` before its first use: a synchronous table object creates it in
+ * its constructor, an asynchronous one on `initialize()` or on first use, whichever comes
+ * first (concurrent first uses create it once). Without a schema the object attaches to an
+ * existing table: its existence is checked once, on first use, and a missing table throws
+ * {@linkcode TableNotInitializedError}. If the table disappears later (it is dropped), the
+ * server's "does not exist" error is thrown as `TableNotInitializedError` too, and the next use
+ * checks again (and, with a schema, creates the table again).
  *
  * @example Attach to an existing table
  * ```ts ignore
@@ -118,23 +119,30 @@ export class AsyncTable<T extends object = Row> {
   readonly #ifNotExists: boolean;
   readonly #primaryKey: string;
   #ready: boolean;
+  // #if async
   #readying: Promise<void> | undefined;
+  // #endif
 
   /**
-   * A table object for `name` on `options.db`. Nothing runs until first use.
+   * A table object for `name` on `options.db`. With a schema, a synchronous table object
+   * creates the table here; an asynchronous one runs nothing until first use.
    *
    * @param name The table name (`table` or `schema.table`).
    * @param options The database, and `schema`, `ifNotExists`, `primaryKey`.
    * @throws {TypeError} When `options.db` is not an `AsyncDatabase` or `AsyncTransaction`.
    * @throws {ValidationError} When the name or primary key is not a valid identifier.
+   * @throws {DatabaseError} (synchronous only) When the server refuses the schema (an invalid
+   * type), or the table exists and `ifNotExists` is false.
    */
   constructor(name: string, options: AsyncTableOptions);
   /**
-   * A table object for the subclass's `static tableName` on `db`. Nothing runs until first use.
+   * A table object for the subclass's `static tableName` on `db`. With a schema, a synchronous
+   * table object creates the table here; an asynchronous one runs nothing until first use.
    *
    * @param db The database or transaction handle.
    * @param options `schema` (default: the class's), `ifNotExists`, `primaryKey`.
    * @throws {TypeError} When the class declares no `tableName` or `db` is not a database.
+   * @throws {DatabaseError} (synchronous only) When the server refuses the schema.
    */
   constructor(db: AsyncQueryable, options?: TableSettings);
   constructor(nameOrDb: string | AsyncQueryable, options?: AsyncTableOptions | TableSettings) {
@@ -151,7 +159,9 @@ export class AsyncTable<T extends object = Row> {
     this.#ifNotExists = resolved.ifNotExists;
     this.#primaryKey = resolved.primaryKey;
     this.#ready = resolved.knownToExist;
-    this.#readying = resolved.knownToExist ? Promise.resolve() : undefined;
+    // #if sync
+    // if (!this.#ready && this.#schema !== undefined) this.#start(this.#schema, this.#ifNotExists);
+    // #endif
   }
 
   /** The table name, as given (`table` or `schema.table`). */
@@ -171,8 +181,8 @@ export class AsyncTable<T extends object = Row> {
 
   /**
    * Makes the table usable: with a schema, `CREATE TABLE [IF NOT EXISTS]`; without one, checks
-   * that it exists. Without options it runs once (later calls, and first uses, share it); with
-   * options it runs again with them.
+   * that it exists. Without options it does nothing once the table is known to exist (calls and
+   * first uses at the same time share one run); with options it runs again with them.
    *
    * @example
    * ```ts ignore
@@ -543,6 +553,7 @@ export class AsyncTable<T extends object = Row> {
     }
   }
 
+  // #if async
   #ensureReady(): Promise<void> {
     return this.#readying ?? this.#start(this.#schema, this.#ifNotExists);
   }
@@ -563,16 +574,30 @@ export class AsyncTable<T extends object = Row> {
     return run;
   }
 
+  #forget(): void {
+    this.#ready = false;
+    this.#readying = undefined;
+  }
+  // #else
+  // #ensureReady(): void {
+  //   this.#start(this.#schema, this.#ifNotExists);
+  // }
+  //
+  // #start(schema: TableSchema | undefined, ifNotExists: boolean): void {
+  //   this.#prepare(schema, ifNotExists);
+  //   this.#ready = true;
+  // }
+  //
+  // #forget(): void {
+  //   this.#ready = false;
+  // }
+  // #endif
+
   async #prepare(schema: TableSchema | undefined, ifNotExists: boolean): Promise<void> {
     if (schema !== undefined) {
       await this.#db.createTable(this.#name, schema, { ifNotExists });
     } else if (!(await this.#db.tableExists(this.#name))) {
       throw new TableNotInitializedError(this.#name);
     }
-  }
-
-  #forget(): void {
-    this.#ready = false;
-    this.#readying = undefined;
   }
 }

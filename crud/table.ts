@@ -1,5 +1,7 @@
+// Generated from crud/async_table.ts by scripts/async_to_sync.ts: do not edit by hand. Change the
+// async source and run `deno task sync`; `deno task ok` fails while this file differs.
 /**
- * `Table`: CRUD bound to one table, over a synchronous `Database` or a transaction handle.
+ * `Table`: CRUD bound to one table, over a `Database` or a transaction handle.
  *
  * @example A declared table
  * ```ts ignore
@@ -22,7 +24,7 @@
  * }
  *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
- * const users = new Users(db); // CREATE TABLE IF NOT EXISTS runs here
+ * const users = new Users(db); // CREATE TABLE IF NOT EXISTS, before the first use
  * const ada = users.create({ name: "Ada", email: "ada@example.com" });
  * console.log(users.read(ada.id));
  * ```
@@ -78,11 +80,12 @@ function isQueryable(value: unknown): value is Queryable {
  * is a `Partial<T>`, and the columns named in `where`, `orderBy`, `conflictColumns` and
  * `keyColumn` must be `T`'s, with operator values of the column's type, so a misspelt column
  * does not compile. Without a row type (`Row`), any name is accepted.
- * The synchronous twin of `AsyncTable`: the same methods, returning values.
  *
- * With a schema (`options.schema` or a subclass's `static schema`) the constructor creates the
- * table with `CREATE TABLE IF NOT EXISTS`. Without a schema the object attaches to an existing
- * table: its existence is checked once, on first use, and a missing table throws
+ * With a schema (`options.schema` or a subclass's `static schema`) the table is created with
+ * `CREATE TABLE IF NOT EXISTS` before its first use: a synchronous table object creates it in
+ * its constructor, an asynchronous one on `initialize()` or on first use, whichever comes
+ * first (concurrent first uses create it once). Without a schema the object attaches to an
+ * existing table: its existence is checked once, on first use, and a missing table throws
  * {@linkcode TableNotInitializedError}. If the table disappears later (it is dropped), the
  * server's "does not exist" error is thrown as `TableNotInitializedError` too, and the next use
  * checks again (and, with a schema, creates the table again).
@@ -120,24 +123,25 @@ export class Table<T extends object = Row> {
   #ready: boolean;
 
   /**
-   * A table object for `name` on `options.db`; with a schema, the table is created here.
+   * A table object for `name` on `options.db`. With a schema, a synchronous table object
+   * creates the table here; an asynchronous one runs nothing until first use.
    *
    * @param name The table name (`table` or `schema.table`).
    * @param options The database, and `schema`, `ifNotExists`, `primaryKey`.
    * @throws {TypeError} When `options.db` is not a `Database` or `Transaction`.
    * @throws {ValidationError} When the name or primary key is not a valid identifier.
-   * @throws {DatabaseError} When the server refuses the schema (an invalid type), or the table
-   * exists and `ifNotExists` is false.
+   * @throws {DatabaseError} (synchronous only) When the server refuses the schema (an invalid
+   * type), or the table exists and `ifNotExists` is false.
    */
   constructor(name: string, options: TableOptions);
   /**
-   * A table object for the subclass's `static tableName` on `db`; with a schema, the table is
-   * created here.
+   * A table object for the subclass's `static tableName` on `db`. With a schema, a synchronous
+   * table object creates the table here; an asynchronous one runs nothing until first use.
    *
    * @param db The database or transaction handle.
    * @param options `schema` (default: the class's), `ifNotExists`, `primaryKey`.
    * @throws {TypeError} When the class declares no `tableName` or `db` is not a database.
-   * @throws {DatabaseError} When the server refuses the schema.
+   * @throws {DatabaseError} (synchronous only) When the server refuses the schema.
    */
   constructor(db: Queryable, options?: TableSettings);
   constructor(nameOrDb: string | Queryable, options?: TableOptions | TableSettings) {
@@ -154,7 +158,7 @@ export class Table<T extends object = Row> {
     this.#ifNotExists = resolved.ifNotExists;
     this.#primaryKey = resolved.primaryKey;
     this.#ready = resolved.knownToExist;
-    if (!this.#ready && this.#schema !== undefined) this.#prepare(this.#schema, this.#ifNotExists);
+    if (!this.#ready && this.#schema !== undefined) this.#start(this.#schema, this.#ifNotExists);
   }
 
   /** The table name, as given (`table` or `schema.table`). */
@@ -174,8 +178,8 @@ export class Table<T extends object = Row> {
 
   /**
    * Makes the table usable: with a schema, `CREATE TABLE [IF NOT EXISTS]`; without one, checks
-   * that it exists. Without options it does nothing once the table is known to exist; with
-   * options it runs again with them.
+   * that it exists. Without options it does nothing once the table is known to exist (calls and
+   * first uses at the same time share one run); with options it runs again with them.
    *
    * @example
    * ```ts ignore
@@ -191,10 +195,10 @@ export class Table<T extends object = Row> {
    */
   initialize(options?: InitializeOptions): this {
     if (options?.schema === undefined && options?.ifNotExists === undefined) {
-      if (!this.#ready) this.#prepare(this.#schema, this.#ifNotExists);
+      if (!this.#ready) this.#ensureReady();
       return this;
     }
-    this.#prepare(options.schema ?? this.#schema, options.ifNotExists ?? this.#ifNotExists);
+    this.#start(options.schema ?? this.#schema, options.ifNotExists ?? this.#ifNotExists);
     return this;
   }
 
@@ -476,7 +480,7 @@ export class Table<T extends object = Row> {
    */
   drop(): void {
     this.#db.dropTable(this.#name);
-    this.#ready = false;
+    this.#forget();
   }
 
   /**
@@ -536,14 +540,27 @@ export class Table<T extends object = Row> {
   }
 
   #use<R>(fn: (db: Queryable) => R): R {
-    if (!this.#ready) this.#prepare(this.#schema, this.#ifNotExists);
+    if (!this.#ready) this.#ensureReady();
     try {
       return fn(this.#db);
     } catch (error) {
       const mapped = tableError(this.#name, error);
-      if (mapped !== error) this.#ready = false;
+      if (mapped !== error) this.#forget();
       throw mapped;
     }
+  }
+
+  #ensureReady(): void {
+    this.#start(this.#schema, this.#ifNotExists);
+  }
+
+  #start(schema: TableSchema | undefined, ifNotExists: boolean): void {
+    this.#prepare(schema, ifNotExists);
+    this.#ready = true;
+  }
+
+  #forget(): void {
+    this.#ready = false;
   }
 
   #prepare(schema: TableSchema | undefined, ifNotExists: boolean): void {
@@ -552,6 +569,5 @@ export class Table<T extends object = Row> {
     } else if (!this.#db.tableExists(this.#name)) {
       throw new TableNotInitializedError(this.#name);
     }
-    this.#ready = true;
   }
 }

@@ -1,0 +1,608 @@
+// The calling thread's side of the synchronous bridge (see `_bridge.ts` for the protocol): the
+// `Bridge` to one worker, which sends a request and blocks until the answer is in; the
+// `Channel` through which a `Queryable` reaches it (the database's, or one transaction
+// attempt's); and the `BridgeClient` of a `Database`, which starts a new worker when one failed
+// and runs the transaction protocol with blocking steps. `database.ts` holds the public classes.
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { describeTarget, type Notice, type ResolvedConfig } from "./_config.ts";
+import type { StreamOptions } from "./_options.ts";
+import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
+import type { Dialect } from "./_sql.ts";
+import { runSync, sleepSync } from "./_steps.ts";
+import {
+  BEAT,
+  bootstrapSource,
+  BRIDGE_MARK,
+  type BridgeEvent,
+  CALLER,
+  type CallRequest,
+  createSharedBuffer,
+  DEAD,
+  deathReason,
+  decodeError,
+  decodeMessage,
+  type EncodedMessage,
+  encodeMessage,
+  type ErrorRecord,
+  findUncrossable,
+  FORMAT,
+  type ForwardedArgs,
+  type ForwardedMethod,
+  type ForwardedResult,
+  headerOf,
+  HEARTBEAT_MS,
+  KIND,
+  KIND_ERROR,
+  KIND_EVENTS,
+  KIND_PART,
+  KIND_REQUEST,
+  readChunk,
+  type Request,
+  STARTING,
+  STATUS,
+  type StreamBatch,
+  totalLength,
+  type TransactionRef,
+  TURN,
+  WORKER,
+  type WorkerData,
+  writeChunk,
+} from "./_bridge.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
+// The worker's module, imported here for its place in the module graph only (it does nothing
+// outside a bridge worker): Deno then fetches and caches it and everything it imports before
+// this module runs. A worker cannot fetch a remote module (JSR, https) while the thread that
+// started it blocks in Atomics.wait, so without this the first Database of a remote import
+// would wait for a worker that cannot load.
+import "./_bridge_worker.ts";
+
+/** How long the calling thread spins on the answer before it sleeps in `Atomics.wait`. */
+const SPIN_MS = 0.25;
+/** Longest single `Atomics.wait`, between checks of the worker's heartbeat. */
+const WAIT_SLICE_MS = HEARTBEAT_MS;
+const WORKER_URL = new URL("./_bridge_worker.ts", import.meta.url);
+
+// A worker reads its modules with the permissions of the program: from a local copy of this
+// package that takes read access to its directory. Asked here (a prompt, if the program runs
+// in a terminal without the flag), because the worker cannot ask while this thread blocks.
+function checkReadAccess(target: string): void {
+  if (WORKER_URL.protocol !== "file:") return;
+  const path = fileURLToPath(new URL(".", WORKER_URL));
+  let state: string;
+  try {
+    const descriptor = { name: "read", path } as const;
+    state = Deno.permissions.querySync(descriptor).state;
+    if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
+  } catch {
+    return;
+  }
+  if (state !== "granted") {
+    throw new ConnectionError(
+      `Cannot start the database worker for "${target}": it needs read access to "${path}" (run with --allow-read=${path})`,
+      { code: "WORKER_PERMISSION" },
+    );
+  }
+}
+
+/** What a {@linkcode Bridge} is started with. */
+export interface BridgeSettings {
+  /** The URL given to the `Database`, if any. */
+  readonly url: string | undefined;
+  /** The `AsyncDatabase` options for the worker (only values that can be cloned). */
+  readonly options: Record<string, unknown>;
+  /** Milliseconds without a heartbeat before the worker counts as gone. */
+  readonly timeout: number;
+  /** Milliseconds the worker may take to start. */
+  readonly startTimeout: number;
+  /** The target without secrets, for messages. */
+  readonly target: string;
+  /** Called on the calling thread with each notice; the worker then forwards them. */
+  readonly onNotice: ((notice: Notice) => void) | undefined;
+}
+
+/** One worker and its shared buffer; a failed bridge stays failed and the database starts another. */
+export class Bridge {
+  readonly #buffer: SharedArrayBuffer;
+  readonly #header: Int32Array;
+  readonly #worker: Worker;
+  readonly #timeout: number;
+  readonly #target: string;
+  readonly #onNotice: ((notice: Notice) => void) | undefined;
+  #failure: ConnectionError | undefined;
+  /** Recent share of answers caught while spinning (an exponential moving average). */
+  #spinScore = 1;
+  #probes = 0;
+  /** Connections of the pool held by open transactions and streams of the calling thread. */
+  held = 0;
+  connected = false;
+  dialect: Dialect = "postgres";
+  version = "";
+
+  constructor(settings: BridgeSettings) {
+    const { url, options, timeout, startTimeout, target, onNotice } = settings;
+    this.#timeout = timeout;
+    this.#target = target;
+    this.#onNotice = onNotice;
+    this.#buffer = createSharedBuffer();
+    this.#header = headerOf(this.#buffer);
+    const workerData: WorkerData = {
+      bridge: BRIDGE_MARK,
+      buffer: this.#buffer,
+      url,
+      options,
+      events: onNotice !== undefined,
+    };
+    checkReadAccess(target);
+    try {
+      const source = bootstrapSource(WORKER_URL.href);
+      this.#worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), {
+        workerData,
+      });
+    } catch (error) {
+      throw new ConnectionError(
+        `Cannot start the database worker for "${target}": ${(error as Error).message}`,
+        { cause: error, code: "WORKER_START_FAILED" },
+      );
+    }
+    // Unreferenced: a script that forgets close() still exits when its main module ends.
+    this.#worker.unref();
+    // The worker reports its own death through the shared buffer; these events arrive later,
+    // when the calling thread's event loop runs, and must not crash it.
+    this.#worker.on("error", (error: Error) => {
+      this.#failure ??= this.#gone(`the worker crashed: ${error?.message ?? error}`);
+    });
+    this.#worker.on("exit", () => {
+      this.#failure ??= this.#gone("the worker stopped");
+    });
+    this.#waitForStart(startTimeout);
+  }
+
+  /** False once the worker crashed, timed out or was ended. */
+  get alive(): boolean {
+    return this.#failure === undefined;
+  }
+
+  /** Sends one request and blocks until its answer; throws the error the worker answered. */
+  call(request: Request): unknown {
+    if (this.#failure !== undefined) throw this.#copyFailure();
+    if (Atomics.load(this.#header, STATUS) === DEAD) {
+      throw this.#fail(
+        `the worker crashed: ${deathReason(this.#buffer, this.#header) || "no reason"}`,
+      );
+    }
+    let message: EncodedMessage;
+    try {
+      message = encodeMessage(request);
+    } catch (error) {
+      throw new ValidationError(
+        `Cannot send the arguments to the database worker: ${(error as Error).message}`,
+        { field: "args", cause: error },
+      );
+    }
+    const buffer = this.#buffer;
+    const header = this.#header;
+    let offset = 0;
+    do {
+      offset += writeChunk(buffer, header, KIND_REQUEST, message, offset);
+      this.#handOver();
+    } while (offset < message.bytes.byteLength);
+    // The turn is back with the answer's first chunk.
+    let parts: unknown[][] | undefined;
+    let events: BridgeEvent[] | undefined;
+    for (;;) {
+      const kind = header[KIND];
+      const format = header[FORMAT];
+      const total = totalLength(header);
+      // A fresh buffer: deserialized Uint8Arrays are views into it, so it must not be reused.
+      const answer = new Uint8Array(total);
+      let received = readChunk(buffer, header, answer, 0);
+      while (received < total) {
+        this.#handOver();
+        received += readChunk(buffer, header, answer, received);
+      }
+      if (kind === KIND_PART || kind === KIND_EVENTS) {
+        // Let the worker write the next slice while this one is decoded.
+        this.#release();
+        const decoded = decodeMessage(format, answer) as unknown[];
+        if (kind === KIND_PART) (parts ??= []).push(decoded);
+        else (events ??= []).push(...decoded as BridgeEvent[]);
+        this.#await();
+        continue;
+      }
+      const value = decodeMessage(format, answer);
+      if (events !== undefined) this.#deliver(events);
+      if (kind === KIND_ERROR) throw decodeError(value as ErrorRecord);
+      if (parts === undefined) return value;
+      parts.push(value as unknown[]);
+      return parts.flat(1);
+    }
+  }
+
+  // Events reach their handler on this thread, after the answer is in and before the call
+  // returns; a handler that throws is reported, as an event listener's error is.
+  #deliver(events: readonly BridgeEvent[]): void {
+    for (const event of events) {
+      try {
+        if (event.type === "notice") this.#onNotice?.(event.notice);
+      } catch (error) {
+        reportError(error);
+      }
+    }
+  }
+
+  /** Ends the worker at once. */
+  terminate(): void {
+    this.#failure ??= new ConnectionError(
+      `Cannot use the database "${this.#target}": it was closed`,
+      { code: "CONNECTION_CLOSED" },
+    );
+    void this.#worker.terminate().catch(() => {});
+  }
+
+  /** Hands the turn to the worker and waits until it is back. */
+  #handOver(): void {
+    this.#release();
+    this.#await();
+  }
+
+  #release(): void {
+    Atomics.store(this.#header, TURN, WORKER);
+    Atomics.notify(this.#header, TURN);
+  }
+
+  #await(): void {
+    const header = this.#header;
+    if (Atomics.load(header, TURN) === CALLER) return;
+    // Spin briefly: a point query answers within a few hundred microseconds, and waking from
+    // Atomics.wait costs about as much again. But a spinning thread takes a core from the
+    // worker and the server: when spins keep missing (long statements, or a machine with no
+    // idle core), stop spinning, and try again now and then.
+    const spinning = this.#spinScore >= 0.5 || (++this.#probes & 31) === 0;
+    if (spinning) {
+      const until = performance.now() + SPIN_MS;
+      let spins = 0;
+      while (Atomics.load(header, TURN) !== CALLER) {
+        if ((++spins & 127) === 0 && performance.now() > until) break;
+      }
+      if (Atomics.load(header, TURN) === CALLER) {
+        this.#spinScore = Math.max(this.#spinScore * 0.875 + 0.125, 0.625);
+        return;
+      }
+      this.#spinScore *= 0.875;
+    }
+    let beat = Atomics.load(header, BEAT);
+    let lastBeat = performance.now();
+    for (;;) {
+      Atomics.wait(header, TURN, WORKER, WAIT_SLICE_MS);
+      if (Atomics.load(header, TURN) === CALLER) return;
+      if (Atomics.load(header, STATUS) === DEAD) {
+        throw this.#fail(`the worker crashed: ${deathReason(this.#buffer, header) || "no reason"}`);
+      }
+      const now = performance.now();
+      const current = Atomics.load(header, BEAT);
+      if (current !== beat) {
+        beat = current;
+        lastBeat = now;
+      } else if (now - lastBeat >= this.#timeout) {
+        throw this.#fail(
+          `the worker gave no sign of life for ${this.#timeout} ms`,
+          "WORKER_TIMEOUT",
+        );
+      }
+    }
+  }
+
+  #waitForStart(timeout: number): void {
+    const header = this.#header;
+    const started = performance.now();
+    while (Atomics.load(header, STATUS) === STARTING) {
+      Atomics.wait(header, STATUS, STARTING, WAIT_SLICE_MS);
+      if (performance.now() - started >= timeout && Atomics.load(header, STATUS) === STARTING) {
+        throw this.#fail(`the worker did not start within ${timeout} ms`, "WORKER_TIMEOUT");
+      }
+    }
+    if (Atomics.load(header, STATUS) === DEAD) {
+      throw this.#fail(
+        `the worker failed to start: ${deathReason(this.#buffer, header) || "no reason"}`,
+      );
+    }
+  }
+
+  #gone(reason: string, code = "WORKER_CRASHED"): ConnectionError {
+    return new ConnectionError(`Cannot reach the database "${this.#target}": ${reason}`, { code });
+  }
+
+  #fail(reason: string, code?: string): ConnectionError {
+    this.#failure ??= this.#gone(reason, code);
+    void this.#worker.terminate().catch(() => {});
+    return this.#copyFailure();
+  }
+
+  // A new error per throw, so that each carries the stack of its own call.
+  #copyFailure(): ConnectionError {
+    const failure = this.#failure as ConnectionError;
+    return new ConnectionError(failure.message, { code: failure.code });
+  }
+}
+
+let streamCounter = 0;
+let transactionCounter = 0;
+
+function checkPool(bridge: Bridge, maxConnections: number): void {
+  if (bridge.held >= maxConnections) {
+    throw new ConnectionError(
+      `Cannot run the statement: all ${maxConnections} connections of the pool are held by this thread's open transactions and streams, so it would wait forever (use the transaction handle, or raise maxConnections)`,
+      { code: "POOL_EXHAUSTED" },
+    );
+  }
+}
+
+/** Refuses arguments that `node:v8` would change on the way to the worker. */
+function checkCrossable(args: unknown): void {
+  const uncrossable = findUncrossable(args);
+  if (uncrossable !== undefined) {
+    throw new ValidationError(
+      `Cannot send ${uncrossable} to the database worker: pass plain objects, arrays, Dates, Uint8Arrays and primitives (String() a Decimal or a URL first)`,
+      { field: "args" },
+    );
+  }
+}
+
+/** What a {@linkcode Channel} sends through. */
+export interface ChannelSettings {
+  /** The bridge to send to (started if needed; throws when it cannot be used). */
+  readonly bridge: () => Bridge;
+  /** The transaction attempt, for a transaction handle; none for the database itself. */
+  readonly ref?: TransactionRef;
+  /** The size of the pool, which the database's own calls must not exhaust. */
+  readonly maxConnections: number;
+}
+
+/**
+ * How a `Queryable` reaches the worker: the database itself, whose calls take a connection of
+ * the pool, or one attempt of a transaction, whose calls run on its connection.
+ */
+export class Channel {
+  readonly #bridge: () => Bridge;
+  readonly #ref: TransactionRef | undefined;
+  readonly #maxConnections: number;
+
+  constructor(settings: ChannelSettings) {
+    this.#bridge = settings.bridge;
+    this.#ref = settings.ref;
+    this.#maxConnections = settings.maxConnections;
+  }
+
+  /** Runs one `AsyncQueryable` method in the worker and answers its value. */
+  invoke<M extends ForwardedMethod>(method: M, args: ForwardedArgs[M]): ForwardedResult<M> {
+    const bridge = this.#bridge();
+    if (this.#ref === undefined) checkPool(bridge, this.#maxConnections);
+    // Trailing undefined arguments, which a call without them means as well, are left out, and
+    // so is an absent `ref`: a request without `undefined` in it can travel as JSON, the fast way.
+    let length = args.length;
+    while (length > 0 && args[length - 1] === undefined) length--;
+    const trimmed = (length === args.length ? args : args.slice(0, length)) as ForwardedArgs[M];
+    checkCrossable(trimmed);
+    // The wire carries the arguments of the method it names (TypeScript does not narrow a
+    // generic method name to one member of the request union).
+    const request =
+      (this.#ref === undefined
+        ? { op: "call", method, args: trimmed }
+        : { op: "call", method, args: trimmed, ref: this.#ref }) as CallRequest;
+    return bridge.call(request) as ForwardedResult<M>;
+  }
+
+  /** `AsyncQueryable.stream()` in the worker, `batchSize` rows across the bridge at a time. */
+  *stream<T>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: StreamOptions,
+  ): Generator<T, void, undefined> {
+    const bridge = this.#bridge();
+    const pooled = this.#ref === undefined;
+    if (pooled) checkPool(bridge, this.#maxConnections);
+    checkCrossable(params);
+    const id = ++streamCounter;
+    let batch = bridge.call({
+      op: "streamOpen",
+      id,
+      sql,
+      params: params ?? [],
+      batchSize: options?.batchSize ?? 1000,
+      ...(this.#ref === undefined ? {} : { ref: this.#ref }),
+    }) as StreamBatch;
+    // An unfinished stream of the database holds a connection of the pool.
+    const holds = pooled && !batch.done;
+    if (holds) bridge.held++;
+    let failed = false;
+    try {
+      for (;;) {
+        for (const row of batch.rows) yield row as T;
+        if (batch.done) return;
+        batch = bridge.call({ op: "streamNext", id }) as StreamBatch;
+      }
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      if (holds) bridge.held--;
+      if (!batch.done && !failed && bridge.alive) bridge.call({ op: "streamClose", id });
+    }
+  }
+}
+
+/** What a {@linkcode BridgeClient} starts its workers with. */
+export interface BridgeClientSettings {
+  readonly config: ResolvedConfig;
+  /** The URL given to the `Database`, if any. */
+  readonly url: string | undefined;
+  /** The `AsyncDatabase` options for the worker (only values that can be cloned). */
+  readonly workerOptions: Record<string, unknown>;
+  /** Milliseconds without a heartbeat before a worker counts as gone. */
+  readonly bridgeTimeout: number;
+  /** Called on the calling thread with each notice. */
+  readonly onNotice: ((notice: Notice) => void) | undefined;
+}
+
+/**
+ * The worker side of one `Database`: the running bridge, replaced by a new worker when it
+ * failed, and the transaction protocol driven from the calling thread.
+ */
+export class BridgeClient {
+  readonly #settings: BridgeClientSettings;
+  #bridge: Bridge | undefined;
+  /** Set by close(): every later call fails. */
+  #closed = false;
+  /** The database's own channel. */
+  readonly channel: Channel;
+
+  constructor(settings: BridgeClientSettings) {
+    this.#settings = settings;
+    this.channel = new Channel({
+      bridge: () => this.use(),
+      maxConnections: settings.config.maxConnections,
+    });
+  }
+
+  /** The server's `version()` string, once connected ("" before). */
+  get version(): string {
+    return this.#bridge?.version ?? "";
+  }
+
+  /** The running bridge; a failed one is replaced by a new worker. */
+  use(): Bridge {
+    if (this.#bridge?.alive) return this.#bridge;
+    const { config, url, workerOptions, bridgeTimeout, onNotice } = this.#settings;
+    if (this.#closed) {
+      throw new ConnectionError(
+        `Cannot use the database "${describeTarget(config)}": it is closed`,
+        { code: "CONNECTION_CLOSED" },
+      );
+    }
+    this.#bridge?.terminate();
+    this.#bridge = undefined;
+    const bridge = new Bridge({
+      url,
+      options: workerOptions,
+      timeout: bridgeTimeout,
+      startTimeout: Math.max(bridgeTimeout, config.connectTimeout * 1000),
+      target: describeTarget(config),
+      onNotice,
+    });
+    this.#bridge = bridge;
+    return bridge;
+  }
+
+  /** The running bridge, started (and connected) if needed. */
+  connected(): Bridge {
+    const bridge = this.use();
+    if (!bridge.connected) {
+      const { dialect, version } = bridge.call({ op: "connect" }) as {
+        dialect: Dialect;
+        version: string;
+      };
+      bridge.dialect = dialect;
+      bridge.version = version;
+      bridge.connected = true;
+    }
+    return bridge;
+  }
+
+  /** Closes the pool and ends the worker (idempotent); every later call fails. */
+  close(): void {
+    this.#closed = true;
+    const bridge = this.#bridge;
+    this.#bridge = undefined;
+    if (bridge === undefined) return;
+    if (bridge.alive) {
+      try {
+        bridge.call({ op: "close" });
+      } catch {
+        // Ending the worker below closes its sockets anyway.
+      }
+    }
+    bridge.terminate();
+  }
+
+  /**
+   * Runs the transaction protocol of `_retry.ts` with blocking steps: the worker holds the
+   * connection, this thread runs `fn` (with the channel of the attempt) and sleeps between
+   * attempts.
+   */
+  transaction<T>(settings: TransactionSettings, fn: (channel: Channel) => T): T {
+    let bridge = this.connected();
+    const steps = transactionSteps<T>(settings, bridge.dialect);
+    const tx = ++transactionCounter;
+    const maxConnections = this.#settings.config.maxConnections;
+    let attempt = 0;
+    let holding: Bridge | undefined;
+    const release = (): void => {
+      if (holding === undefined) return;
+      const held = holding;
+      holding = undefined;
+      held.held--;
+      if (held.alive) {
+        try {
+          held.call({ op: "txRelease", tx });
+        } catch {
+          // A dead worker took the connection with it.
+        }
+      }
+    };
+    return runSync(steps, (step) => {
+      switch (step.kind) {
+        case "reserve":
+          release();
+          // After a crash this starts a new worker: the attempt runs again on a fresh connection.
+          bridge = this.connected();
+          checkPool(bridge, maxConnections);
+          bridge.call({ op: "txReserve", tx });
+          holding = bridge;
+          bridge.held++;
+          return undefined;
+        case "query":
+          return bridge.call({ op: "txQuery", tx, text: step.text });
+        case "callback": {
+          const ref: TransactionRef = { tx, attempt: ++attempt };
+          const owner = bridge;
+          let closed = false;
+          const channel = new Channel({
+            bridge: () => {
+              if (closed) {
+                throw new DatabaseError("Cannot use transaction: it has already ended", {
+                  code: "TRANSACTION_CLOSED",
+                });
+              }
+              return owner;
+            },
+            ref,
+            maxConnections,
+          });
+          try {
+            return fn(channel);
+          } finally {
+            closed = true;
+          }
+        }
+        case "sleep":
+          sleepSync(step.ms);
+          return undefined;
+        case "state": {
+          let state: SessionState = { lost: true, sawRetryable: false };
+          if (bridge.alive) {
+            try {
+              state = bridge.call({ op: "txState", ref: { tx, attempt } }) as SessionState;
+            } catch {
+              // The worker is gone, and the connection with it.
+            }
+          }
+          return state;
+        }
+        case "release":
+          release();
+          return undefined;
+      }
+    });
+  }
+}

@@ -1,0 +1,64 @@
+// What the CRUD helpers of `AsyncQueryable` refuse before anything is sent: SQL that is not a
+// string, parameters that do not match its placeholders, records that are not objects.
+import type { Row } from "./_sql.ts";
+import { highestPlaceholder } from "./_sql_scan.ts";
+import { ValidationError } from "./errors.ts";
+
+// Placeholder counts by statement text: a hot statement is scanned once.
+const placeholderCounts = new Map<string, number>();
+
+function placeholders(sql: string): number {
+  let count = placeholderCounts.get(sql);
+  if (count === undefined) {
+    count = highestPlaceholder(sql);
+    if (placeholderCounts.size >= 1024) placeholderCounts.clear();
+    placeholderCounts.set(sql, count);
+  }
+  return count;
+}
+
+export function checkSql(sql: unknown, params: unknown): void {
+  if (typeof sql !== "string" || sql.trim() === "") {
+    throw new ValidationError("Cannot execute query: SQL must be a non-empty string", {
+      field: "sql",
+    });
+  }
+  if (params !== undefined && !Array.isArray(params)) {
+    throw new ValidationError("Cannot execute query: params must be an array", {
+      field: "params",
+    });
+  }
+  // Without parameters the text goes by the simple protocol, where "$1" can be legitimate
+  // (PREPARE, a BEGIN ATOMIC body) and a missing one is the server's clear 42P02.
+  const given = params === undefined ? 0 : params.length;
+  if (given === 0) return;
+  const expected = placeholders(sql);
+  if (expected !== given) {
+    const range = expected === 0 ? "" : expected === 1 ? " ($1)" : ` ($1 … $${expected})`;
+    throw new ValidationError(
+      `Cannot execute query: the SQL expects ${
+        plural(expected, "parameter")
+      }${range} but ${given} ${given === 1 ? "was" : "were"} given`,
+      { field: "params" },
+    );
+  }
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+export function checkRecord(data: unknown, field: string): asserts data is Row {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ValidationError(`Cannot use ${field}: expected an object of column values`, {
+      field,
+    });
+  }
+}
+
+export function checkRecords(records: unknown, field = "records"): asserts records is Row[] {
+  if (!Array.isArray(records)) {
+    throw new ValidationError(`Cannot use ${field}: expected an array of objects`, { field });
+  }
+  records.forEach((r, i) => checkRecord(r, `${field}[${i}]`));
+}

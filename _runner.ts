@@ -1,0 +1,255 @@
+// What an `AsyncQueryable` runs on: the pool, or the connection of one transaction attempt
+// (whose batches run under a savepoint), and the async transaction runner, which takes the steps
+// of `_retry.ts` with awaits. Also the lookups the CRUD helpers cache per database: primary keys
+// (for an upsert on PostgreSQL) and json columns (for COPY).
+import type { TransactionOptions } from "./_config.ts";
+import type { QueryResult, ReservedSession, Session } from "./_driver.ts";
+import { isRetryable } from "./_errors.ts";
+import type { TransactionContext } from "./_internal.ts";
+import type { Pool } from "./_pool.ts";
+import {
+  type SessionState,
+  type TransactionSettings,
+  transactionSettings,
+  transactionSteps,
+} from "./_retry.ts";
+import { type Dialect, quoteTableName, type Row } from "./_sql.ts";
+import { jsonText } from "./_serialize.ts";
+import { runAsync, sleep } from "./_steps.ts";
+import type { UpsertOptions } from "./_options.ts";
+import { DatabaseError, ValidationError } from "./errors.ts";
+
+/** What an `AsyncQueryable` runs on: the pool, or the connection of one transaction attempt. */
+export interface Runner {
+  query(text: string, params?: readonly unknown[], prepare?: boolean): Promise<QueryResult>;
+  copyIn(text: string, data: string): Promise<void>;
+  dialect(): Promise<Dialect>;
+  /**
+   * Runs `fn` with the runner of one transaction: a new one on the pool, a savepoint inside
+   * the transaction on a transaction handle.
+   */
+  atomically<T>(fn: (runner: Runner) => Promise<T>): Promise<T>;
+  /** A connection for a cursor, and whether the cursor needs its own transaction. */
+  cursorSession(): Promise<{ session: Session; own: boolean; release(): void }>;
+  readonly tables: TableCache;
+}
+
+/** What a database learnt about its tables, by quoted name: looked up once, shared by its handles. */
+export interface TableCache {
+  readonly primaryKeys: Map<string, readonly string[]>;
+  /** The json and jsonb columns, which `COPY` needs encoded as JSON. */
+  readonly jsonColumns: Map<string, readonly string[]>;
+}
+
+export async function upsertPlan(
+  runner: Runner,
+  table: string,
+  options: UpsertOptions | undefined,
+): Promise<{ conflictColumns?: readonly string[]; dialect: Dialect }> {
+  const dialect = await runner.dialect();
+  if (options?.conflictColumns !== undefined || dialect === "cockroach") {
+    return { conflictColumns: options?.conflictColumns, dialect };
+  }
+  return { conflictColumns: await primaryKey(runner, table), dialect };
+}
+
+async function primaryKey(runner: Runner, table: string): Promise<readonly string[]> {
+  const quoted = quoteTableName(table);
+  const cache = runner.tables.primaryKeys;
+  const cached = cache.get(quoted);
+  if (cached) return cached;
+  const { rows } = await runner.query(
+    `SELECT a.attname AS "name" FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      WHERE i.indrelid = $1::regclass AND i.indisprimary
+      ORDER BY array_position(i.indkey, a.attnum)`,
+    [quoted],
+  );
+  if (rows.length === 0) {
+    throw new ValidationError(
+      `Cannot upsert into "${table}": it has no primary key, so conflictColumns are needed`,
+      { field: "conflictColumns" },
+    );
+  }
+  const key = rows.map((r) => String(r.name));
+  cache.set(quoted, key);
+  return key;
+}
+
+export async function jsonColumns(runner: Runner, table: string): Promise<readonly string[]> {
+  const quoted = quoteTableName(table);
+  const cache = runner.tables.jsonColumns;
+  const cached = cache.get(quoted);
+  if (cached) return cached;
+  const { rows } = await runner.query(
+    `SELECT attname AS "name" FROM pg_attribute
+      WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+        AND atttypid IN ('json'::regtype, 'jsonb'::regtype)`,
+    [quoted],
+  );
+  const names = rows.map((r) => String(r.name));
+  cache.set(quoted, names);
+  return names;
+}
+
+export function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
+  const out: Row = { ...record };
+  for (const column of json) {
+    const value = out[column];
+    if (value === null || value === undefined) continue;
+    try {
+      out[column] = jsonText(value);
+    } catch (error) {
+      throw new ValidationError(
+        `Cannot write column "${column}" as JSON: ${(error as Error).message}`,
+        { field: column, cause: error },
+      );
+    }
+  }
+  return out;
+}
+
+// One statement runs as is; several run in one transaction, sent together so they pipeline.
+export function runStatements(
+  runner: Runner,
+  statements: readonly { text: string; params: unknown[] }[],
+): Promise<QueryResult[]> {
+  if (statements.length === 1) {
+    return runner.query(statements[0].text, statements[0].params).then((r) => [r]);
+  }
+  return runner.atomically((inner) =>
+    Promise.all(statements.map((s) => inner.query(s.text, s.params)))
+  );
+}
+
+/** The runner of a database: statements on any connection of its pool. */
+export function poolRunner<H>(
+  pool: Pool,
+  tables: TableCache,
+  retry: TransactionOptions,
+  handle: (runner: Runner) => H,
+): Runner {
+  return {
+    query: (text, params, prepare) => pool.query(text, params, prepare),
+    copyIn: (text, data) => pool.copyIn(text, data),
+    dialect: () => pool.dialect(),
+    atomically: (fn) =>
+      transact(
+        pool,
+        tables,
+        transactionSettings(undefined, retry),
+        handle,
+        (_tx, runner) => fn(runner),
+      ),
+    cursorSession: async () => {
+      const session = await pool.reserve();
+      return { session, own: true, release: () => session.release() };
+    },
+    tables,
+  };
+}
+
+/** The runner of one transaction attempt: statements on its connection until it ends. */
+export function attemptRunner(
+  context: TransactionContext,
+  dialect: Dialect,
+  tables: TableCache,
+): Runner {
+  const check = (): void => {
+    if (context.closed) {
+      throw new DatabaseError("Cannot use transaction: it has already ended", {
+        code: "TRANSACTION_CLOSED",
+      });
+    }
+  };
+  let savepoints = 0;
+  const query = async (text: string, params: readonly unknown[] = [], prepare = true) => {
+    check();
+    try {
+      return await context.session.query(text, params, params.length ? { prepare } : undefined);
+    } catch (error) {
+      if (isRetryable(error)) context.sawRetryable = true;
+      throw error;
+    }
+  };
+  const runner: Runner = {
+    query,
+    async copyIn(text, data) {
+      check();
+      await context.session.copyIn(text, data);
+    },
+    dialect: () => Promise.resolve(dialect),
+    // Inside a transaction, a batch of several statements runs under a savepoint: a chunk
+    // refused by the client (which does not abort the transaction, as a server error would)
+    // takes the chunks already sent with it, so a caught refusal leaves no half batch.
+    atomically: async (fn) => {
+      const name = `manticore_batch_${++savepoints}`;
+      await query(`SAVEPOINT ${name}`);
+      try {
+        const result = await fn(runner);
+        await query(`RELEASE SAVEPOINT ${name}`);
+        return result;
+      } catch (error) {
+        // After a serialization failure CockroachDB allows only its restart savepoint: the
+        // runner's retry undoes the attempt then.
+        await query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {});
+        throw error;
+      }
+    },
+    cursorSession: () => {
+      check();
+      return Promise.resolve({ session: context.session, own: false, release: () => {} });
+    },
+    tables,
+  };
+  return runner;
+}
+
+/**
+ * Runs `fn` in a transaction on a connection of `pool`: the protocol of `_retry.ts`, each step
+ * taken here. `fn` gets the attempt's handle (made by `handle`) and its runner.
+ */
+export async function transact<H, T>(
+  pool: Pool,
+  tables: TableCache,
+  settings: TransactionSettings,
+  handle: (runner: Runner) => H,
+  fn: (tx: H, runner: Runner) => Promise<T> | T,
+): Promise<T> {
+  const dialect = await pool.dialect();
+  let session: ReservedSession | undefined;
+  let context: TransactionContext | undefined;
+  return await runAsync(transactionSteps<T>(settings, dialect), async (step) => {
+    switch (step.kind) {
+      case "reserve":
+        session?.release();
+        session = undefined;
+        session = await pool.reserve();
+        return undefined;
+      case "query":
+        return (await (session as ReservedSession).query(step.text, [], { simple: true }))
+          .command;
+      case "callback": {
+        context = { session: session as ReservedSession, sawRetryable: false, closed: false };
+        const runner = attemptRunner(context, dialect, tables);
+        try {
+          return await fn(handle(runner), runner);
+        } finally {
+          context.closed = true;
+        }
+      }
+      case "sleep":
+        await sleep(step.ms);
+        return undefined;
+      case "state":
+        return {
+          lost: session?.lost ?? true,
+          sawRetryable: context?.sawRetryable ?? false,
+        } satisfies SessionState;
+      case "release":
+        session?.release();
+        session = undefined;
+        return undefined;
+    }
+  });
+}

@@ -11,7 +11,8 @@
 // travels as slices of `PART_LENGTH` elements, each encoded on its own, so that the worker
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
-import type { Notice } from "./_config.ts";
+import type { Notice, QueryEvent } from "./_config.ts";
+import type { TraceCarrier } from "./_telemetry.ts";
 import type { AsyncQueryable } from "./async_database.ts";
 import { describeValue, isPlainObject } from "./_serialize.ts";
 import {
@@ -76,7 +77,9 @@ export const KIND_PART = 3;
 export const KIND_EVENTS = 4;
 
 /** Something the worker's database reported, delivered on the calling thread. */
-export type BridgeEvent = { readonly type: "notice"; readonly notice: Notice };
+export type BridgeEvent =
+  | { readonly type: "notice"; readonly notice: Notice }
+  | { readonly type: "query"; readonly event: QueryEvent };
 
 /** Elements per slice of a long array answer (see `KIND_PART`). */
 export const PART_LENGTH = 8192;
@@ -142,16 +145,22 @@ export interface TransactionRef {
   readonly attempt: number;
 }
 
-/** A request from the calling thread. */
-export type Request =
+/** A request from the calling thread, with the caller's trace context when it is traced. */
+export type Request = RequestBody & { readonly trace?: TraceCarrier };
+
+/** What a request asks. */
+export type RequestBody =
   /** Open the pool and answer `{ dialect, version }`. */
   | { readonly op: "connect" }
   /** Close the pool (the calling thread then ends the worker). */
   | { readonly op: "close" }
   /** Run one `AsyncQueryable` method on the database or on a transaction attempt. */
   | CallRequest
-  /** Release the transaction's connection, if any, and reserve a fresh one. */
-  | { readonly op: "txReserve"; readonly tx: number }
+  /**
+   * Release the transaction's connection, if any, and reserve a fresh one; `deadline`
+   * (milliseconds from now) aborts the transaction's statements when it passes.
+   */
+  | { readonly op: "txReserve"; readonly tx: number; readonly deadline?: number }
   /** Send one statement of the retry protocol on the transaction's connection. */
   | { readonly op: "txQuery"; readonly tx: number; readonly text: string }
   /** Answer `{ lost, sawRetryable }` of the transaction's connection and attempt. */
@@ -166,7 +175,11 @@ export type Request =
     readonly params: readonly unknown[];
     readonly batchSize: number;
     readonly ref?: TransactionRef;
+    /** Milliseconds the stream may take, from its start. */
+    readonly timeout?: number;
   }
+  /** Answer the database's `stats()`. */
+  | { readonly op: "stats" }
   /** Answer the next batch of a stream. */
   | { readonly op: "streamNext"; readonly id: number }
   /** Close a stream early. */
@@ -192,8 +205,10 @@ export interface WorkerData {
   readonly buffer: SharedArrayBuffer;
   readonly url: string | undefined;
   readonly options: Record<string, unknown>;
-  /** Send the database's events (notices) to the calling thread with each answer. */
+  /** Send the database's notices to the calling thread with each answer. */
   readonly events: boolean;
+  /** Send the database's query events (`onQuery`) to the calling thread with each answer. */
+  readonly queryEvents: boolean;
 }
 
 /**

@@ -5,7 +5,10 @@
 // and runs the transaction protocol with blocking steps. `database.ts` holds the public classes.
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { describeTarget, type Notice, type ResolvedConfig } from "./_config.ts";
+import { describeTarget, type Notice, type QueryEvent, type ResolvedConfig } from "./_config.ts";
+import { aborted } from "./_driver.ts";
+import { Observer, type PoolStats } from "./_observe.ts";
+import { captureContext } from "./_telemetry.ts";
 import type { StreamOptions } from "./_options.ts";
 import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
 import type { Dialect } from "./_sql.ts";
@@ -99,6 +102,8 @@ export interface BridgeSettings {
   readonly target: string;
   /** Called on the calling thread with each notice; the worker then forwards them. */
   readonly onNotice: ((notice: Notice) => void) | undefined;
+  /** Called on the calling thread after each statement; the worker then forwards events. */
+  readonly onQuery: ((event: QueryEvent) => void) | undefined;
 }
 
 /** One worker and its shared buffer; a failed bridge stays failed and the database starts another. */
@@ -109,6 +114,7 @@ export class Bridge {
   readonly #timeout: number;
   readonly #target: string;
   readonly #onNotice: ((notice: Notice) => void) | undefined;
+  readonly #onQuery: ((event: QueryEvent) => void) | undefined;
   #failure: ConnectionError | undefined;
   /** Recent share of answers caught while spinning (an exponential moving average). */
   #spinScore = 1;
@@ -120,10 +126,11 @@ export class Bridge {
   version = "";
 
   constructor(settings: BridgeSettings) {
-    const { url, options, timeout, startTimeout, target, onNotice } = settings;
+    const { url, options, timeout, startTimeout, target, onNotice, onQuery } = settings;
     this.#timeout = timeout;
     this.#target = target;
     this.#onNotice = onNotice;
+    this.#onQuery = onQuery;
     this.#buffer = createSharedBuffer();
     this.#header = headerOf(this.#buffer);
     const workerData: WorkerData = {
@@ -132,6 +139,7 @@ export class Bridge {
       url,
       options,
       events: onNotice !== undefined,
+      queryEvents: onQuery !== undefined,
     };
     checkReadAccess(target);
     try {
@@ -166,6 +174,9 @@ export class Bridge {
   /** Sends one request and blocks until its answer; throws the error the worker answered. */
   call(request: Request): unknown {
     if (this.#failure !== undefined) throw this.#copyFailure();
+    // The caller's span goes along, so that the worker's spans are its children.
+    const trace = captureContext();
+    if (trace !== undefined) request = { ...request, trace };
     if (Atomics.load(this.#header, STATUS) === DEAD) {
       throw this.#fail(
         `the worker crashed: ${deathReason(this.#buffer, this.#header) || "no reason"}`,
@@ -225,6 +236,7 @@ export class Bridge {
     for (const event of events) {
       try {
         if (event.type === "notice") this.#onNotice?.(event.notice);
+        else this.#onQuery?.(event.event);
       } catch (error) {
         reportError(error);
       }
@@ -340,6 +352,16 @@ function checkPool(bridge: Bridge, maxConnections: number): void {
 
 /** Refuses arguments that `node:v8` would change on the way to the worker. */
 function checkCrossable(args: unknown): void {
+  const options = Array.isArray(args) ? args[args.length - 1] : undefined;
+  if (
+    typeof options === "object" && options !== null &&
+    (options as { signal?: unknown }).signal instanceof AbortSignal
+  ) {
+    throw new ValidationError(
+      "Cannot use signal: the synchronous Database blocks its thread, so it takes timeout (milliseconds) instead",
+      { field: "signal" },
+    );
+  }
   const uncrossable = findUncrossable(args);
   if (uncrossable !== undefined) {
     throw new ValidationError(
@@ -402,7 +424,7 @@ export class Channel {
     const bridge = this.#bridge();
     const pooled = this.#ref === undefined;
     if (pooled) checkPool(bridge, this.#maxConnections);
-    checkCrossable(params);
+    checkCrossable([params, options]);
     const id = ++streamCounter;
     let batch = bridge.call({
       op: "streamOpen",
@@ -411,6 +433,7 @@ export class Channel {
       params: params ?? [],
       batchSize: options?.batchSize ?? 1000,
       ...(this.#ref === undefined ? {} : { ref: this.#ref }),
+      ...(options?.timeout === undefined ? {} : { timeout: options.timeout }),
     }) as StreamBatch;
     // An unfinished stream of the database holds a connection of the pool.
     const holds = pooled && !batch.done;
@@ -443,6 +466,8 @@ export interface BridgeClientSettings {
   readonly bridgeTimeout: number;
   /** Called on the calling thread with each notice. */
   readonly onNotice: ((notice: Notice) => void) | undefined;
+  /** Called on the calling thread after each statement. */
+  readonly onQuery: ((event: QueryEvent) => void) | undefined;
 }
 
 /**
@@ -456,9 +481,12 @@ export class BridgeClient {
   #closed = false;
   /** The database's own channel. */
   readonly channel: Channel;
+  /** This thread's side of the telemetry: transaction spans and their retries. */
+  readonly #observer: Observer;
 
   constructor(settings: BridgeClientSettings) {
     this.#settings = settings;
+    this.#observer = new Observer({ ...settings.config, onQuery: undefined });
     this.channel = new Channel({
       bridge: () => this.use(),
       maxConnections: settings.config.maxConnections,
@@ -473,7 +501,7 @@ export class BridgeClient {
   /** The running bridge; a failed one is replaced by a new worker. */
   use(): Bridge {
     if (this.#bridge?.alive) return this.#bridge;
-    const { config, url, workerOptions, bridgeTimeout, onNotice } = this.#settings;
+    const { config, url, workerOptions, bridgeTimeout, onNotice, onQuery } = this.#settings;
     if (this.#closed) {
       throw new ConnectionError(
         `Cannot use the database "${describeTarget(config)}": it is closed`,
@@ -489,6 +517,7 @@ export class BridgeClient {
       startTimeout: Math.max(bridgeTimeout, config.connectTimeout * 1000),
       target: describeTarget(config),
       onNotice,
+      onQuery,
     });
     this.#bridge = bridge;
     return bridge;
@@ -505,6 +534,7 @@ export class BridgeClient {
       bridge.dialect = dialect;
       bridge.version = version;
       bridge.connected = true;
+      this.#observer.attach(dialect);
     }
     return bridge;
   }
@@ -530,9 +560,69 @@ export class BridgeClient {
    * connection, this thread runs `fn` (with the channel of the attempt) and sleeps between
    * attempts.
    */
+  /**
+   * The worker's `stats()`, with this thread's transaction retries (the sync runner retries
+   * here).
+   */
+  stats(): PoolStats {
+    const worker = this.connected().call({ op: "stats" }) as PoolStats;
+    const retries = { ...worker.retries };
+    for (const [code, n] of Object.entries(this.#observer.stats().retries)) {
+      retries[code] = (retries[code] ?? 0) + n;
+    }
+    return { ...worker, retries };
+  }
+
   transaction<T>(settings: TransactionSettings, fn: (channel: Channel) => T): T {
+    if (settings.signal !== undefined) {
+      throw new ValidationError(
+        "Cannot use signal: the synchronous Database blocks its thread, so it takes timeout (milliseconds) instead",
+        { field: "signal" },
+      );
+    }
+    const timeout = settings.timeout;
+    if (timeout !== undefined && (!Number.isFinite(timeout) || !(timeout > 0))) {
+      throw new ValidationError(`Cannot use timeout ${timeout}: expected milliseconds above 0`, {
+        field: "timeout",
+      });
+    }
+    const telemetry = this.#observer.transaction();
+    try {
+      const value = telemetry.run(() => this.#transact(settings, fn, telemetry));
+      telemetry.end();
+      return value;
+    } catch (error) {
+      telemetry.end(error);
+      throw error;
+    }
+  }
+
+  #transact<T>(
+    settings: TransactionSettings,
+    fn: (channel: Channel) => T,
+    telemetry: ReturnType<Observer["transaction"]>,
+  ): T {
     let bridge = this.connected();
-    const steps = transactionSteps<T>(settings, bridge.dialect);
+    const observer = this.#observer;
+    const onRetry = settings.onRetry;
+    const steps = transactionSteps<T>({
+      ...settings,
+      onRetry: (info) => {
+        observer.transactionRetry(telemetry, info.attempt, info.delayMs, info.error);
+        onRetry?.(info);
+      },
+    }, bridge.dialect);
+    // The transaction's timeout: its statements in the worker are aborted when it passes, and
+    // nothing but the rollback is sent afterwards.
+    const deadline = settings.timeout === undefined
+      ? undefined
+      : performance.now() + settings.timeout;
+    const timeoutSignal = { reason: new DOMException("The transaction timed out", "TimeoutError") };
+    const stop = (): void => {
+      if (deadline !== undefined && performance.now() >= deadline) {
+        throw aborted(timeoutSignal as AbortSignal, true);
+      }
+    };
     const tx = ++transactionCounter;
     const maxConnections = this.#settings.config.maxConnections;
     let attempt = 0;
@@ -557,13 +647,20 @@ export class BridgeClient {
           // After a crash this starts a new worker: the attempt runs again on a fresh connection.
           bridge = this.connected();
           checkPool(bridge, maxConnections);
-          bridge.call({ op: "txReserve", tx });
+          stop();
+          bridge.call(
+            deadline === undefined
+              ? { op: "txReserve", tx }
+              : { op: "txReserve", tx, deadline: deadline - performance.now() },
+          );
           holding = bridge;
           bridge.held++;
           return undefined;
         case "query":
+          if (!step.text.startsWith("ROLLBACK")) stop();
           return bridge.call({ op: "txQuery", tx, text: step.text });
         case "callback": {
+          stop();
           const ref: TransactionRef = { tx, attempt: ++attempt };
           const owner = bridge;
           let closed = false;
@@ -586,7 +683,10 @@ export class BridgeClient {
           }
         }
         case "sleep":
-          sleepSync(step.ms);
+          sleepSync(
+            deadline === undefined ? step.ms : Math.min(step.ms, deadline - performance.now()),
+          );
+          stop();
           return undefined;
         case "state": {
           let state: SessionState = { lost: true, sawRetryable: false };

@@ -12,7 +12,9 @@ import { AsyncDatabase, type AsyncQueryable, type AsyncTransaction } from "./asy
 import { type DatabaseInternals, internalsOf, type TransactionContext } from "./_internal.ts";
 import type { ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
-import type { Notice } from "./_config.ts";
+import type { Notice, QueryEvent } from "./_config.ts";
+import { aborted } from "./_driver.ts";
+import { withCapturedContext } from "./_telemetry.ts";
 import {
   BEAT,
   type BridgeEvent,
@@ -65,6 +67,8 @@ function die(reason: string): void {
 }
 interface TransactionEntry {
   session: ReservedSession;
+  /** Aborts the transaction's statements when its deadline passes. */
+  signal: AbortSignal | undefined;
   attempt: number;
   context: TransactionContext | undefined;
   handle: AsyncTransaction | undefined;
@@ -92,7 +96,13 @@ async function targetOf(ref: TransactionRef | undefined): Promise<AsyncQueryable
   const entry = transactionEntry(ref.tx);
   if (entry.attempt !== ref.attempt || entry.handle === undefined) {
     if (entry.context) entry.context.closed = true;
-    entry.context = { session: entry.session, sawRetryable: false, closed: false };
+    entry.context = {
+      session: entry.session,
+      attempt: ref.attempt,
+      signal: entry.signal,
+      sawRetryable: false,
+      closed: false,
+    };
     entry.handle = internals.transaction(entry.context, await internals.dialect());
     entry.attempt = ref.attempt;
   }
@@ -155,9 +165,14 @@ async function handle(request: Request): Promise<unknown> {
       return undefined;
     case "txReserve": {
       releaseTransaction(request.tx);
+      const signal = request.deadline === undefined
+        ? undefined
+        : AbortSignal.timeout(Math.max(1, request.deadline));
+      if (signal?.aborted) throw aborted(signal, false);
       const session = await internals.reserve();
       transactions.set(request.tx, {
         session,
+        signal,
         attempt: -1,
         context: undefined,
         handle: undefined,
@@ -165,11 +180,17 @@ async function handle(request: Request): Promise<unknown> {
       return undefined;
     }
     case "txQuery": {
-      const result = await transactionEntry(request.tx).session.query(request.text, [], {
-        simple: true,
-      });
-      return result.command;
+      const entry = transactionEntry(request.tx);
+      // Once the transaction's deadline passed, nothing but the rollback is sent.
+      if (entry.signal?.aborted && !request.text.startsWith("ROLLBACK")) {
+        throw aborted(entry.signal, true);
+      }
+      const text = request.text;
+      const query = () => entry.session.query(text, [], { simple: true });
+      return (await internals.observer.statement(text, [], undefined, query)).command;
     }
+    case "stats":
+      return db.stats();
     case "txState": {
       const entry = transactions.get(request.ref.tx);
       const current = entry !== undefined && entry.attempt === request.ref.attempt;
@@ -192,7 +213,10 @@ async function handle(request: Request): Promise<unknown> {
           },
         );
       }
-      const iterator = target.stream(request.sql, request.params, { batchSize });
+      const iterator = target.stream(request.sql, request.params, {
+        batchSize,
+        ...(request.timeout === undefined ? {} : { timeout: request.timeout }),
+      });
       streams.set(request.id, { iterator, batchSize, tx: request.ref?.tx });
       return await nextBatch(request.id);
     }
@@ -333,7 +357,7 @@ async function serve(): Promise<void> {
     const request = await receive();
     let value: unknown;
     try {
-      value = await handle(request);
+      value = await withCapturedContext(request.trace, () => handle(request));
     } catch (error) {
       await sendEvents();
       const reply = encode(KIND_ERROR, encodeError(error));
@@ -367,9 +391,15 @@ function start(data: WorkerData): void {
     process.exit(1);
   });
   process.on("exit", (code: number) => die(`the worker exited with code ${code}`));
-  const options = data.events
-    ? { ...data.options, onNotice: (notice: Notice) => events.push({ type: "notice", notice }) }
-    : data.options;
+  const options = {
+    ...data.options,
+    ...(data.events
+      ? { onNotice: (notice: Notice) => events.push({ type: "notice", notice }) }
+      : {}),
+    ...(data.queryEvents
+      ? { onQuery: (event: QueryEvent) => events.push({ type: "query", event }) }
+      : {}),
+  };
   db = typeof data.url === "string"
     ? new AsyncDatabase(data.url, options)
     : new AsyncDatabase(options);

@@ -62,3 +62,30 @@ export function checkRecords(records: unknown, field = "records"): asserts recor
   }
   records.forEach((r, i) => checkRecord(r, `${field}[${i}]`));
 }
+
+/**
+ * The one signal of a call's `signal` and `timeout` (validated), or `undefined` when it has
+ * neither. An already-aborted signal is returned as it is: the call fails before sending.
+ */
+export function callSignal(
+  options: { readonly signal?: unknown; readonly timeout?: unknown } | undefined,
+  outer?: AbortSignal,
+): AbortSignal | undefined {
+  const signal = options?.signal;
+  const timeout = options?.timeout;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new ValidationError("Cannot use signal: expected an AbortSignal", { field: "signal" });
+  }
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0)
+  ) {
+    throw new ValidationError(
+      `Cannot use timeout ${String(timeout)}: expected milliseconds above 0`,
+      { field: "timeout" },
+    );
+  }
+  const signals = [outer, signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)]
+    .filter((s): s is AbortSignal => s !== undefined);
+  return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+}

@@ -2,6 +2,7 @@
 // environment, then the defaults table. Pure apart from reading the environment and, for TLS,
 // the certificate files named by the options.
 import type { LoadBalanceHosts } from "./_hosts.ts";
+import type { CallOptions } from "./_options.ts";
 
 export type { LoadBalanceHosts };
 import { ValidationError } from "./errors.ts";
@@ -45,7 +46,7 @@ export interface RetryOptions {
 }
 
 /** Options of one `transaction()` call. */
-export interface TransactionOptions extends RetryOptions {
+export interface TransactionOptions extends RetryOptions, CallOptions {
   /**
    * Total time the transaction may take, retries included, in milliseconds. When the next
    * backoff would end past it, the runner stops with `TransactionRetryError`.
@@ -93,6 +94,30 @@ export interface Notice {
   readonly detail?: string;
   /** The server's `HINT` line, if any. */
   readonly hint?: string;
+}
+
+/** What `onQuery` hears of one statement, after it answered or failed. */
+export interface QueryEvent {
+  /** The statement text as sent: placeholders, never values. */
+  readonly text: string;
+  /** The parameters, only with `logParameters: true`. */
+  readonly params?: readonly unknown[];
+  /** Milliseconds from the call to the answer (resends included). */
+  readonly durationMs: number;
+  /** Rows returned (0 for a statement without rows), absent on failure. */
+  readonly rowCount?: number;
+  /** Rows affected or returned, from the command tag, absent on failure. */
+  readonly count?: number;
+  /** The error it failed with. */
+  readonly error?: Error;
+  /** It ran again: a resend of the pool, or in a retried transaction attempt. */
+  readonly retry: boolean;
+  /** `host:port` of the connection that answered, when known. */
+  readonly host?: string;
+  /** The helper's operation (`SELECT`, `INSERT` …) and table, for the CRUD helpers. */
+  readonly operation?: string;
+  /** The table of a CRUD helper. */
+  readonly collection?: string;
 }
 
 /** Options of `AsyncDatabase` and `Database`. */
@@ -206,6 +231,19 @@ export interface DatabaseOptions {
    */
   readonly retryStatements?: boolean;
   /**
+   * Called after every statement with its text, duration, rows, error, host and whether it ran
+   * again; with the sync `Database` it runs on the calling thread, before the call returns. A
+   * hook that throws is reported as an uncaught error, not to the caller.
+   * @default {undefined}
+   */
+  readonly onQuery?: (event: QueryEvent) => void;
+  /**
+   * Give `onQuery` the parameters too. They may hold secrets: off by default, and never put in
+   * a span or a metric.
+   * @default {false}
+   */
+  readonly logParameters?: boolean;
+  /**
    * Called with every notice the server sends (`RAISE NOTICE`, `RAISE WARNING`, …). With the
    * sync `Database` it runs on the calling thread, before the call that caused it returns.
    * @default {warnings go to console.warn, other notices are dropped}
@@ -243,6 +281,8 @@ export interface ResolvedConfig {
   readonly onNotice: (notice: Notice) => void;
   readonly retryStatements: boolean;
   readonly loadBalanceHosts: LoadBalanceHosts;
+  readonly onQuery: ((event: QueryEvent) => void) | undefined;
+  readonly logParameters: boolean;
 }
 
 /** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
@@ -601,6 +641,8 @@ export function resolveConfig(
     serverOptions: pick("serverOptions"),
     onNotice: checkFunction(options.onNotice, "onNotice") ?? warnOnNotice,
     retryStatements: checkBoolean(options.retryStatements, "retryStatements") ?? true,
+    onQuery: checkFunction(options.onQuery, "onQuery"),
+    logParameters: checkBoolean(options.logParameters, "logParameters") ?? false,
     loadBalanceHosts: options.loadBalanceHosts === undefined
       ? pick("loadBalanceHosts") ?? "disable"
       : parseLoadBalance(options.loadBalanceHosts, "loadBalanceHosts"),

@@ -40,7 +40,7 @@ import {
   type StatementRetrySettings,
 } from "./_statement_retry.ts";
 import { type Serializer, strictArray, strictSerializers } from "./_serialize.ts";
-import { ConnectionError, ValidationError } from "./errors.ts";
+import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 
 /** A row as returned by the driver: column name → value. */
 export type Row = Record<string, unknown>;
@@ -53,6 +53,10 @@ export interface QueryResult {
   readonly command: string;
   /** Rows affected or returned, from the command tag. */
   readonly count: number;
+  /** Sends it took (more than 1 when the pool sent it again: a conflict, or a provable loss). */
+  readonly attempts?: number;
+  /** `host:port` of the connection that answered, when asked for (`QueryOptions.host`). */
+  readonly host?: string;
 }
 
 /** How a statement is sent. */
@@ -67,6 +71,10 @@ export interface QueryOptions {
    * @default {true when there are no parameters}
    */
   readonly simple?: boolean;
+  /** Aborts the statement: a cancel request when it runs, nothing sent when it has not yet. */
+  readonly signal?: AbortSignal;
+  /** Answer the connection's `host:port` in the result (costs a callback per statement). */
+  readonly host?: boolean;
 }
 
 /** Something statements can be sent to: the pool, or one reserved connection. */
@@ -87,10 +95,32 @@ export interface ReservedSession extends Session {
 /** The pool. */
 export interface Driver extends Session {
   reserve(): Promise<ReservedSession>;
+  /** The pool's numbers now: connections idle and used, requests waiting, and since start. */
+  counts(): DriverCounts;
   /** Closes every connection, waiting at most `timeout` seconds for work in flight. */
   end(timeout?: number): Promise<void>;
   /** Human-readable target, without secrets. */
   readonly target: string;
+}
+
+/** The pool's numbers: the connections now, and the connections opened and closed so far. */
+export interface DriverCounts {
+  readonly idle: number;
+  readonly used: number;
+  readonly pending: number;
+  readonly max: number;
+  readonly opened: number;
+  readonly closed: number;
+}
+
+/** What the driver tells whoever observes the pool. */
+export interface DriverHooks {
+  /** A connection opened, after `ms` milliseconds (its failed hosts included). */
+  connected?(ms: number): void;
+  /** A request waited `ms` milliseconds for a connection of its own. */
+  waited?(ms: number): void;
+  /** The pool sends a statement again, after it failed with `code`. */
+  resent?(code: string): void;
 }
 
 /** The parts of a postgres.js connection the driver uses (the vendored copy's). */
@@ -191,6 +221,24 @@ function badParam(i: number, why: string): ValidationError {
   return new ValidationError(`Cannot send parameter $${i + 1}: ${why}`, { field: "params" });
 }
 
+// A statement the server cancelled (57014), or one postgres.js took out of its queue.
+function isCancel(error: unknown): boolean {
+  return typeof error === "object" && error !== null &&
+    (error as { code?: unknown }).code === "57014";
+}
+
+/** The error of a call whose signal aborted it: `57014` once sent, `ABORTED` before. */
+export function aborted(signal: AbortSignal, sent: boolean): DatabaseError {
+  const reason = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return new DatabaseError(
+    sent
+      ? `Cannot execute query: cancelled on abort (${why})`
+      : `Cannot execute query: aborted before it was sent (${why})`,
+    { code: sent ? "57014" : "ABORTED", cause: reason },
+  );
+}
+
 function isCachedPlanError(error: unknown): boolean {
   return typeof error === "object" && error !== null &&
     (error as { code?: unknown }).code === "0A000" &&
@@ -222,8 +270,14 @@ function installTypes(options: DriverTypeOptions): void {
 }
 
 /** Opens a pool for the resolved configuration. Nothing connects until the first statement. */
-export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefined): Driver {
+export function createDriver(
+  config: ResolvedConfig,
+  tls: TlsSettings | undefined,
+  hooks: DriverHooks = {},
+): Driver {
   const target = describeTarget(config);
+  const hostPort = (index: number): string =>
+    `${config.hosts[index] ?? config.hosts[0]}:${config.ports[index] ?? config.ports[0]}`;
   const hostPorts = hostList(config);
   // Reserved connections by the driver's connection id, so that a close of that connection
   // marks the session lost before anything else is written to it.
@@ -308,16 +362,32 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
   installTypes(sql.options as unknown as DriverTypeOptions);
   // Which host each new connection tries first, and next (patch 0015). When a drain is seen on
   // a host, its idle connections are closed before they are used: they are about to be ended.
-  const retire = (sql as unknown as { retire(test: (c: PgConnection) => boolean): void }).retire;
-  (sql.options as unknown as { shared: { hosts: HostChooser } }).shared.hosts = createHostChooser(
-    config.hosts.length,
-    {
-      mode: config.loadBalanceHosts,
-      now: () => performance.now(),
-      random: Math.random,
-      onDrain: (index) => retire((c) => c.hostIndex === index),
+  const pg = sql as unknown as {
+    retire(test: (c: PgConnection) => boolean): void;
+    counts(): Omit<DriverCounts, "opened" | "closed"> & { connecting: number };
+  };
+  const chooser = createHostChooser(config.hosts.length, {
+    mode: config.loadBalanceHosts,
+    now: () => performance.now(),
+    random: Math.random,
+    onDrain: (index) => pg.retire((c) => c.hostIndex === index),
+  });
+  // The chooser hears every connection open and close: the pool's counts since start.
+  let opened = 0;
+  let closedCount = 0;
+  (sql.options as unknown as { shared: { hosts: HostChooser } }).shared.hosts = {
+    next: (tried) => chooser.next(tried),
+    failed: (index, error) => chooser.failed(index, error),
+    connected(index, ms) {
+      opened++;
+      chooser.connected(index, ms);
+      if (ms !== undefined) hooks.connected?.(ms);
     },
-  );
+    ended(index, error) {
+      closedCount++;
+      chooser.ended(index, error);
+    },
+  };
 
   // Lost reserved connections whose close postgres.js has not processed yet (see reserve()).
   const closing = new Set<Promise<void>>();
@@ -336,6 +406,17 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     observe?: (seen: LossObservation) => void,
   ): Promise<QueryResult> {
     const simple = options?.simple ?? params.length === 0;
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(aborted(signal, false));
+    // Which connection answered, when asked: the callback sees it as the statement is sent.
+    let host: string | undefined;
+    if (options?.host) {
+      const inner = onexecute;
+      onexecute = (c) => {
+        host = hostPort(c.hostIndex);
+        return inner ? inner(c) : true;
+      };
+    }
     // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
     const base = simple ? SIMPLE : (options?.prepare ?? true) ? EXTENDED_PREPARED : EXTENDED;
     const queryOptions = onexecute ? { ...base, onexecute } : base;
@@ -349,13 +430,22 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     } catch (error) {
       return Promise.reject(toDatabaseError(error, hostPorts));
     }
+    // An abort cancels the statement: postgres.js sends a cancel request when it runs, and takes
+    // it out of its queue when it has not been sent.
+    const cancel = () => void (pending as unknown as { cancel(): unknown }).cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
     // `.then` rather than an async function: one promise and one await less per statement.
     inFlight++;
     return pending.then((result) => {
       inFlight--;
-      return toResult(result);
+      signal?.removeEventListener("abort", cancel);
+      return host === undefined ? toResult(result) : { ...toResult(result), host };
     }, async (error) => {
       inFlight--;
+      signal?.removeEventListener("abort", cancel);
+      if (signal?.aborted && isCancel(error)) {
+        throw aborted(signal, (pending as unknown as { written?: boolean }).written === true);
+      }
       // What the vendored driver saw of the statement (patch 0013), for the rule of
       // docs/retry-safety.md.
       if (observe !== undefined && isConnectionLoss(error)) {
@@ -428,20 +518,29 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
     attempt: number,
   ): Promise<QueryResult> {
     let seen: LossObservation | undefined;
-    return run(sql, text, params, options, undefined, (s) => seen = s).catch((error) => {
-      const decision = ending
-        ? { retry: false as const, error }
-        : decideStatementRetry(error, attempt, text, statementRetry, seen);
-      if (!decision.retry) throw decision.error;
-      return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(() =>
-        pooled(text, params, options, attempt + 1)
-      );
-    });
+    const sent = run(sql, text, params, options, undefined, (s) => seen = s);
+    return (attempt === 1 ? sent : sent.then((r) => ({ ...r, attempts: attempt }))).catch(
+      (error) => {
+        const decision = ending
+          ? { retry: false as const, error }
+          : decideStatementRetry(error, attempt, text, statementRetry, seen);
+        if (!decision.retry) throw decision.error;
+        if (options?.signal?.aborted) throw error;
+        hooks.resent?.((error as { code?: string }).code ?? "UNKNOWN");
+        return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(() =>
+          pooled(text, params, options, attempt + 1)
+        );
+      },
+    );
   }
 
   return {
     target,
     query: (text, params = [], options) => pooled(text, params, options, 1),
+    counts() {
+      const { idle, used, pending, max } = pg.counts();
+      return { idle, used, pending, max, opened, closed: closedCount };
+    },
     copyIn: (text, data) => copy(sql, text, data),
     async reserve(): Promise<ReservedSession> {
       let reserved: ReservedSql | undefined;
@@ -450,7 +549,9 @@ export function createDriver(config: ResolvedConfig, tls: TlsSettings | undefine
       if (closing.size > 0) await Promise.all(closing);
       for (let attempt = 1; reserved === undefined; attempt++) {
         try {
+          const asked = performance.now();
           reserved = await sql.reserve();
+          hooks.waited?.(performance.now() - asked);
         } catch (error) {
           // postgres.js 3.4.9 keeps the FATAL error of a backend killed mid-statement and
           // hands it to the next reserve on that slot, though nothing ran: try again.

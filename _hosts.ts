@@ -14,8 +14,8 @@ export interface HostChooser {
   next(tried: readonly number[]): number;
   /** A connection attempt to host `index` failed or was refused. */
   failed(index: number, error: unknown): void;
-  /** A connection to host `index` is ready. */
-  connected(index: number): void;
+  /** A connection to host `index` is ready, `ms` milliseconds after its first attempt. */
+  connected(index: number, ms?: number): void;
   /** The server ended an established session on host `index`; `error` says why, if it did. */
   ended(index: number, error: unknown): void;
 }

@@ -10,10 +10,15 @@ import type { ReservedSession } from "./_driver.ts";
 import type { Request } from "./_bridge.ts";
 import type { ResolvedConfig } from "./_config.ts";
 import type { Dialect } from "./_sql.ts";
+import type { Observer } from "./_observe.ts";
 
 /** The state of one transaction attempt, shared by its handle and the runner that made it. */
 export interface TransactionContext {
   readonly session: ReservedSession;
+  /** The attempt, from 1: statements of a later one are retries. */
+  readonly attempt: number;
+  /** Aborts the whole transaction (its `signal` and `timeout`), if it has one. */
+  readonly signal: AbortSignal | undefined;
   /** A statement of the attempt failed with a retryable SQLSTATE (even if the callback caught it). */
   sawRetryable: boolean;
   /** The attempt is over: the handle refuses every call. */
@@ -30,6 +35,8 @@ export interface DatabaseInternals {
   reserve(): Promise<ReservedSession>;
   /** The handle of one transaction attempt, on `context.session`. */
   transaction(context: TransactionContext, dialect: Dialect): AsyncTransaction;
+  /** What the database tells about its work (hook, telemetry, counts). */
+  readonly observer: Observer;
 }
 
 let readDatabase: ((db: AsyncDatabase) => DatabaseInternals) | undefined;

@@ -1,8 +1,31 @@
 // The options of the CRUD helpers, one set for `AsyncQueryable` and `Queryable` (re-exported by
 // both entry points). The SQL builders in `_sql.ts` take their own inputs, derived from these.
 
+/**
+ * How to stop one call: every method takes these, as its last argument or inside its options.
+ *
+ * An aborted call rejects with `DatabaseError` whose `cause` is the signal's reason: code
+ * `57014` when the server cancelled the statement it was running, `ABORTED` when nothing had
+ * been sent. An aborted transaction rolls back and is not retried; an aborted stream closes its
+ * cursor. The connection goes back to the pool usable.
+ */
+export interface CallOptions {
+  /**
+   * Aborts the call. Asynchronous API only: the synchronous `Database` blocks its thread, so it
+   * takes `timeout` (a signal is refused with `ValidationError`).
+   * @default {undefined}
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Milliseconds the call may take; then it is aborted as by `signal` (the reason is a
+   * `TimeoutError` `DOMException`).
+   * @default {undefined} no limit
+   */
+  readonly timeout?: number;
+}
+
 /** Options of `createTable`. */
-export interface CreateTableOptions {
+export interface CreateTableOptions extends CallOptions {
   /**
    * Add `IF NOT EXISTS`.
    * @default {true}
@@ -11,7 +34,7 @@ export interface CreateTableOptions {
 }
 
 /** Options of `dropTable`. */
-export interface DropTableOptions {
+export interface DropTableOptions extends CallOptions {
   /**
    * Add `IF EXISTS`.
    * @default {true}
@@ -25,7 +48,7 @@ export interface DropTableOptions {
 }
 
 /** Options of `upsert` and `batchUpsert`. */
-export interface UpsertOptions {
+export interface UpsertOptions extends CallOptions {
   /**
    * The columns whose conflict turns the insert into an update. Without them, CockroachDB uses
    * `UPSERT` (the primary key) and PostgreSQL uses the table's primary key.
@@ -40,7 +63,7 @@ export interface UpsertOptions {
 }
 
 /** Options of `batchInsert`. */
-export interface BatchInsertOptions {
+export interface BatchInsertOptions extends CallOptions {
   /**
    * Return the inserted rows (in input order); `false` returns the count and may use `COPY`.
    * @default {true}
@@ -54,7 +77,7 @@ export interface BatchInsertOptions {
 }
 
 /** Options of `batchUpdate`. */
-export interface BatchUpdateOptions {
+export interface BatchUpdateOptions extends CallOptions {
   /**
    * The column that identifies each record.
    * @default {"id"}
@@ -63,7 +86,7 @@ export interface BatchUpdateOptions {
 }
 
 /** Options of `stream`. */
-export interface StreamOptions {
+export interface StreamOptions extends CallOptions {
   /**
    * Rows fetched from the cursor per round trip.
    * @default {1000}

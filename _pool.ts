@@ -11,11 +11,12 @@ import {
   type ReservedSession,
 } from "./_driver.ts";
 import { toDatabaseError } from "./_errors.ts";
+import { Observer, type QueryCall } from "./_observe.ts";
 import type { Dialect } from "./_sql.ts";
 import { ConnectionError, DatabaseError } from "./errors.ts";
 
 const PREPARED: QueryOptions = Object.freeze({ prepare: true });
-const UNPREPARED: QueryOptions = Object.freeze({ prepare: false });
+const WITH_HOST: QueryOptions = Object.freeze({ prepare: true, host: true });
 
 /** One database's connections, opened on first use and closed once. */
 export class Pool {
@@ -30,9 +31,12 @@ export class Pool {
   #closed = false;
   #dialect: Dialect | undefined;
   #version = "";
+  /** What this pool tells about its work. */
+  readonly observer: Observer;
 
   constructor(config: ResolvedConfig) {
     this.#config = config;
+    this.observer = new Observer(config);
   }
 
   /** The server's `version()` string, once connected ("" before). */
@@ -41,18 +45,24 @@ export class Pool {
   }
 
   /** Runs a statement on any connection. Not async: once connected, no extra promise. */
-  query(text: string, params: readonly unknown[] = [], prepare = true): Promise<QueryResult> {
-    const options = params.length === 0 ? undefined : prepare ? PREPARED : UNPREPARED;
+  query(text: string, params: readonly unknown[] = [], call?: QueryCall): Promise<QueryResult> {
     const driver = this.#driver;
-    return driver
-      ? driver.query(text, params, options)
-      : this.#connect().then((d) => d.query(text, params, options));
+    if (driver === undefined) return this.#connect().then(() => this.query(text, params, call));
+    const base = this.observer.wantsHost ? WITH_HOST : params.length === 0 ? undefined : PREPARED;
+    const signal = call?.signal;
+    const options = signal === undefined ? base : { ...base, signal };
+    return this.observer.statement(text, params, call, () => driver.query(text, params, options));
   }
 
   /** Runs `COPY … FROM STDIN` with text-format data. */
-  async copyIn(text: string, data: string): Promise<void> {
+  async copyIn(text: string, data: string, call?: QueryCall): Promise<void> {
     const driver = this.#driver ?? await this.#connect();
-    await driver.copyIn(text, data);
+    await this.observer.statement(
+      text,
+      [],
+      call,
+      () => driver.copyIn(text, data).then(() => ({ rows: [], command: "COPY", count: 0 })),
+    );
   }
 
   /** Opens the pool and checks the server (idempotent). */
@@ -81,6 +91,7 @@ export class Pool {
     this.#driver = undefined;
     this.#connecting = undefined;
     this.#opening = undefined;
+    this.observer.detach();
     const ending = driver ? driver.end() : connecting
       // A connect in progress is ended too (its server may never answer): its callers get a
       // ConnectionError, and a driver it completes with is closed, not kept.
@@ -137,12 +148,13 @@ export class Pool {
     const config = this.#config;
     const target = hostList(config);
     const tls = await loadTls(config);
-    const driver = createDriver(config, tls);
+    const driver = createDriver(config, tls, this.observer.driverHooks());
     attempt.driver = driver;
     try {
       const { rows } = await driver.query("SELECT version() AS version", [], { simple: true });
       this.#version = String(rows[0]?.version ?? "");
       this.#dialect = this.#version.includes("CockroachDB") ? "cockroach" : "postgres";
+      this.observer.attach(this.#dialect, () => driver.counts());
       // Warm the pool to minConnections: concurrent statements open concurrent connections.
       if (config.minConnections > 1) {
         await Promise.all(

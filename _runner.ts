@@ -3,7 +3,7 @@
 // of `_retry.ts` with awaits. Also the lookups the CRUD helpers cache per database: primary keys
 // (for an upsert on PostgreSQL) and json columns (for COPY).
 import type { TransactionOptions } from "./_config.ts";
-import type { QueryResult, ReservedSession, Session } from "./_driver.ts";
+import type { QueryOptions, QueryResult, ReservedSession, Session } from "./_driver.ts";
 import { isRetryable } from "./_errors.ts";
 import type { TransactionContext } from "./_internal.ts";
 import type { Pool } from "./_pool.ts";
@@ -16,22 +16,32 @@ import {
 import { type Dialect, quoteTableName, type Row } from "./_sql.ts";
 import { jsonText } from "./_serialize.ts";
 import { runAsync, sleep } from "./_steps.ts";
+import { callSignal } from "./_checks.ts";
+import { aborted } from "./_driver.ts";
+import type { Observer, QueryCall } from "./_observe.ts";
 import type { UpsertOptions } from "./_options.ts";
 import { DatabaseError, ValidationError } from "./errors.ts";
 
+const PREPARED: QueryOptions = Object.freeze({ prepare: true });
+
 /** What an `AsyncQueryable` runs on: the pool, or the connection of one transaction attempt. */
 export interface Runner {
-  query(text: string, params?: readonly unknown[], prepare?: boolean): Promise<QueryResult>;
-  copyIn(text: string, data: string): Promise<void>;
+  query(text: string, params?: readonly unknown[], call?: QueryCall): Promise<QueryResult>;
+  copyIn(text: string, data: string, call?: QueryCall): Promise<void>;
   dialect(): Promise<Dialect>;
   /**
    * Runs `fn` with the runner of one transaction: a new one on the pool, a savepoint inside
    * the transaction on a transaction handle.
    */
-  atomically<T>(fn: (runner: Runner) => Promise<T>): Promise<T>;
-  /** A connection for a cursor, and whether the cursor needs its own transaction. */
+  atomically<T>(fn: (runner: Runner) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * A connection for a cursor, and whether the cursor needs its own transaction; its statements
+   * are observed like any other.
+   */
   cursorSession(): Promise<{ session: Session; own: boolean; release(): void }>;
   readonly tables: TableCache;
+  /** What the database tells about its work. */
+  readonly observer: Observer;
 }
 
 /** What a database learnt about its tables, by quoted name: looked up once, shared by its handles. */
@@ -109,16 +119,25 @@ export function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
   return out;
 }
 
-// One statement runs as is; several run in one transaction, sent together so they pipeline.
+// One statement runs as is; several run in one transaction, sent together so they pipeline,
+// and are recorded as one batch operation.
 export function runStatements(
   runner: Runner,
   statements: readonly { text: string; params: unknown[] }[],
+  call?: QueryCall,
 ): Promise<QueryResult[]> {
-  if (statements.length === 1) {
-    return runner.query(statements[0].text, statements[0].params).then((r) => [r]);
+  const first = statements[0];
+  if (statements.length === 1 && first !== undefined) {
+    return runner.query(first.text, first.params, call).then((r) => [r]);
   }
-  return runner.atomically((inner) =>
-    Promise.all(statements.map((s) => inner.query(s.text, s.params)))
+  return runner.observer.batch(
+    statements.map((s) => s.text).join("; "),
+    { ...call, batchSize: statements.length },
+    () =>
+      runner.atomically(
+        (inner) => Promise.all(statements.map((s) => inner.query(s.text, s.params, call))),
+        call?.signal,
+      ),
   );
 }
 
@@ -129,23 +148,43 @@ export function poolRunner<H>(
   retry: TransactionOptions,
   handle: (runner: Runner) => H,
 ): Runner {
+  const observer = pool.observer;
   return {
-    query: (text, params, prepare) => pool.query(text, params, prepare),
-    copyIn: (text, data) => pool.copyIn(text, data),
+    query: (text, params, call) => pool.query(text, params, call),
+    copyIn: (text, data, call) => pool.copyIn(text, data, call),
     dialect: () => pool.dialect(),
-    atomically: (fn) =>
+    atomically: (fn, signal) =>
       transact(
         pool,
         tables,
-        transactionSettings(undefined, retry),
+        transactionSettings(signal === undefined ? undefined : { signal }, retry),
         handle,
         (_tx, runner) => fn(runner),
       ),
     cursorSession: async () => {
       const session = await pool.reserve();
-      return { session, own: true, release: () => session.release() };
+      return {
+        session: observed(session, observer, false),
+        own: true,
+        release: () => session.release(),
+      };
     },
     tables,
+    observer,
+  };
+}
+
+/** A session whose statements go through the observer (hook, spans). */
+function observed(session: Session, observer: Observer, retry: boolean): Session {
+  return {
+    query: (text, params = [], options) =>
+      observer.statement(
+        text,
+        params,
+        retry ? { retry } : undefined,
+        () => session.query(text, params, options),
+      ),
+    copyIn: (text, data) => session.copyIn(text, data),
   };
 }
 
@@ -154,6 +193,7 @@ export function attemptRunner(
   context: TransactionContext,
   dialect: Dialect,
   tables: TableCache,
+  observer: Observer,
 ): Runner {
   const check = (): void => {
     if (context.closed) {
@@ -163,10 +203,22 @@ export function attemptRunner(
     }
   };
   let savepoints = 0;
-  const query = async (text: string, params: readonly unknown[] = [], prepare = true) => {
+  const retry = context.attempt > 1;
+  const query = async (text: string, params: readonly unknown[] = [], call?: QueryCall) => {
     check();
+    const signal = call?.signal && context.signal
+      ? AbortSignal.any([call.signal, context.signal])
+      : call?.signal ?? context.signal;
+    const options = signal === undefined
+      ? (params.length ? PREPARED : undefined)
+      : { prepare: true, signal, ...(observer.wantsHost ? { host: true } : {}) };
     try {
-      return await context.session.query(text, params, params.length ? { prepare } : undefined);
+      return await observer.statement(
+        text,
+        params,
+        retry ? { ...call, retry } : call,
+        () => context.session.query(text, params, options),
+      );
     } catch (error) {
       if (isRetryable(error)) context.sawRetryable = true;
       throw error;
@@ -174,9 +226,15 @@ export function attemptRunner(
   };
   const runner: Runner = {
     query,
-    async copyIn(text, data) {
+    async copyIn(text, data, call) {
       check();
-      await context.session.copyIn(text, data);
+      await observer.statement(
+        text,
+        [],
+        call,
+        () =>
+          context.session.copyIn(text, data).then(() => ({ rows: [], command: "COPY", count: 0 })),
+      );
     },
     dialect: () => Promise.resolve(dialect),
     // Inside a transaction, a batch of several statements runs under a savepoint: a chunk
@@ -198,16 +256,24 @@ export function attemptRunner(
     },
     cursorSession: () => {
       check();
-      return Promise.resolve({ session: context.session, own: false, release: () => {} });
+      return Promise.resolve({
+        session: observed(context.session, observer, retry),
+        own: false,
+        release: () => {},
+      });
     },
     tables,
+    observer,
   };
   return runner;
 }
 
 /**
  * Runs `fn` in a transaction on a connection of `pool`: the protocol of `_retry.ts`, each step
- * taken here. `fn` gets the attempt's handle (made by `handle`) and its runner.
+ * taken here. `fn` gets the attempt's handle (made by `handle`) and its runner. The transaction
+ * is one span (its statements its children), its retries are counted, and its `signal` or
+ * `timeout` aborts it: the statement running is cancelled, nothing more is sent but the
+ * rollback, and it is not retried.
  */
 export async function transact<H, T>(
   pool: Pool,
@@ -216,40 +282,80 @@ export async function transact<H, T>(
   handle: (runner: Runner) => H,
   fn: (tx: H, runner: Runner) => Promise<T> | T,
 ): Promise<T> {
+  const signal = callSignal(settings);
+  if (signal?.aborted) throw aborted(signal, false);
   const dialect = await pool.dialect();
+  const observer = pool.observer;
+  const telemetry = observer.transaction();
+  const onRetry = settings.onRetry;
+  const steps = transactionSteps<T>(
+    {
+      ...settings,
+      onRetry: (info) => {
+        observer.transactionRetry(telemetry, info.attempt, info.delayMs, info.error);
+        onRetry?.(info);
+      },
+    },
+    dialect,
+  );
   let session: ReservedSession | undefined;
   let context: TransactionContext | undefined;
-  return await runAsync(transactionSteps<T>(settings, dialect), async (step) => {
-    switch (step.kind) {
-      case "reserve":
-        session?.release();
-        session = undefined;
-        session = await pool.reserve();
-        return undefined;
-      case "query":
-        return (await (session as ReservedSession).query(step.text, [], { simple: true }))
-          .command;
-      case "callback": {
-        context = { session: session as ReservedSession, sawRetryable: false, closed: false };
-        const runner = attemptRunner(context, dialect, tables);
-        try {
-          return await fn(handle(runner), runner);
-        } finally {
-          context.closed = true;
+  let attempt = 0;
+  // Nothing but the rollback is sent once the transaction is aborted.
+  const stop = (): void => {
+    if (signal?.aborted) throw aborted(signal, true);
+  };
+  try {
+    const value = await telemetry.run(() =>
+      runAsync(steps, async (step) => {
+        switch (step.kind) {
+          case "reserve":
+            session?.release();
+            session = undefined;
+            stop();
+            session = await pool.reserve();
+            return undefined;
+          case "query": {
+            if (!step.text.startsWith("ROLLBACK")) stop();
+            const query = () => (session as ReservedSession).query(step.text, [], { simple: true });
+            return (await observer.statement(step.text, [], undefined, query)).command;
+          }
+          case "callback": {
+            stop();
+            context = {
+              session: session as ReservedSession,
+              attempt: ++attempt,
+              signal,
+              sawRetryable: false,
+              closed: false,
+            };
+            const runner = attemptRunner(context, dialect, tables, observer);
+            try {
+              return await fn(handle(runner), runner);
+            } finally {
+              context.closed = true;
+            }
+          }
+          case "sleep":
+            await sleep(step.ms, signal);
+            stop();
+            return undefined;
+          case "state":
+            return {
+              lost: session?.lost ?? true,
+              sawRetryable: context?.sawRetryable ?? false,
+            } satisfies SessionState;
+          case "release":
+            session?.release();
+            session = undefined;
+            return undefined;
         }
-      }
-      case "sleep":
-        await sleep(step.ms);
-        return undefined;
-      case "state":
-        return {
-          lost: session?.lost ?? true,
-          sawRetryable: context?.sawRetryable ?? false,
-        } satisfies SessionState;
-      case "release":
-        session?.release();
-        session = undefined;
-        return undefined;
-    }
-  });
+      })
+    );
+    telemetry.end();
+    return value;
+  } catch (error) {
+    telemetry.end(error);
+    throw error;
+  }
 }

@@ -29,17 +29,20 @@ import {
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
-import { checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import { callSignal, checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import type { PoolStats, QueryCall } from "./_observe.ts";
 import { grantDatabaseInternals } from "./_internal.ts";
 import type {
   BatchInsertOptions,
   BatchUpdateOptions,
+  CallOptions,
   CreateTableOptions,
   DropTableOptions,
   StreamOptions,
   UpsertOptions,
 } from "./_options.ts";
 import { Pool } from "./_pool.ts";
+import { aborted } from "./_driver.ts";
 import { transactionSettings } from "./_retry.ts";
 import {
   attemptRunner,
@@ -83,11 +86,13 @@ import { DatabaseError, ValidationError } from "./errors.ts";
 export type {
   BatchInsertOptions,
   BatchUpdateOptions,
+  CallOptions,
   CreateTableOptions,
   DatabaseOptions,
   Dialect,
   DropTableOptions,
   OrderBy,
+  PoolStats,
   Row,
   SelectOptions,
   StreamOptions,
@@ -99,13 +104,31 @@ export type {
 export type {
   Int8Mode,
   IsolationLevel,
+  LoadBalanceHosts,
   Notice,
+  QueryEvent,
   RetryInfo,
   RetryOptions,
   SslMode,
 } from "./_config.ts";
 
 let cursorCounter = 0;
+const SIMPLE = Object.freeze({ simple: true });
+
+/** How a helper's statement is sent: what aborts it, and what it is for the telemetry. */
+function call(
+  options: CallOptions | undefined,
+  operation?: string,
+  collection?: string,
+): QueryCall | undefined {
+  const signal = callSignal(options);
+  if (operation === undefined) return signal === undefined ? undefined : { signal };
+  return {
+    operation,
+    ...(collection === undefined ? {} : { collection }),
+    ...(signal === undefined ? {} : { signal }),
+  };
+}
 
 /**
  * The raw SQL and CRUD surface shared by {@linkcode AsyncDatabase} and its transaction handle
@@ -130,13 +153,19 @@ export abstract class AsyncQueryable {
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
    * @returns The rows.
-   * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement.
+   * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement
+   * (`57014` or `ABORTED` when it was aborted).
    * @throws {ConnectionError} when the server cannot be reached.
    */
-  async execute<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+  async execute<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): Promise<T[]> {
     checkSql(sql, params);
-    return (await this.#runner.query(sql, params ?? [])).rows as T[];
+    return (await this.#runner.query(sql, params ?? [], call(options))).rows as T[];
   }
 
   /**
@@ -148,12 +177,17 @@ export abstract class AsyncQueryable {
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
    * @returns The first row or `null`.
    * @throws {DatabaseError} when the server refuses the statement.
    */
-  async queryOne<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | null> {
+  async queryOne<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): Promise<T | null> {
     checkSql(sql, params);
-    const { rows } = await this.#runner.query(sql, params ?? []);
+    const { rows } = await this.#runner.query(sql, params ?? [], call(options));
     return rows.length === 0 ? null : rows[0] as T;
   }
 
@@ -165,20 +199,22 @@ export abstract class AsyncQueryable {
    * await db.createDatabase("bank");
    * ```
    * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  async createDatabase(name: string): Promise<void> {
+  async createDatabase(name: string, options?: CallOptions): Promise<void> {
     const runner = this.#runner;
     const dialect = await runner.dialect();
+    const c = call(options, "CREATE DATABASE");
     if (dialect === "cockroach") {
-      await runner.query(buildCreateDatabase(name));
+      await runner.query(buildCreateDatabase(name), [], c);
       return;
     }
     // PostgreSQL has no CREATE DATABASE IF NOT EXISTS.
     const exists = buildDatabaseExists(name);
-    if ((await runner.query(exists.text, exists.params)).rows[0]?.exists === true) return;
+    if ((await runner.query(exists.text, exists.params, c)).rows[0]?.exists === true) return;
     try {
-      await runner.query(buildCreateDatabase(name, { dialect }));
+      await runner.query(buildCreateDatabase(name, { dialect }), [], c);
     } catch (error) {
       if (!(error instanceof DatabaseError && error.code === "42P04")) throw error;
     }
@@ -192,10 +228,11 @@ export abstract class AsyncQueryable {
    * await db.dropDatabase("bank");
    * ```
    * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  async dropDatabase(name: string): Promise<void> {
-    await this.#runner.query(buildDropDatabase(name));
+  async dropDatabase(name: string, options?: CallOptions): Promise<void> {
+    await this.#runner.query(buildDropDatabase(name), [], call(options, "DROP DATABASE"));
   }
 
   /**
@@ -207,7 +244,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param columns Column name → SQL type (with constraints and defaults).
-   * @param options `ifNotExists` (default true).
+   * @param options `ifNotExists` (default true), `signal`, `timeout`.
    * @throws {ValidationError} when a name cannot be an identifier.
    */
   async createTable(
@@ -215,7 +252,11 @@ export abstract class AsyncQueryable {
     columns: Readonly<Record<string, string>>,
     options?: CreateTableOptions,
   ): Promise<void> {
-    await this.#runner.query(buildCreateTable(name, columns, options));
+    await this.#runner.query(
+      buildCreateTable(name, columns, options),
+      [],
+      call(options, "CREATE TABLE", name),
+    );
   }
 
   /**
@@ -226,11 +267,11 @@ export abstract class AsyncQueryable {
    * await db.dropTable("users", { cascade: true });
    * ```
    * @param name The table name.
-   * @param options `ifExists` (default true), `cascade` (default false).
+   * @param options `ifExists` (default true), `cascade` (default false), `signal`, `timeout`.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   async dropTable(name: string, options?: DropTableOptions): Promise<void> {
-    await this.#runner.query(buildDropTable(name, options));
+    await this.#runner.query(buildDropTable(name, options), [], call(options, "DROP TABLE", name));
   }
 
   /**
@@ -241,12 +282,13 @@ export abstract class AsyncQueryable {
    * if (!(await db.tableExists("users"))) console.log("not yet");
    * ```
    * @param name The table name (`table` or `schema.table`).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns True when the table exists.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  async tableExists(name: string): Promise<boolean> {
+  async tableExists(name: string, options?: CallOptions): Promise<boolean> {
     const { text, params } = buildTableExists(name);
-    const { rows } = await this.#runner.query(text, params);
+    const { rows } = await this.#runner.query(text, params, call(options, "SELECT"));
     return rows[0]?.exists === true;
   }
 
@@ -259,13 +301,14 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param data Column → value; `undefined` values are left out.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The inserted row.
    * @throws {UniqueViolationError} on a duplicate key.
    */
-  async insert<T = Row>(table: string, data: Row): Promise<T> {
+  async insert<T = Row>(table: string, data: Row, options?: CallOptions): Promise<T> {
     checkRecord(data, "data");
     const { text, params } = buildInsert(table, data);
-    return (await this.#runner.query(text, params)).rows[0] as T;
+    return (await this.#runner.query(text, params, call(options, "INSERT", table))).rows[0] as T;
   }
 
   /**
@@ -276,13 +319,13 @@ export abstract class AsyncQueryable {
    * const rows = await db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
    * ```
    * @param table The table name.
-   * @param options `columns`, `where`, `orderBy`, `limit`, `offset`.
+   * @param options `columns`, `where`, `orderBy`, `limit`, `offset`, `signal`, `timeout`.
    * @returns The rows.
    * @throws {ValidationError} when an option is malformed.
    */
-  async select<T = Row>(table: string, options?: SelectOptions): Promise<T[]> {
+  async select<T = Row>(table: string, options?: SelectOptions & CallOptions): Promise<T[]> {
     const { text, params } = buildSelect(table, options);
-    return (await this.#runner.query(text, params)).rows as T[];
+    return (await this.#runner.query(text, params, call(options, "SELECT", table))).rows as T[];
   }
 
   /**
@@ -297,7 +340,10 @@ export abstract class AsyncQueryable {
    * @returns The row or `null`.
    * @throws {ValidationError} when an option is malformed.
    */
-  async selectOne<T = Row>(table: string, options?: SelectOptions): Promise<T | null> {
+  async selectOne<T = Row>(
+    table: string,
+    options?: SelectOptions & CallOptions,
+  ): Promise<T | null> {
     const rows = await this.select<T>(table, { ...options, limit: 1 });
     return rows.length === 0 ? null : rows[0];
   }
@@ -312,13 +358,19 @@ export abstract class AsyncQueryable {
    * @param table The table name.
    * @param data Column → new value (not empty).
    * @param where Conditions (not empty).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The updated rows.
    * @throws {ValidationError} when `data` or `where` is empty.
    */
-  async update<T = Row>(table: string, data: Row, where: Where): Promise<T[]> {
+  async update<T = Row>(
+    table: string,
+    data: Row,
+    where: Where,
+    options?: CallOptions,
+  ): Promise<T[]> {
     checkRecord(data, "data");
     const { text, params } = buildUpdate(table, data, where);
-    return (await this.#runner.query(text, params)).rows as T[];
+    return (await this.#runner.query(text, params, call(options, "UPDATE", table))).rows as T[];
   }
 
   /**
@@ -330,12 +382,13 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The number of rows deleted.
    * @throws {ValidationError} when `where` is empty.
    */
-  async delete(table: string, where: Where): Promise<number> {
+  async delete(table: string, where: Where, options?: CallOptions): Promise<number> {
     const { text, params } = buildDelete(table, where);
-    return (await this.#runner.query(text, params)).count;
+    return (await this.#runner.query(text, params, call(options, "DELETE", table))).count;
   }
 
   /**
@@ -348,7 +401,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param data Column → value.
-   * @param options `conflictColumns`.
+   * @param options `conflictColumns`, `signal`, `timeout`.
    * @returns The inserted or updated row.
    * @throws {ValidationError} when the table has no primary key and no `conflictColumns`.
    */
@@ -357,7 +410,10 @@ export abstract class AsyncQueryable {
     const runner = this.#runner;
     const upsert = await upsertPlan(runner, table, options);
     const { text, params } = buildUpsert(table, data, upsert);
-    return (await runner.query(text, params)).rows[0] as T;
+    const operation = upsert.dialect === "cockroach" && options?.conflictColumns === undefined
+      ? "UPSERT"
+      : "INSERT";
+    return (await runner.query(text, params, call(options, operation, table))).rows[0] as T;
   }
 
   /**
@@ -370,7 +426,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `returning` (default true), `chunkSize`.
+   * @param options `returning` (default true), `chunkSize`, `signal`, `timeout`.
    * @returns The inserted rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -388,7 +444,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `returning: false`, `chunkSize`.
+   * @param options `returning: false`, `chunkSize`, `signal`, `timeout`.
    * @returns The number of rows inserted.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -418,7 +474,7 @@ export abstract class AsyncQueryable {
         columns,
       );
       if (data !== null) {
-        await runner.copyIn(buildCopyFrom(table, columns), data);
+        await runner.copyIn(buildCopyFrom(table, columns), data, call(options, "COPY", table));
         return records.length;
       }
     }
@@ -426,7 +482,7 @@ export abstract class AsyncQueryable {
       returning,
       chunkSize: options?.chunkSize,
     });
-    const results = await runStatements(runner, statements);
+    const results = await runStatements(runner, statements, call(options, "INSERT", table));
     return returning
       ? results.flatMap((r) => r.rows) as T[]
       : results.reduce((n, r) => n + r.count, 0);
@@ -441,7 +497,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `conflictColumns`, `chunkSize`.
+   * @param options `conflictColumns`, `chunkSize`, `signal`, `timeout`.
    * @returns The rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -459,7 +515,11 @@ export abstract class AsyncQueryable {
       chunkSize: options?.chunkSize,
       upsert,
     });
-    return (await runStatements(runner, statements)).flatMap((r) => r.rows) as T[];
+    const operation = upsert.dialect === "cockroach" && options?.conflictColumns === undefined
+      ? "UPSERT"
+      : "INSERT";
+    return (await runStatements(runner, statements, call(options, operation, table)))
+      .flatMap((r) => r.rows) as T[];
   }
 
   /**
@@ -471,7 +531,7 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param records Each record holds the key column and the columns to set.
-   * @param options `keyColumn` (default `"id"`).
+   * @param options `keyColumn` (default `"id"`), `signal`, `timeout`.
    * @returns The updated rows, in input order (a key that matches nothing adds no row).
    * @throws {ValidationError} when a record lacks the key or has nothing to set.
    */
@@ -483,7 +543,8 @@ export abstract class AsyncQueryable {
     checkRecords(records);
     if (records.length === 0) return [];
     const statements = buildBatchUpdate(table, records, options?.keyColumn ?? "id");
-    return (await runStatements(this.#runner, statements)).flatMap((r) => r.rows) as T[];
+    return (await runStatements(this.#runner, statements, call(options, "UPDATE", table)))
+      .flatMap((r) => r.rows) as T[];
   }
 
   /**
@@ -495,12 +556,13 @@ export abstract class AsyncQueryable {
    * ```
    * @param table The table name.
    * @param where Conditions.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The number of matching rows.
    * @throws {ValidationError} when `where` is malformed.
    */
-  async count(table: string, where?: Where): Promise<number> {
+  async count(table: string, where?: Where, options?: CallOptions): Promise<number> {
     const { text, params } = buildCount(table, where);
-    const { rows } = await this.#runner.query(text, params);
+    const { rows } = await this.#runner.query(text, params, call(options, "SELECT", table));
     return Number(rows[0]?.count ?? 0);
   }
 
@@ -518,7 +580,8 @@ export abstract class AsyncQueryable {
    * ```
    * @param sql A `SELECT` (or `VALUES`) statement.
    * @param params The bind parameters.
-   * @param options `batchSize` (default 1000).
+   * @param options `batchSize` (default 1000), `signal`, `timeout` (an aborted stream closes its
+   * cursor and gives its connection back).
    * @returns An async iterable of rows.
    * @throws {ValidationError} when `batchSize` is not a positive integer.
    */
@@ -534,21 +597,24 @@ export abstract class AsyncQueryable {
         field: "batchSize",
       });
     }
+    const signal = callSignal(options);
+    if (signal?.aborted) throw aborted(signal, false);
     const { session, own, release } = await this.#runner.cursorSession();
     const cursor = quoteIdentifier(`manticore_cursor_${++cursorCounter}`);
+    const simple = signal === undefined ? SIMPLE : { simple: true, signal };
     let open = false;
     let failed = false;
     try {
-      if (own) await session.query("BEGIN", [], { simple: true });
+      if (own) await session.query("BEGIN", [], simple);
       open = own;
       await session.query(
         `DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`,
         params ?? [],
-        { prepare: false },
+        { prepare: false, ...(signal === undefined ? {} : { signal }) },
       );
       const fetch = `FETCH ${batchSize} FROM ${cursor}`;
       for (;;) {
-        const { rows } = await session.query(fetch, [], { simple: true });
+        const { rows } = await session.query(fetch, [], simple);
         for (const row of rows) yield row as T;
         if (rows.length < batchSize) break;
       }
@@ -558,9 +624,9 @@ export abstract class AsyncQueryable {
     } finally {
       try {
         if (own) {
-          if (open) await session.query(failed ? "ROLLBACK" : "COMMIT", [], { simple: true });
+          if (open) await session.query(failed ? "ROLLBACK" : "COMMIT", [], SIMPLE);
         } else if (!failed) {
-          await session.query(`CLOSE ${cursor}`, [], { simple: true });
+          await session.query(`CLOSE ${cursor}`, [], SIMPLE);
         }
       } finally {
         release();
@@ -637,7 +703,9 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
         config: db.#config,
         dialect: () => pool.dialect(),
         reserve: () => pool.reserve(),
-        transaction: (context, dialect) => newTransaction(attemptRunner(context, dialect, tables)),
+        transaction: (context, dialect) =>
+          newTransaction(attemptRunner(context, dialect, tables, pool.observer)),
+        observer: pool.observer,
       };
     });
   }
@@ -679,6 +747,21 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
     return this.#pool.version;
   }
 
+  /**
+   * The pool's numbers now, the same the OpenTelemetry pool metrics report: connections open,
+   * idle, used, requests waiting, connections opened and closed since the database was made,
+   * and retries by the SQLSTATE that caused them.
+   *
+   * @example
+   * ```ts ignore
+   * const { used, idle, pending, retries } = db.stats();
+   * ```
+   * @returns The numbers.
+   */
+  stats(): PoolStats {
+    return this.#pool.observer.stats();
+  }
+
   /** `AsyncDatabase(postgresql://user@host:port/database)`, never with the password. */
   override toString(): string {
     return `AsyncDatabase(${describeTarget(this.#config)})`;
@@ -702,10 +785,12 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * });
    * ```
    * @param fn The work; it may run more than once.
-   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `onRetry`.
+   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `onRetry`;
+   * `signal` and `timeout` (milliseconds) abort it: it rolls back and is not retried.
    * @returns The callback's value.
    * @throws {TransactionRetryError} when retries run out.
    * @throws {AmbiguousCommitError} when the commit's outcome is unknown.
+   * @throws {DatabaseError} with code `57014` or `ABORTED` when it was aborted.
    */
   async transaction<T>(
     fn: (tx: AsyncTransaction) => Promise<T> | T,

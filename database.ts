@@ -38,6 +38,7 @@ import { transactionSettings } from "./_retry.ts";
 import type {
   BatchInsertOptions,
   BatchUpdateOptions,
+  CallOptions,
   CreateTableOptions,
   DropTableOptions,
   StreamOptions,
@@ -46,20 +47,25 @@ import type {
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
 import type { AsyncQueryable } from "./async_database.ts";
 import { BridgeClient, type Channel } from "./_bridge_client.ts";
+import type { PoolStats } from "./_observe.ts";
 import { grantBridgeRequests } from "./_internal.ts";
 import { ValidationError } from "./errors.ts";
 
 export type {
   Int8Mode,
   IsolationLevel,
+  LoadBalanceHosts,
   Notice,
+  QueryEvent,
   RetryInfo,
   RetryOptions,
   SslMode,
 } from "./_config.ts";
+export type { PoolStats } from "./_observe.ts";
 export type {
   BatchInsertOptions,
   BatchUpdateOptions,
+  CallOptions,
   CreateTableOptions,
   DatabaseOptions,
   Dialect,
@@ -120,12 +126,18 @@ export abstract class Queryable {
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
    * @returns The rows.
-   * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement.
+   * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement
+   * (`57014` or `ABORTED` when it was aborted).
    * @throws {ConnectionError} when the server cannot be reached.
    */
-  execute<T = Row>(sql: string, params?: readonly unknown[]): T[] {
-    return this.#channel.invoke("execute", [sql, params]) as T[];
+  execute<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): T[] {
+    return this.#channel.invoke("execute", [sql, params, options]) as T[];
   }
 
   /**
@@ -137,11 +149,16 @@ export abstract class Queryable {
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
    * @returns The first row or `null`.
    * @throws {DatabaseError} when the server refuses the statement.
    */
-  queryOne<T = Row>(sql: string, params?: readonly unknown[]): T | null {
-    return this.#channel.invoke("queryOne", [sql, params]) as T | null;
+  queryOne<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): T | null {
+    return this.#channel.invoke("queryOne", [sql, params, options]) as T | null;
   }
 
   /**
@@ -152,10 +169,11 @@ export abstract class Queryable {
    * db.createDatabase("bank");
    * ```
    * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  createDatabase(name: string): void {
-    this.#channel.invoke("createDatabase", [name]);
+  createDatabase(name: string, options?: CallOptions): void {
+    this.#channel.invoke("createDatabase", [name, options]);
   }
 
   /**
@@ -166,10 +184,11 @@ export abstract class Queryable {
    * db.dropDatabase("bank");
    * ```
    * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  dropDatabase(name: string): void {
-    this.#channel.invoke("dropDatabase", [name]);
+  dropDatabase(name: string, options?: CallOptions): void {
+    this.#channel.invoke("dropDatabase", [name, options]);
   }
 
   /**
@@ -181,7 +200,7 @@ export abstract class Queryable {
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param columns Column name → SQL type (with constraints and defaults).
-   * @param options `ifNotExists` (default true).
+   * @param options `ifNotExists` (default true), `signal`, `timeout`.
    * @throws {ValidationError} when a name cannot be an identifier.
    */
   createTable(
@@ -200,7 +219,7 @@ export abstract class Queryable {
    * db.dropTable("users", { cascade: true });
    * ```
    * @param name The table name.
-   * @param options `ifExists` (default true), `cascade` (default false).
+   * @param options `ifExists` (default true), `cascade` (default false), `signal`, `timeout`.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
   dropTable(name: string, options?: DropTableOptions): void {
@@ -215,11 +234,12 @@ export abstract class Queryable {
    * if (!db.tableExists("users")) console.log("not yet");
    * ```
    * @param name The table name (`table` or `schema.table`).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns True when the table exists.
    * @throws {ValidationError} when the name cannot be an identifier.
    */
-  tableExists(name: string): boolean {
-    return this.#channel.invoke("tableExists", [name]);
+  tableExists(name: string, options?: CallOptions): boolean {
+    return this.#channel.invoke("tableExists", [name, options]);
   }
 
   /**
@@ -231,11 +251,12 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param data Column → value; `undefined` values are left out.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The inserted row.
    * @throws {UniqueViolationError} on a duplicate key.
    */
-  insert<T = Row>(table: string, data: Row): T {
-    return this.#channel.invoke("insert", [table, data]) as T;
+  insert<T = Row>(table: string, data: Row, options?: CallOptions): T {
+    return this.#channel.invoke("insert", [table, data, options]) as T;
   }
 
   /**
@@ -246,11 +267,11 @@ export abstract class Queryable {
    * const rows = db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
    * ```
    * @param table The table name.
-   * @param options `columns`, `where`, `orderBy`, `limit`, `offset`.
+   * @param options `columns`, `where`, `orderBy`, `limit`, `offset`, `signal`, `timeout`.
    * @returns The rows.
    * @throws {ValidationError} when an option is malformed.
    */
-  select<T = Row>(table: string, options?: SelectOptions): T[] {
+  select<T = Row>(table: string, options?: SelectOptions & CallOptions): T[] {
     return this.#channel.invoke("select", [table, options]) as T[];
   }
 
@@ -266,7 +287,10 @@ export abstract class Queryable {
    * @returns The row or `null`.
    * @throws {ValidationError} when an option is malformed.
    */
-  selectOne<T = Row>(table: string, options?: SelectOptions): T | null {
+  selectOne<T = Row>(
+    table: string,
+    options?: SelectOptions & CallOptions,
+  ): T | null {
     return this.#channel.invoke("selectOne", [table, options]) as T | null;
   }
 
@@ -280,11 +304,17 @@ export abstract class Queryable {
    * @param table The table name.
    * @param data Column → new value (not empty).
    * @param where Conditions (not empty).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The updated rows.
    * @throws {ValidationError} when `data` or `where` is empty.
    */
-  update<T = Row>(table: string, data: Row, where: Where): T[] {
-    return this.#channel.invoke("update", [table, data, where]) as T[];
+  update<T = Row>(
+    table: string,
+    data: Row,
+    where: Where,
+    options?: CallOptions,
+  ): T[] {
+    return this.#channel.invoke("update", [table, data, where, options]) as T[];
   }
 
   /**
@@ -296,11 +326,12 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The number of rows deleted.
    * @throws {ValidationError} when `where` is empty.
    */
-  delete(table: string, where: Where): number {
-    return this.#channel.invoke("delete", [table, where]);
+  delete(table: string, where: Where, options?: CallOptions): number {
+    return this.#channel.invoke("delete", [table, where, options]);
   }
 
   /**
@@ -313,7 +344,7 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param data Column → value.
-   * @param options `conflictColumns`.
+   * @param options `conflictColumns`, `signal`, `timeout`.
    * @returns The inserted or updated row.
    * @throws {ValidationError} when the table has no primary key and no `conflictColumns`.
    */
@@ -331,7 +362,7 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `returning` (default true), `chunkSize`.
+   * @param options `returning` (default true), `chunkSize`, `signal`, `timeout`.
    * @returns The inserted rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -349,7 +380,7 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `returning: false`, `chunkSize`.
+   * @param options `returning: false`, `chunkSize`, `signal`, `timeout`.
    * @returns The number of rows inserted.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -378,7 +409,7 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param records The rows.
-   * @param options `conflictColumns`, `chunkSize`.
+   * @param options `conflictColumns`, `chunkSize`, `signal`, `timeout`.
    * @returns The rows, in input order.
    * @throws {ValidationError} when records have differing keys.
    */
@@ -399,7 +430,7 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param records Each record holds the key column and the columns to set.
-   * @param options `keyColumn` (default `"id"`).
+   * @param options `keyColumn` (default `"id"`), `signal`, `timeout`.
    * @returns The updated rows, in input order (a key that matches nothing adds no row).
    * @throws {ValidationError} when a record lacks the key or has nothing to set.
    */
@@ -420,11 +451,12 @@ export abstract class Queryable {
    * ```
    * @param table The table name.
    * @param where Conditions.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
    * @returns The number of matching rows.
    * @throws {ValidationError} when `where` is malformed.
    */
-  count(table: string, where?: Where): number {
-    return this.#channel.invoke("count", [table, where]);
+  count(table: string, where?: Where, options?: CallOptions): number {
+    return this.#channel.invoke("count", [table, where, options]);
   }
 
   /**
@@ -441,7 +473,8 @@ export abstract class Queryable {
    * ```
    * @param sql A `SELECT` (or `VALUES`) statement.
    * @param params The bind parameters.
-   * @param options `batchSize` (default 1000).
+   * @param options `batchSize` (default 1000), `signal`, `timeout` (an aborted stream closes its
+   * cursor and gives its connection back).
    * @returns An iterable of rows.
    * @throws {ValidationError} when `batchSize` is not a positive integer.
    */
@@ -562,7 +595,13 @@ export class Database extends Queryable implements Disposable {
     const given: SyncDatabaseOptions =
       (typeof urlOrOptions === "string" ? options : urlOrOptions ?? options) ?? {};
     const config = resolveConfig(url, given);
-    const { bridgeTimeout = DEFAULT_BRIDGE_TIMEOUT, connect = true, onNotice, ...rest } = given;
+    const {
+      bridgeTimeout = DEFAULT_BRIDGE_TIMEOUT,
+      connect = true,
+      onNotice,
+      onQuery,
+      ...rest
+    } = given;
     if (typeof bridgeTimeout !== "number" || !(bridgeTimeout > 0)) {
       throw new ValidationError(
         `Cannot use bridgeTimeout ${bridgeTimeout}: expected milliseconds above 0`,
@@ -574,8 +613,9 @@ export class Database extends Queryable implements Disposable {
       url,
       workerOptions: rest as Record<string, unknown>,
       bridgeTimeout,
-      // A function cannot cross to the worker: the worker forwards notices to this thread.
+      // A function cannot cross to the worker: the worker forwards its events to this thread.
       onNotice,
+      onQuery,
     });
     super(client.channel);
     this.#config = config;
@@ -646,6 +686,20 @@ export class Database extends Queryable implements Disposable {
   /** The server's `version()` string, once connected ("" before). */
   get serverVersion(): string {
     return this.#client.version;
+  }
+
+  /**
+   * The pool's numbers now (the pool is in the worker), with the retries of this thread's
+   * transactions: see `AsyncDatabase.stats()`.
+   *
+   * @example
+   * ```ts ignore
+   * const { used, idle, retries } = db.stats();
+   * ```
+   * @returns The numbers.
+   */
+  stats(): PoolStats {
+    return this.#client.stats();
   }
 
   /**

@@ -112,6 +112,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , refused = false
     , endedBy = null
     , tried = null
+    , connectStart = 0
 
   const connection = {
     queue: queues.closed,
@@ -402,7 +403,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     socket.ssl = ssl
     const hosts = options.shared.hosts
-    hosts && !tried && (tried = [])
+    hosts && !tried && (tried = [], connectStart = performance.now())
     const i = hosts ? hosts.next(tried) : hostIndex
     hosts && tried.push(i)
     connection.hostIndex = i
@@ -637,7 +638,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     if (initial) {
       // Patched: the host chooser hears that this host answered.
-      tried && (options.shared.hosts.connected(connection.hostIndex), tried = null)
+      tried && (options.shared.hosts.connected(connection.hostIndex, performance.now() - connectStart), tried = null)
       if (target_session_attrs) {
         if (!backendParameters.in_hot_standby || !backendParameters.default_transaction_read_only)
           return fetchState()

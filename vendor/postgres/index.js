@@ -80,7 +80,8 @@ function Postgres(a, b) {
     begin,
     close,
     end,
-    retire
+    retire,
+    counts
   })
 
   return sql
@@ -311,6 +312,17 @@ function Postgres(a, b) {
       c.reserved = () => queries.length
         ? c.execute(queries.shift())
         : move(c, reserved)
+    }
+  }
+
+  // Patched: the connections in each state and the requests waiting, for the pool's metrics.
+  function counts() {
+    return {
+      idle: open.length,
+      used: busy.length + full.length + reserved.length,
+      connecting: connecting.length,
+      pending: queries.length,
+      max: options.max
     }
   }
 

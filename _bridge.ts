@@ -12,7 +12,7 @@
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
 import type { Notice, QueryEvent } from "./_config.ts";
-import type { TraceCarrier } from "./_telemetry.ts";
+import type { TraceCarrier } from "./_telemetry_context.ts";
 import type { AsyncQueryable } from "./async_database.ts";
 import { describeValue, isPlainObject } from "./_serialize.ts";
 import {

@@ -8,7 +8,7 @@ import { Worker } from "node:worker_threads";
 import { describeTarget, type Notice, type QueryEvent, type ResolvedConfig } from "./_config.ts";
 import { aborted } from "./_driver.ts";
 import { Observer, type PoolStats } from "./_observe.ts";
-import { captureContext } from "./_telemetry.ts";
+import { captureContext } from "./_telemetry_context.ts";
 import type { StreamOptions } from "./_options.ts";
 import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
 import type { Dialect } from "./_sql.ts";

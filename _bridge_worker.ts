@@ -14,7 +14,7 @@ import type { ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
 import type { Notice, QueryEvent } from "./_config.ts";
 import { aborted } from "./_driver.ts";
-import { withCapturedContext } from "./_telemetry.ts";
+import { withCapturedContext } from "./_telemetry_context.ts";
 import {
   BEAT,
   type BridgeEvent,

@@ -6,22 +6,18 @@ import type { QueryEvent, ResolvedConfig } from "./_config.ts";
 import type { DriverCounts, DriverHooks, QueryResult } from "./_driver.ts";
 import { errorCode } from "./_errors.ts";
 import type { Dialect } from "./_sql.ts";
+import { dbSystemName, refreshTelemetry, telemetryEnabled, TelemetryTarget } from "./_telemetry.ts";
 import {
-  dbSystemName,
   type MigrationInfo,
   type MigrationTelemetry,
-  observePool,
-  type PoolTelemetry,
-  refreshTelemetry,
   startMigration,
   startTransaction,
   type StatementOperation,
-  telemetryEnabled,
-  TelemetryTarget,
   traceStatement,
   type TransactionTelemetry,
   withoutTelemetry,
-} from "./_telemetry.ts";
+} from "./_telemetry_spans.ts";
+import { observePool, type PoolTelemetry } from "./_telemetry_pool.ts";
 
 /** The numbers of `db.stats()`: the same the pool metrics report. */
 export interface PoolStats {

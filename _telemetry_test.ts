@@ -1,7 +1,8 @@
-// `_telemetry.ts` and `_query_summary.ts` without a server: the query summary and literal
-// hiding against the semantic conventions' own cases, error classification, the attributes of
-// a target, the path with nothing registered, and a provider registered through the API the
-// way an SDK does (not Deno's: integers stay numbers). What Deno exports is `telemetry_test.ts`.
+// The `_telemetry*.ts` modules and `_query_summary.ts` without a server: the query summary and
+// literal hiding against the semantic conventions' own cases, error classification, the
+// attributes of a target, the path with nothing registered, and a provider registered through
+// the API the way an SDK does (not Deno's: integers stay numbers). What Deno exports from the
+// package's own instrumentation is `telemetry_test.ts`.
 import assert from "node:assert/strict";
 import {
   type Attributes,
@@ -24,21 +25,22 @@ import {
 } from "@opentelemetry/api";
 import { describeQuery } from "./_query_summary.ts";
 import {
-  captureContext,
   DEFAULT_PORTS,
   errorCodes,
   INSTRUMENTATION_VERSION,
-  observePool,
   RECHECK,
   refreshTelemetry,
-  startMigration,
-  startTransaction,
   telemetryEnabled,
   TelemetryTarget,
-  traceStatement,
-  withCapturedContext,
-  withoutTelemetry,
 } from "./_telemetry.ts";
+import {
+  startMigration,
+  startTransaction,
+  traceStatement,
+  withoutTelemetry,
+} from "./_telemetry_spans.ts";
+import { observePool } from "./_telemetry_pool.ts";
+import { captureContext, withCapturedContext } from "./_telemetry_context.ts";
 import {
   AmbiguousCommitError,
   ConnectionError,

@@ -33,6 +33,10 @@
 import { dirname, join } from "node:path";
 import type { AsyncDatabase, AsyncQueryable } from "./async_database.ts";
 import { runAsync, sleep } from "./_steps.ts";
+// #if async
+import { internalsOf } from "./_internal.ts";
+// #endif
+import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
   createProgram,
   type Effect,
@@ -117,6 +121,27 @@ class Heartbeat {
 // }
 // #endif
 
+/** Makes the span of each migration applied or reverted: the database's observer. */
+interface MigrationSpans {
+  migration(info: MigrationInfo): MigrationTelemetry;
+}
+
+// #if async
+function spansOf(db: AsyncDatabase): MigrationSpans {
+  return internalsOf(db).observer;
+}
+// #else
+// // The sync `Database`'s observer, on the calling thread where the migration's statements
+// // are sent from, is not reachable through friend access yet: no migration spans.
+// const NO_SPANS: MigrationSpans = Object.freeze({
+//   migration: (): MigrationTelemetry => ({ run: (fn) => fn(), end() {} }),
+// });
+//
+// function spansOf(_db: Database): MigrationSpans {
+//   return NO_SPANS;
+// }
+// #endif
+
 async function readEntries(dir: string): Promise<FileEntry[] | null> {
   const names: string[] = [];
   try {
@@ -134,11 +159,15 @@ async function readEntries(dir: string): Promise<FileEntry[] | null> {
   );
 }
 
-/** Takes the effects of a migration program: on `db`, or on `target`, a transaction of it. */
+/**
+ * Takes the effects of a migration program: on `db`, or on `target`, a transaction of it; each
+ * migration's work under its span.
+ */
 function performer(
   db: AsyncDatabase,
   target: AsyncQueryable,
   heartbeat: Heartbeat,
+  spans: MigrationSpans,
 ): (effect: Effect) => Promise<unknown> {
   return async (effect) => {
     switch (effect.kind) {
@@ -148,7 +177,22 @@ function performer(
           : await target.execute(effect.text, effect.params);
       case "transaction":
         if (target !== db) throw new TypeError("Cannot nest migration transactions");
-        return await db.transaction((tx) => runAsync(effect.body(), performer(db, tx, heartbeat)));
+        return await db.transaction((tx) =>
+          runAsync(effect.body(), performer(db, tx, heartbeat, spans))
+        );
+      case "migration": {
+        const span = spans.migration(effect.info);
+        try {
+          const value = await span.run(() =>
+            runAsync(effect.body(), performer(db, target, heartbeat, spans))
+          );
+          span.end();
+          return value;
+        } catch (error) {
+          span.end(error);
+          throw error;
+        }
+      }
       case "sleep":
         await sleep(effect.ms);
         return undefined;
@@ -242,7 +286,10 @@ export class AsyncMigration {
   async #run<T>(program: Program<T>): Promise<T> {
     const heartbeat = new Heartbeat();
     try {
-      return await runAsync(program, performer(this.#db, this.#db, heartbeat));
+      return await runAsync(
+        program,
+        performer(this.#db, this.#db, heartbeat, spansOf(this.#db)),
+      );
     } finally {
       await heartbeat.stop();
     }

@@ -35,6 +35,7 @@
 import { dirname, join } from "node:path";
 import type { Database, Queryable } from "./database.ts";
 import { runSync, sleepSync } from "./_steps.ts";
+import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
   createProgram,
   type Effect,
@@ -91,6 +92,21 @@ class Heartbeat {
   stop(): void {}
 }
 
+/** Makes the span of each migration applied or reverted: the database's observer. */
+interface MigrationSpans {
+  migration(info: MigrationInfo): MigrationTelemetry;
+}
+
+// The sync `Database`'s observer, on the calling thread where the migration's statements
+// are sent from, is not reachable through friend access yet: no migration spans.
+const NO_SPANS: MigrationSpans = Object.freeze({
+  migration: (): MigrationTelemetry => ({ run: (fn) => fn(), end() {} }),
+});
+
+function spansOf(_db: Database): MigrationSpans {
+  return NO_SPANS;
+}
+
 function readEntries(dir: string): FileEntry[] | null {
   const names: string[] = [];
   try {
@@ -106,11 +122,15 @@ function readEntries(dir: string): FileEntry[] | null {
   return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
 }
 
-/** Takes the effects of a migration program: on `db`, or on `target`, a transaction of it. */
+/**
+ * Takes the effects of a migration program: on `db`, or on `target`, a transaction of it; each
+ * migration's work under its span.
+ */
 function performer(
   db: Database,
   target: Queryable,
   heartbeat: Heartbeat,
+  spans: MigrationSpans,
 ): (effect: Effect) => unknown {
   return (effect) => {
     switch (effect.kind) {
@@ -120,7 +140,20 @@ function performer(
           : target.execute(effect.text, effect.params);
       case "transaction":
         if (target !== db) throw new TypeError("Cannot nest migration transactions");
-        return db.transaction((tx) => runSync(effect.body(), performer(db, tx, heartbeat)));
+        return db.transaction((tx) => runSync(effect.body(), performer(db, tx, heartbeat, spans)));
+      case "migration": {
+        const span = spans.migration(effect.info);
+        try {
+          const value = span.run(() =>
+            runSync(effect.body(), performer(db, target, heartbeat, spans))
+          );
+          span.end();
+          return value;
+        } catch (error) {
+          span.end(error);
+          throw error;
+        }
+      }
       case "sleep":
         sleepSync(effect.ms);
         return undefined;
@@ -211,7 +244,10 @@ export class Migration {
   #run<T>(program: Program<T>): T {
     const heartbeat = new Heartbeat();
     try {
-      return runSync(program, performer(this.#db, this.#db, heartbeat));
+      return runSync(
+        program,
+        performer(this.#db, this.#db, heartbeat, spansOf(this.#db)),
+      );
     } finally {
       heartbeat.stop();
     }

@@ -4,6 +4,14 @@
 // ordering, bookkeeping and error reporting are written once (as `_retry.ts` does for
 // transactions). This module defines the effects and the small programs that yield them. Pure.
 import { DatabaseError } from "../errors.ts";
+import type { MigrationDirection } from "./types.ts";
+
+/** A migration as its span names it. */
+export interface MigrationSpanInfo {
+  readonly version: number;
+  readonly name: string;
+  readonly direction: MigrationDirection;
+}
 
 /** Something a runner's driver performs and answers. */
 export type Effect =
@@ -11,6 +19,15 @@ export type Effect =
   | { readonly kind: "query"; readonly text: string; readonly params?: readonly unknown[] }
   /** Run `body()` as the callback of `db.transaction()` (it may run more than once); answer its value. */
   | { readonly kind: "transaction"; readonly body: () => Program<unknown> }
+  /**
+   * Run `body()` as the work of one migration applied or reverted: its statements and
+   * transactions are traced as the children of the migration's span; answer its value.
+   */
+  | {
+    readonly kind: "migration";
+    readonly info: MigrationSpanInfo;
+    readonly body: () => Program<unknown>;
+  }
   /** Wait; answer nothing. */
   | { readonly kind: "sleep"; readonly ms: number }
   /**
@@ -50,6 +67,11 @@ export function* query(text: string, params?: readonly unknown[]): Program<Row[]
 /** Runs `body()` as a transaction's callback; answers its value. */
 export function* transaction<T>(body: () => Program<T>): Program<T> {
   return (yield { kind: "transaction", body }) as T;
+}
+
+/** Runs `body()` as the work of one migration (its span); answers its value. */
+export function* migration<T>(info: MigrationSpanInfo, body: () => Program<T>): Program<T> {
+  return (yield { kind: "migration", info, body }) as T;
 }
 
 /** Waits `ms` milliseconds. */

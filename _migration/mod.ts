@@ -19,7 +19,7 @@
 // placeholder count of every statement shares.
 export type * from "./types.ts";
 export { resolveRunnerConfig, type RunnerConfig, type RunnerEnvironment } from "./config.ts";
-export { type Effect, type Program } from "./effects.ts";
+export { type Effect, type MigrationSpanInfo, type Program } from "./effects.ts";
 export {
   checksumOf,
   type FileEntry,

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { Statement } from "../_sql_scan.ts";
 import { DatabaseError, MigrationError } from "../errors.ts";
 import type { RunnerConfig } from "./config.ts";
-import { codeOf, type Program, query, transaction } from "./effects.ts";
+import { codeOf, migration, type Program, query, transaction } from "./effects.ts";
 import { loadProgram } from "./directory.ts";
 import {
   acquireLockProgram,
@@ -248,9 +248,13 @@ function* runProgram(
         direction: s.direction,
         path: f.path,
       });
-      const durationMs = f.noTransaction
-        ? yield* runWithoutTransaction(c, s, options.allowModified === true)
-        : yield* runInTransaction(c, s);
+      const durationMs = yield* migration(
+        { version: f.version, name: f.name, direction: s.direction },
+        () =>
+          f.noTransaction
+            ? runWithoutTransaction(c, s, options.allowModified === true)
+            : runInTransaction(c, s),
+      );
       done.push(run(s, durationMs));
       onProgress?.({
         type: "done",

@@ -59,6 +59,8 @@ export class Observer {
   #counts: (() => DriverCounts) | undefined;
   readonly #retries: Record<string, number> = {};
   #closedBefore = { opened: 0, closed: 0 };
+  /** Connection times (s) of the connect, which opens connections before the server is known. */
+  #early: number[] = [];
 
   constructor(config: ResolvedConfig) {
     this.#config = config;
@@ -73,7 +75,8 @@ export class Observer {
   /** What the driver tells: connection times, waits, resends. */
   driverHooks(): DriverHooks {
     return {
-      connected: (ms) => this.#pool?.connectionCreated(ms / 1000),
+      connected: (ms) =>
+        this.#pool ? this.#pool.connectionCreated(ms / 1000) : this.#early.push(ms / 1000),
       waited: (ms) => this.#pool?.connectionWaited(ms / 1000),
       resent: (code) => this.countRetry(code),
     };
@@ -98,6 +101,7 @@ export class Observer {
       const c = counts();
       return { idle: c.idle, used: c.used, pending: c.pending, max: c.max };
     });
+    for (const seconds of this.#early.splice(0)) this.#pool.connectionCreated(seconds);
   }
 
   /** The pool is closed: its metrics stop, its last counts stay. */

@@ -1,45 +1,50 @@
-// What `_telemetry.ts` exports through Deno's built-in OpenTelemetry, read back from an OTLP
-// receiver on loopback: this file runs itself as a child script (`deno run` with OTEL_DENO,
-// against the test server) that emits statement, transaction, retry, failure and migration
-// spans inside an application span, the spans of a worker thread carrying that span's
-// context, and the metrics; the test checks every attribute, the parent links, and that no
-// parameter value or literal reached the receiver. A second run without OTEL_DENO checks that
-// the same calls work and send nothing.
+// The package's own OpenTelemetry instrumentation, with zero configuration, as Deno exports it:
+// this file runs itself as a child script (`deno run` with `OTEL_DENO=true` and
+// `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`, against the test server and an OTLP receiver on
+// loopback) that uses the package as an application would, inside an application span: raw
+// SQL, the CRUD helpers, a batch, a transaction that retries on a forced 40001, a unique
+// violation, an `AsyncMigration`, and the sync `Database`, whose statements run in its worker.
+// The test reads back every span and metric and checks the attributes, the parent links, and
+// that neither a parameter value nor a literal reached the receiver. A second run without
+// `OTEL_DENO` does the same work and sends nothing. (The units of the `_telemetry*.ts` modules
+// are `_telemetry_test.ts`.)
 import assert from "node:assert/strict";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { join } from "node:path";
 import { trace } from "@opentelemetry/api";
 import { AsyncDatabase } from "./async_database.ts";
+import { AsyncMigration } from "./async_migration.ts";
+import { Database } from "./database.ts";
 import { internalsOf } from "./_internal.ts";
 import { type ExportedSpan, OtlpReceiver, type OtlpReceiver as Receiver } from "./_test_otlp.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 import {
-  captureContext,
   dbSystemName,
   DEFAULT_PORTS,
   DURATION_BUCKETS,
   INSTRUMENTATION_NAME,
   INSTRUMENTATION_VERSION,
-  observePool,
   SCHEMA_URL,
-  startMigration,
-  startTransaction,
-  type StatementOperation,
   telemetryEnabled,
-  TelemetryTarget,
-  type TraceCarrier,
-  traceStatement,
-  withCapturedContext,
-  withoutTelemetry,
 } from "./_telemetry.ts";
 
 const CONFIG = new URL("./deno.json", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 
-/** What the parent hands the child (and the child its worker). */
+/** What the parent hands the child. */
 interface Scenario {
   readonly mode: "on" | "off";
   readonly url: string;
+  /**
+   * The sync `Database`'s: another database of the server. A pool's name is
+   * `address:port/namespace`, unique only among the pools of one thread, so the sync
+   * `Database`'s pool (in its worker) would otherwise share the series of the application's.
+   */
+  readonly syncUrl: string;
+  /** The application's table, created by the migration. */
   readonly table: string;
+  /** The migration runner's tracking table. */
+  readonly migrations: string;
+  /** A function failing with 40001 on its first call, counted by `seq`. */
   readonly fail: string;
   readonly seq: string;
   /** A parameter value that must not be exported. */
@@ -48,185 +53,86 @@ interface Scenario {
   readonly literal: string;
 }
 
-async function targetOf(db: AsyncDatabase): Promise<TelemetryTarget> {
-  const internals = internalsOf(db);
-  return new TelemetryTarget({
-    system: dbSystemName(await internals.dialect()),
-    namespace: internals.config.database,
-    address: internals.config.hosts[0],
-    port: internals.config.ports[0],
-  });
+/** What the child saw, printed as its last line for the parent. */
+interface Outcome {
+  /** The pool's numbers once its work was done: the metrics must report the same. */
+  readonly stats: { idle: number; used: number; pending: number; opened: number };
 }
 
-// --- The child script. -------------------------------------------------------------------------
+// --- The child script: an application. ---------------------------------------------------------
 
 async function child(s: Scenario): Promise<void> {
   const on = s.mode === "on";
-  if (telemetryEnabled() !== on) throw new Error(`telemetryEnabled() is not ${on}`);
-  const created = performance.now();
+  const t = s.table;
+  const dir = await Deno.makeTempDir({ prefix: "otel_migrations_" });
+  await Deno.writeTextFile(
+    join(dir, "V1__create_users.sql"),
+    `CREATE TABLE "${t}" (id INT4 PRIMARY KEY, email TEXT UNIQUE NOT NULL);\n-- DOWN\nDROP TABLE "${t}";\n`,
+  );
   await using db = new AsyncDatabase(s.url, { minConnections: 1, maxConnections: 3 });
-  await db.connect();
-  const createSeconds = (performance.now() - created) / 1000;
-  const target = await targetOf(db);
-  const run = (sql: string, params: unknown[] = [], operation?: StatementOperation) =>
-    traceStatement(target, sql, params.length > 0, () => db.execute(sql, params), operation);
-
-  if (!on) {
-    // Off: the statement's own promise comes back, untouched.
-    const pending = db.execute("SELECT 1 AS one");
-    if (traceStatement(target, "SELECT 1 AS one", false, () => pending) !== pending) {
-      throw new Error("traceStatement() wrapped the promise with no provider");
-    }
-    await pending;
-  }
-
-  const app = trace.getTracer("telemetry-test");
-  await app.startActiveSpan("app request", async (request) => {
-    try {
-      const migration = startMigration(target, {
-        version: 1,
-        name: "create_users",
-        direction: "up",
-      });
-      try {
-        await migration.run(() =>
-          run(`CREATE TABLE "${s.table}" (id INT4 PRIMARY KEY, email TEXT UNIQUE NOT NULL)`)
-        );
-        migration.end();
-      } catch (error) {
-        migration.end(error);
-        throw error;
-      }
-      await run(`INSERT INTO "${s.table}" (id, email) VALUES ($1, $2)`, [1, s.secret]);
-      await run(`SELECT * FROM "${s.table}" WHERE "id" = $1`, [1], {
-        operation: "SELECT",
-        collection: s.table,
-      });
-      const echoed = await run(`SELECT '${s.literal}' AS x`);
-      if (echoed[0]?.x !== s.literal) throw new Error("the literal did not come back");
-      try {
-        await run(`INSERT INTO "${s.table}" (id, email) VALUES ($1, $2)`, [2, s.secret]);
-        throw new Error("no unique violation");
-      } catch (error) {
-        // The server quotes the value in its DETAIL: it was within the telemetry's reach.
-        const e = error as { code?: string; detail?: string };
-        if (e.code !== "23505" || !e.detail?.includes(s.secret)) throw error;
-      }
-
-      const tx = startTransaction(target);
-      try {
-        await tx.run(() =>
-          db.transaction(async (t) => {
-            const fail = `SELECT "${s.fail}"(1) AS ok`;
-            await traceStatement(target, fail, false, () => t.execute(fail));
-            const update = `UPDATE "${s.table}" SET email = $1 WHERE id = $2`;
-            await traceStatement(target, update, true, () => t.execute(update, [s.secret, 1]));
-          }, { onRetry: (info) => tx.retry(info.attempt, info.delayMs, info.error) })
-        );
-        tx.end();
-      } catch (error) {
-        tx.end(error);
-        throw error;
-      }
-
-      const failed = startTransaction(target);
-      try {
-        await failed.run(() =>
-          db.transaction(async (t) => {
-            const insert = `INSERT INTO "${s.table}" (id, email) VALUES ($1, $2)`;
-            await traceStatement(target, insert, true, () => t.execute(insert, [3, s.secret]));
-          })
-        );
-        throw new Error("the failing transaction committed");
-      } catch (error) {
-        failed.end(error);
-        if ((error as { code?: string }).code !== "23505") throw error;
-      }
-
-      // A batch helper's two statements, recorded as one operation.
-      const batch = [
-        `INSERT INTO "${s.table}" (id, email) VALUES ($1, $2)`,
-        `INSERT INTO "${s.table}" (id, email) VALUES ($1, $2), ($3, $4)`,
-      ];
-      const params = [[10, `${s.secret}-10`], [11, `${s.secret}-11`, 12, `${s.secret}-12`]];
-      await traceStatement(target, batch.join("; "), true, () =>
-        withoutTelemetry(async () => {
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          const inner = startTransaction(target);
-          await db.transaction(async (t) => {
-            for (const [i, text] of batch.entries()) {
-              await traceStatement(target, text, true, () => t.execute(text, params[i]));
-            }
-          });
-          inner.end();
-        }), { operation: "INSERT", collection: s.table, batchSize: 2 });
-
-      await inWorker({ ...s }, captureContext());
-    } finally {
-      request.end();
-    }
-  });
-
-  const internals = internalsOf(db);
-  const waited = performance.now();
-  const session = await internals.reserve();
-  const waitSeconds = (performance.now() - waited) / 1000;
-  session.release();
-  const pool = observePool(target, () => ({ idle: 1, used: 0, pending: 0, max: 3 }));
-  pool.connectionCreated(createSeconds);
-  pool.connectionWaited(waitSeconds);
+  const sync = new Database(s.syncUrl, { minConnections: 1, maxConnections: 1 });
   try {
-    // The parent closes stdin once a periodic export has brought the observed pool metrics
-    // (the export on exit reads no observable instrument).
-    if (on) { for await (const _ of Deno.stdin.readable) { /* until closed */ } }
+    const app = trace.getTracer("app");
+    await app.startActiveSpan("app request", async (request) => {
+      try {
+        const migrated = await new AsyncMigration(db, {
+          migrationsDir: dir,
+          tableName: s.migrations,
+        }).migrate();
+        assert.equal(migrated.applied, 1);
+
+        // Raw SQL, with parameters and without.
+        await db.execute(`INSERT INTO "${t}" (id, email) VALUES ($1, $2)`, [1, s.secret]);
+        const echoed = await db.queryOne(`SELECT '${s.literal}' AS x`);
+        assert.equal(echoed?.x, s.literal);
+
+        // The CRUD helpers; five rows in chunks of two are three statements, one operation.
+        await db.insert(t, { id: 2, email: `${s.secret}-2` });
+        assert.equal((await db.select(t, { where: { id: 2 } })).length, 1);
+        await db.update(t, { email: `${s.secret}-2b` }, { id: 2 });
+        const rows = [3, 4, 5, 6, 7].map((id) => ({ id, email: `${s.secret}-${id}` }));
+        assert.equal((await db.batchInsert(t, rows, { chunkSize: 2 })).length, 5);
+
+        // A unique violation, whose message quotes the value: within the telemetry's reach.
+        await assert.rejects(
+          db.execute(`INSERT INTO "${t}" (id, email) VALUES ($1, $2)`, [8, s.secret]),
+          (error: { code?: string; detail?: string }) =>
+            error.code === "23505" && error.detail?.includes(s.secret) === true,
+        );
+
+        // A transaction whose first attempt fails with 40001: retried once, then committed.
+        await db.transaction(async (tx) => {
+          await tx.execute(`SELECT "${s.fail}"(1) AS ok`);
+          await tx.update(t, { email: s.secret }, { id: 1 });
+        });
+
+        // The sync API: its statements run in its worker, in this span's trace.
+        const [row] = sync.execute("SELECT $1::text AS echoed", [s.secret]);
+        assert.equal(row.echoed, s.secret);
+        sync.transaction((tx) => {
+          tx.execute("SELECT $1::text AS in_tx", [s.secret]);
+        });
+      } finally {
+        request.end();
+      }
+    });
+    // Outside the application span: a trace of its own, not the last request's.
+    sync.execute("SELECT $1::text AS alone", [s.secret]);
   } finally {
-    pool.close();
-    await db.execute(`DROP TABLE IF EXISTS "${s.table}"`);
+    sync.close();
+    await Deno.remove(dir, { recursive: true });
   }
-  console.log("scenario ok");
+  assert.equal(telemetryEnabled(), on);
+  const { idle, used, pending, opened } = db.stats();
+  const outcome: Outcome = { stats: { idle, used, pending, opened } };
+  // No value of the scenario is printed: console output is exported as logs.
+  console.log(JSON.stringify(outcome));
+  // The pool metrics are read only for a periodic export: the parent closes stdin once one
+  // has brought them, and the pool stays open until then.
+  if (on) { for await (const _ of Deno.stdin.readable) { /* until closed */ } }
 }
 
-/** Runs one statement in a worker thread, as the sync bridge's worker will. */
-async function inWorker(s: Scenario, carrier: TraceCarrier | undefined): Promise<void> {
-  if (s.mode === "on" && carrier === undefined) throw new Error("no context captured");
-  if (s.mode === "off" && carrier !== undefined) throw new Error("a context captured when off");
-  const worker = new Worker(new URL(import.meta.url), { workerData: { scenario: s, carrier } });
-  const done = new Promise<void>((resolve, reject) => {
-    worker.once("message", (m) => m === "done" ? resolve() : reject(new Error(String(m))));
-    worker.once("error", reject);
-  });
-  const exited = new Promise((resolve) => worker.once("exit", resolve));
-  await done;
-  await exited;
-}
-
-async function worker(s: Scenario, carrier: TraceCarrier | undefined): Promise<void> {
-  await using db = new AsyncDatabase(s.url, { minConnections: 1, maxConnections: 1 });
-  await db.connect();
-  const target = await targetOf(db);
-  const echo = "SELECT $1::text AS echoed";
-  await withCapturedContext(carrier, async () => {
-    // Past an await, as a bridge request's work is.
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    const rows = await traceStatement(target, echo, true, () => db.execute(echo, [s.secret]));
-    if (rows[0]?.echoed !== s.secret) throw new Error("the worker's statement failed");
-  });
-  // Without the carrier: a trace of its own.
-  const alone = "SELECT $1::text AS alone";
-  await traceStatement(target, alone, true, () => db.execute(alone, [s.secret]));
-}
-
-if (!isMainThread && (workerData as { scenario?: Scenario })?.scenario) {
-  const data = workerData as { scenario: Scenario; carrier: TraceCarrier | undefined };
-  try {
-    await worker(data.scenario, data.carrier);
-    parentPort!.postMessage("done");
-  } catch (error) {
-    parentPort!.postMessage(`worker failed: ${(error as Error).stack}`);
-  }
-} else if (import.meta.main) {
-  await child(JSON.parse(Deno.env.get("TELEMETRY_SCENARIO")!) as Scenario);
-}
+if (import.meta.main) await child(JSON.parse(Deno.env.get("TELEMETRY_SCENARIO")!) as Scenario);
 
 // --- The tests. --------------------------------------------------------------------------------
 
@@ -241,8 +147,11 @@ function inherited(): Record<string, string> {
 
 async function withObjects<T>(fn: (s: Omit<Scenario, "mode">) => Promise<T>): Promise<T> {
   await using db = new AsyncDatabase(testUrl(), { minConnections: 1 });
+  const syncDatabase = uniqueName("otel_sync");
+  await db.createDatabase(syncDatabase);
   const names = {
     table: uniqueName("otel"),
+    migrations: uniqueName("otel_migrations"),
     fail: uniqueName("otel_fail"),
     seq: uniqueName("otel_seq"),
   };
@@ -259,16 +168,24 @@ async function withObjects<T>(fn: (s: Omit<Scenario, "mode">) => Promise<T>): Pr
   try {
     return await fn({
       url: testUrl(),
+      syncUrl: withDatabase(testUrl(), syncDatabase),
       ...names,
       secret: `s3cret-param-${crypto.randomUUID()}`,
       literal: `s3cret-literal-${crypto.randomUUID()}`,
     });
   } finally {
     await db.execute(
-      `DROP TABLE IF EXISTS "${names.table}"; DROP FUNCTION IF EXISTS "${names.fail}"(int);
-       DROP SEQUENCE IF EXISTS "${names.seq}"`,
+      `DROP TABLE IF EXISTS "${names.table}", "${names.migrations}", "${names.migrations}_lock";
+       DROP FUNCTION IF EXISTS "${names.fail}"(int); DROP SEQUENCE IF EXISTS "${names.seq}"`,
     );
+    await db.dropDatabase(syncDatabase);
   }
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.href;
 }
 
 function spawnChild(s: Scenario, env: Record<string, string>): Deno.ChildProcess {
@@ -282,21 +199,26 @@ function spawnChild(s: Scenario, env: Record<string, string>): Deno.ChildProcess
   }).spawn();
 }
 
-async function finish(process: Deno.ChildProcess): Promise<string> {
+/** Closes the child's stdin, waits for its exit, and reads what it saw. */
+async function finish(process: Deno.ChildProcess): Promise<Outcome> {
   await process.stdin.close().catch(() => {});
   const { code, stdout, stderr } = await process.output();
-  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-  assert.equal(code, 0, output);
-  assert.match(output, /scenario ok/);
-  return output;
+  const out = new TextDecoder().decode(stdout);
+  assert.equal(code, 0, out + new TextDecoder().decode(stderr));
+  return JSON.parse(out.trim().split("\n").at(-1)!) as Outcome;
 }
 
-/** The span's ancestors' names, nearest first. */
+/** The span's ancestors' names, nearest first, as far as they were received. */
 function lineage(receiver: Receiver, span: ExportedSpan): string[] {
   return receiver.ancestorsOf(span).map((s) => s.name);
 }
 
-Deno.test("statements, transactions, retries, failures and migrations reach OTLP with the database conventions' attributes and links, and no parameter value", async () => {
+/** The children of `span`, as `name status`, sorted. */
+function children(receiver: Receiver, span: ExportedSpan): string[] {
+  return receiver.childrenOf(span).map((x) => `${x.name} ${x.status.code}`).sort();
+}
+
+Deno.test("the package's statements, helpers, batches, transactions, retries, failures, migrations and sync calls reach OTLP with the conventions' attributes and links, its pool metrics too, and no parameter value or literal", async () => {
   await withObjects(async (objects) => {
     await using receiver = OtlpReceiver.start();
     const s: Scenario = { mode: "on", ...objects };
@@ -304,25 +226,41 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       s,
       receiver.env({ OTEL_METRIC_EXPORT_INTERVAL: "200", OTEL_SERVICE_NAME: "telemetry-test" }),
     );
+    // The pool metrics come with a periodic export after the child's work, whose end its
+    // output tells.
     const exited = new AbortController();
-    const status = process.status.then(() => exited.abort(new Error("the child exited")));
+    const status = process.status.then((x) => {
+      exited.abort(new Error("the child exited"));
+      return x;
+    });
+    const errors = new Response(process.stderr).text();
+    const out = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let output = "";
+    let outcome: Outcome;
     try {
+      while (!output.includes("\n")) {
+        const { value, done } = await out.read();
+        if (done) throw new Error("the child ended its output");
+        output += value;
+      }
+      outcome = JSON.parse(output.trim()) as Outcome;
+      const after = receiver.requests.length;
       await receiver.waitFor(
         () =>
-          receiver.lastPoint("db.client.connection.count", {
-            "db.client.connection.state": "used",
-          }) !== undefined,
-        "the observed pool metrics",
+          receiver.requests.slice(after).some((r) => r.signal === "metrics") &&
+          receiver.lastPoint("db.client.connection.count") !== undefined,
+        "the pool metrics after the work",
         { signal: exited.signal },
       );
     } catch (error) {
+      await process.stdin.close().catch(() => {});
       await status;
-      throw new Error(
-        `${(error as Error).message}: ${await finish(process).catch((e) => e.message)}`,
-      );
+      throw new Error(`${(error as Error).message}: ${output}${await errors}`);
+    } finally {
+      await out.cancel();
     }
-    await finish(process);
-    await status;
+    await process.stdin.close();
+    assert.equal((await status).code, 0, await errors);
 
     // What the test server is, as the child saw it.
     await using db = new AsyncDatabase(testUrl(), { minConnections: 1 });
@@ -334,20 +272,40 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       "server.address": config.hosts[0],
     };
     if (config.ports[0] !== DEFAULT_PORTS[system]) base["server.port"] = BigInt(config.ports[0]);
+    const syncBase = { ...base, "db.namespace": new URL(s.syncUrl).pathname.slice(1) };
+    const t = s.table;
 
     assert.deepEqual(receiver.refused, []);
     const ours = receiver.findSpans({ scope: INSTRUMENTATION_NAME });
-    for (const span of ours) {
-      assert.deepEqual(span.scope, {
-        name: INSTRUMENTATION_NAME,
-        version: INSTRUMENTATION_VERSION,
-        schemaUrl: SCHEMA_URL,
-      });
+    assert.ok(ours.length > 20, `${ours.length} spans of the package`);
+    const sent = ours.filter((x) => x.attributes["db.namespace"] === base["db.namespace"]);
+    const sentSync = ours.filter((x) => x.attributes["db.namespace"] === syncBase["db.namespace"]);
+    assert.equal(sent.length + sentSync.length, ours.length);
+    for (const [spans, attributes] of [[sent, base], [sentSync, syncBase]] as const) {
+      for (const span of spans) {
+        assert.deepEqual(span.scope, {
+          name: INSTRUMENTATION_NAME,
+          version: INSTRUMENTATION_VERSION,
+          schemaUrl: SCHEMA_URL,
+        });
+        assert.ok(span.kind === "CLIENT" || span.kind === "INTERNAL", span.name);
+        for (const [key, value] of Object.entries(attributes)) {
+          assert.equal(span.attributes[key], value, `${span.name}: ${key}`);
+        }
+        if (config.ports[0] === DEFAULT_PORTS[system]) {
+          assert.equal(span.attributes["server.port"], undefined);
+        }
+      }
     }
     const app = receiver.span({ name: "app request" });
-    const t = s.table;
+    assert.equal(app.scope.name, "app");
+    // Every statement the application sent is in its trace, but the one sent after it.
+    for (const span of ours) {
+      if (span.attributes["db.query.text"] === "SELECT $1::text AS alone") continue;
+      assert.equal(span.traceId, app.traceId, `${span.name} is in the application's trace`);
+    }
 
-    // A migration span, parent of its statement.
+    // The migration: its span under the application's, its transaction and statements under it.
     const migration = receiver.span({ name: "apply migration" });
     assert.equal(migration.kind, "INTERNAL");
     assert.deepEqual(lineage(receiver, migration), ["app request"]);
@@ -357,109 +315,148 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       "manticore.db.migration.name": "create_users",
       "manticore.db.migration.direction": "up",
     });
+    assert.deepEqual(migration.status, { code: "UNSET", message: "" });
     const create = receiver.span({ name: `CREATE TABLE "${t}"` });
-    assert.deepEqual(lineage(receiver, create), ["apply migration", "app request"]);
     assert.equal(create.kind, "CLIENT");
-    assert.equal(create.status.code, "UNSET");
+    assert.deepEqual(lineage(receiver, create), ["transaction", "apply migration", "app request"]);
+    assert.equal(
+      create.attributes["db.query.text"],
+      `CREATE TABLE "${t}" (id INT4 PRIMARY KEY, email TEXT UNIQUE NOT NULL)`,
+    );
+    const [migrationTx] = receiver.childrenOf(migration);
+    assert.deepEqual(receiver.childrenOf(migration).map((x) => x.name), ["transaction"]);
+    assert.ok(
+      receiver.childrenOf(migrationTx).some((x) =>
+        /^INSERT /.test(x.name) && x.name.includes(s.migrations)
+      ),
+      "the tracking row is written in the migration's transaction",
+    );
+    // The runner's own statements (tracking and lock tables) are the application's children.
+    assert.ok(
+      receiver.childrenOf(app).filter((x) => x.name.includes(`${s.migrations}_lock`)).length > 0,
+    );
 
     // Raw SQL: summary and text, no operation or collection name (not read from the text).
     const inserts = receiver.findSpans({ name: `INSERT "${t}"` });
-    assert.equal(inserts.length, 3); // the row, the duplicate, the failing transaction's
+    assert.deepEqual(inserts.map((x) => x.status.code).sort(), ["ERROR", "UNSET"]);
     const insert = inserts.find((x) => x.status.code === "UNSET")!;
+    assert.equal(insert.kind, "CLIENT");
+    assert.deepEqual(lineage(receiver, insert), ["app request"]);
     assert.deepEqual(insert.attributes, {
       ...base,
       "db.query.summary": `INSERT "${t}"`,
       "db.query.text": `INSERT INTO "${t}" (id, email) VALUES ($1, $2)`,
     });
-    assert.deepEqual(lineage(receiver, insert), ["app request"]);
-    assert.equal(insert.kind, "CLIENT");
+    assert.deepEqual(insert.events, []);
 
-    // A helper's statement names its operation and collection.
-    const select = receiver.span({ name: `SELECT ${t}` });
-    assert.deepEqual(select.attributes, {
-      ...base,
-      "db.operation.name": "SELECT",
-      "db.collection.name": t,
-      "db.query.summary": `SELECT ${t}`,
-      "db.query.text": `SELECT * FROM "${t}" WHERE "id" = $1`,
-    });
-
-    // Text sent without parameters: the literal is hidden.
-    const literal = receiver.span({
-      name: "SELECT",
-      attributes: { "db.query.text": "SELECT ? AS x" },
-    });
+    // Text sent without parameters: its literal is hidden.
+    const literal = receiver.span({ attributes: { "db.query.text": "SELECT ? AS x" } });
+    assert.equal(literal.name, "SELECT");
     assert.deepEqual(lineage(receiver, literal), ["app request"]);
 
-    // The unique violation: status ERROR, SQLSTATE, no message.
-    const duplicate = inserts.find((x) =>
-      x.status.code === "ERROR" && x.parentSpanId === app.spanId
-    )!;
-    assert.ok(duplicate, "the failed INSERT under the application span");
+    // The helpers name their operation and collection.
+    for (const operation of ["INSERT", "SELECT"]) {
+      const span = receiver.span({ name: `${operation} ${t}` });
+      assert.deepEqual(lineage(receiver, span), ["app request"]);
+      assert.deepEqual(
+        Object.keys(span.attributes).sort(),
+        [
+          ...Object.keys(base),
+          "db.collection.name",
+          "db.operation.name",
+          "db.query.summary",
+          "db.query.text",
+        ].sort(),
+      );
+      assert.equal(span.attributes["db.operation.name"], operation);
+      assert.equal(span.attributes["db.collection.name"], t);
+      assert.equal(span.attributes["db.query.summary"], `${operation} ${t}`);
+      assert.match(String(span.attributes["db.query.text"]), /\$1/);
+    }
+    const updates = receiver.findSpans({ name: `UPDATE ${t}` });
+    assert.deepEqual(updates.map((x) => lineage(receiver, x)[0]).sort(), [
+      "app request",
+      "transaction",
+    ]);
+    for (const update of updates) {
+      assert.equal(update.attributes["db.operation.name"], "UPDATE");
+      assert.equal(update.attributes["db.collection.name"], t);
+      assert.match(String(update.attributes["db.query.text"]), /^UPDATE "[^"]+" SET .*\$1/);
+    }
+
+    // The batch: one operation of three statements, no spans of its own statements or of the
+    // transaction it runs in.
+    const batch = receiver.span({ name: `BATCH INSERT ${t}` });
+    assert.equal(batch.kind, "CLIENT");
+    assert.deepEqual(lineage(receiver, batch), ["app request"]);
+    assert.deepEqual(receiver.childrenOf(batch), []);
+    assert.equal(batch.attributes["db.operation.batch.size"], 3n);
+    assert.equal(batch.attributes["db.operation.name"], "BATCH INSERT");
+    assert.equal(batch.attributes["db.collection.name"], t);
+    const texts = String(batch.attributes["db.query.text"]).split("; ");
+    assert.equal(texts.length, 3);
+    for (const text of texts) assert.match(text, /^INSERT INTO "[^"]+" .*VALUES \(\$1, \$2\)/);
+
+    // The unique violation: status ERROR without a message, the SQLSTATE as status code and
+    // error type.
+    const duplicate = inserts.find((x) => x.status.code === "ERROR")!;
+    assert.deepEqual(lineage(receiver, duplicate), ["app request"]);
     assert.deepEqual(duplicate.status, { code: "ERROR", message: "" });
     assert.equal(duplicate.attributes["db.response.status_code"], "23505");
     assert.equal(duplicate.attributes["error.type"], "23505");
     assert.deepEqual(duplicate.events, []);
 
-    // The transaction that retried once on 40001, parent of both attempts' statements.
-    const [committed, failed] = ["committed", "failed"].map((outcome) =>
-      receiver.span({
-        name: "transaction",
-        attributes: { "manticore.db.transaction.outcome": outcome },
-      })
-    );
-    assert.equal(committed.kind, "INTERNAL");
-    assert.deepEqual(lineage(receiver, committed), ["app request"]);
-    assert.deepEqual(committed.status, { code: "UNSET", message: "" });
-    assert.equal(committed.attributes["manticore.db.transaction.attempts"], 2n);
-    assert.equal(committed.events.length, 1);
-    const [retry] = committed.events;
+    // The transaction: one span for both attempts, a retry event, its statements under it.
+    const transactions = receiver.findSpans({ name: "transaction" });
+    const retried = transactions.filter((x) => x.events.length > 0);
+    assert.equal(retried.length, 1);
+    const tx = retried[0];
+    assert.equal(tx.kind, "INTERNAL");
+    assert.deepEqual(lineage(receiver, tx), ["app request"]);
+    assert.deepEqual(tx.status, { code: "UNSET", message: "" });
+    assert.deepEqual(tx.attributes, {
+      ...base,
+      "manticore.db.transaction.outcome": "committed",
+      "manticore.db.transaction.attempts": 2n,
+    });
+    assert.equal(tx.events.length, 1);
+    const [retry] = tx.events;
     assert.equal(retry.name, "retry");
     assert.equal(retry.attributes["db.response.status_code"], "40001");
     assert.equal(retry.attributes["error.type"], "40001");
     assert.equal(retry.attributes["manticore.db.transaction.attempt"], 1n);
     assert.equal(typeof retry.attributes["manticore.db.transaction.backoff_ms"], "bigint");
-    const attempts = receiver.childrenOf(committed).map((x) => `${x.name} ${x.status.code}`);
-    assert.deepEqual(attempts.sort(), [
-      "SELECT ERROR",
-      "SELECT UNSET",
-      `UPDATE "${t}" UNSET`,
-    ]);
-    const forced = receiver.childrenOf(committed).find((x) => x.status.code === "ERROR")!;
+    const statements = children(receiver, tx);
+    for (const expected of ["SELECT ERROR", "SELECT UNSET", `UPDATE ${t} UNSET`]) {
+      assert.ok(statements.includes(expected), `${expected} in ${statements.join(", ")}`);
+    }
+    assert.equal(statements.filter((x) => x.startsWith("BEGIN ")).length, 2, statements.join());
+    assert.ok(statements.includes("COMMIT UNSET"), statements.join(", "));
+    assert.ok(receiver.childrenOf(tx).every((x) => x.kind === "CLIENT"));
+    const forced = receiver.childrenOf(tx).find((x) => x.status.code === "ERROR")!;
     assert.equal(forced.attributes["db.response.status_code"], "40001");
     assert.equal(forced.attributes["db.query.text"], `SELECT "${s.fail}"(?) AS ok`);
 
-    // The transaction that failed on 23505.
-    assert.deepEqual(failed.status, { code: "ERROR", message: "" });
-    assert.equal(failed.attributes["error.type"], "23505");
-    assert.equal(failed.attributes["manticore.db.transaction.attempts"], 1n);
-    assert.equal(failed.attributes["db.response.status_code"], undefined);
-    assert.deepEqual(receiver.childrenOf(failed).map((x) => x.status.code), ["ERROR"]);
-
-    // The batch: one span, no spans of its own statements or transaction (counted above).
-    const batch = receiver.span({ name: `BATCH INSERT ${t}` });
-    assert.deepEqual(lineage(receiver, batch), ["app request"]);
-    assert.deepEqual(receiver.childrenOf(batch), []);
-    assert.deepEqual(batch.attributes, {
-      ...base,
-      "db.operation.name": "BATCH INSERT",
-      "db.collection.name": t,
-      "db.query.summary": `BATCH INSERT ${t}`,
-      "db.query.text":
-        `INSERT INTO "${t}" (id, email) VALUES ($1, $2); INSERT INTO "${t}" (id, email) VALUES ($1, $2), ($3, $4)`,
-      "db.operation.batch.size": 2n,
-    });
-
-    // The worker thread's statement is in the caller's trace, under the application span; its
-    // statement without the carrier starts a trace of its own.
+    // The sync API: the statement in its worker is a child of the caller's span; its
+    // transaction's span is made on the calling thread, its statements under it.
     const echoed = receiver.span({ attributes: { "db.query.text": "SELECT $1::text AS echoed" } });
     assert.equal(echoed.traceId, app.traceId);
     assert.equal(echoed.parentSpanId, app.spanId);
+    assert.equal(echoed.kind, "CLIENT");
+    const inTx = receiver.span({ attributes: { "db.query.text": "SELECT $1::text AS in_tx" } });
+    const syncTx = receiver.parentOf(inTx)!;
+    assert.equal(syncTx?.name, "transaction");
+    assert.deepEqual(lineage(receiver, syncTx), ["app request"]);
+    assert.equal(syncTx.attributes["manticore.db.transaction.outcome"], "committed");
+    assert.deepEqual(children(receiver, syncTx), ["BEGIN UNSET", "COMMIT UNSET", "SELECT UNSET"]);
     const alone = receiver.span({ attributes: { "db.query.text": "SELECT $1::text AS alone" } });
     assert.equal(alone.parentSpanId, "");
     assert.notEqual(alone.traceId, app.traceId);
+    // The application's transactions: the migration's, the retried one, the sync one; the
+    // batch's is none of them.
+    assert.equal(transactions.length, 3 + lockTransactions(receiver, app, s.migrations));
 
-    // Metrics.
+    // Metrics: the operation duration of every statement, cumulative per attribute set.
     const durations = receiver.points("db.client.operation.duration");
     assert.ok(durations.length > 0);
     for (const p of durations) {
@@ -468,32 +465,33 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       assert.deepEqual(p.explicitBounds, DURATION_BUCKETS);
       assert.deepEqual(p.scope, { name: INSTRUMENTATION_NAME, version: INSTRUMENTATION_VERSION });
     }
-    // Cumulative: the last point of each attribute set counts every statement so far.
-    const okInsert = { ...base, "db.query.summary": `INSERT "${t}"` };
     const duration = (attributes: Record<string, string | bigint>) =>
-      receiver.lastPoint("db.client.operation.duration", attributes, true)?.count;
-    assert.equal(duration(okInsert), 1);
-    const failedInsert = { ...okInsert, "error.type": "23505", "db.response.status_code": "23505" };
-    assert.equal(duration(failedInsert), 2);
-    const helper = {
-      ...base,
-      "db.operation.name": "SELECT",
+      receiver.lastPoint("db.client.operation.duration", { ...base, ...attributes }, true)?.count;
+    const rawInsert = { "db.query.summary": `INSERT "${t}"` };
+    assert.equal(duration(rawInsert), 1);
+    assert.equal(
+      duration({ ...rawInsert, "error.type": "23505", "db.response.status_code": "23505" }),
+      1,
+    );
+    const helper = (operation: string) => ({
+      "db.operation.name": operation,
       "db.collection.name": t,
-      "db.query.summary": `SELECT ${t}`,
-    };
-    assert.equal(duration(helper), 1);
+      "db.query.summary": `${operation} ${t}`,
+    });
+    assert.equal(duration(helper("INSERT")), 1);
+    assert.equal(duration(helper("SELECT")), 1);
+    assert.equal(duration(helper("UPDATE")), 2);
+    assert.equal(duration(helper("BATCH INSERT")), 1);
     assert.equal(
       duration({
-        ...base,
-        "db.operation.name": "BATCH INSERT",
-        "db.collection.name": t,
-        "db.query.summary": `BATCH INSERT ${t}`,
+        "db.query.summary": "SELECT",
+        "error.type": "40001",
+        "db.response.status_code": "40001",
       }),
       1,
     );
-    // The main thread's and the worker's "SELECT" statements: the literal, the forced
-    // retry's second call, the echo and the lone one (the first call failed).
-    assert.equal(duration({ ...base, "db.query.summary": "SELECT" }), 4);
+
+    // The retry counter, by SQLSTATE.
     const retries = receiver.lastPoint("manticore.db.client.transaction.retries", {
       ...base,
       "db.response.status_code": "40001",
@@ -504,8 +502,10 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
     assert.equal(retries?.unit, "{retry}");
     assert.equal(retries?.value, 1);
 
-    const poolName = `${config.hosts[0]}:${config.ports[0]}/${config.database}`;
-    const pool = { "db.client.connection.pool.name": poolName };
+    // The pool metrics of the child's database, the numbers its stats() gave.
+    const pool = {
+      "db.client.connection.pool.name": `${config.hosts[0]}:${config.ports[0]}/${config.database}`,
+    };
     const observed = (metric: string, attributes: Record<string, string>) => {
       const p = receiver.lastPoint(metric, attributes);
       assert.ok(p, `${metric} ${JSON.stringify(attributes)}`);
@@ -514,23 +514,23 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
       assert.deepEqual(p.attributes, attributes);
       return p;
     };
-    assert.equal(
-      observed("db.client.connection.count", { ...pool, "db.client.connection.state": "idle" })
-        .value,
-      1,
-    );
-    assert.equal(
-      observed("db.client.connection.count", { ...pool, "db.client.connection.state": "used" })
-        .value,
-      0,
-    );
+    const state = (name: string) => ({ ...pool, "db.client.connection.state": name });
+    assert.equal(observed("db.client.connection.count", state("idle")).value, outcome.stats.idle);
+    assert.equal(observed("db.client.connection.count", state("used")).value, 0);
+    assert.equal(observed("db.client.connection.count", state("used")).unit, "{connection}");
     assert.equal(observed("db.client.connection.max", pool).value, 3);
     assert.equal(observed("db.client.connection.pending_requests", pool).value, 0);
-    assert.equal(receiver.lastPoint("db.client.connection.count", pool)?.unit, "{connection}");
-    for (const metric of ["db.client.connection.create_time", "db.client.connection.wait_time"]) {
-      const p = receiver.lastPoint(metric, pool);
-      assert.equal(p?.count, 1, metric);
-      assert.equal(p?.unit, "s");
+    assert.equal(outcome.stats.used, 0);
+    assert.equal(outcome.stats.pending, 0);
+    const created = receiver.lastPoint("db.client.connection.create_time", pool, true);
+    // Every connection opened, the ones opened before the server was known included.
+    assert.equal(created?.count, outcome.stats.opened);
+    const waited = receiver.lastPoint("db.client.connection.wait_time", pool, true);
+    assert.ok((waited?.count ?? 0) >= 1, "a wait for a connection of its own");
+    for (const p of [created!, waited!]) {
+      assert.equal(p.type, "histogram");
+      assert.equal(p.unit, "s");
+      assert.deepEqual(p.explicitBounds, DURATION_BUCKETS);
     }
 
     // Nothing of the values anywhere: spans, metrics, logs.
@@ -541,12 +541,21 @@ Deno.test("statements, transactions, retries, failures and migrations reach OTLP
   });
 });
 
-Deno.test("with OpenTelemetry off the same calls run the statements and send nothing", async () => {
+/** The transactions of the migration runner's lock (taken and released), under `app`. */
+function lockTransactions(receiver: Receiver, app: ExportedSpan, migrations: string): number {
+  return receiver.childrenOf(app).filter((x) =>
+    x.name === "transaction" &&
+    receiver.childrenOf(x).some((c) => c.name.includes(`${migrations}_lock`))
+  ).length;
+}
+
+Deno.test("with OpenTelemetry off the same application works and sends nothing", async () => {
   await withObjects(async (objects) => {
     await using receiver = OtlpReceiver.start();
     const env = receiver.env();
     delete env.OTEL_DENO; // everything else points at the receiver
-    await finish(spawnChild({ mode: "off", ...objects }, env));
+    const outcome = await finish(spawnChild({ mode: "off", ...objects }, env));
+    assert.equal(outcome.stats.used, 0);
     // Everything a process exports goes out before it exits.
     assert.deepEqual(receiver.requests, []);
     assert.deepEqual(receiver.refused, []);

@@ -175,8 +175,8 @@ export class OtlpReceiver implements AsyncDisposable {
   }
 
   /**
-   * @param options `keep: false` counts requests and bytes without parsing or keeping them
-   *   (a sink for benchmarks, whose parsing would take the CPU being measured).
+   * @param options `keep: false` counts requests and bytes without parsing or keeping them,
+   *   in any encoding (a sink for benchmarks, whose parsing would take the CPU being measured).
    * @returns A receiver listening on loopback.
    */
   static start(options: { readonly keep?: boolean } = {}): OtlpReceiver {
@@ -221,18 +221,22 @@ export class OtlpReceiver implements AsyncDisposable {
       this.#refused.push(`${request.method} ${path}`);
       return new Response("Not found", { status: 404 });
     }
-    if (!type.startsWith("application/json")) {
-      this.#refused.push(`${path} as ${type}`);
-      return new Response("Only http/json is accepted", { status: 415 });
-    }
     let stream = request.body ?? new Response("").body!;
     if (request.headers.get("content-encoding") === "gzip") {
       stream = stream.pipeThrough(new DecompressionStream("gzip"));
     }
     if (!this.#keep) {
+      // A sink takes any encoding: Deno's default, http/protobuf, too.
       this.#count++;
       this.#bytes += (await new Response(stream).arrayBuffer()).byteLength;
-      return Response.json({});
+      return type.startsWith("application/json")
+        ? Response.json({})
+        : new Response(new Uint8Array(0), { headers: { "content-type": type } });
+    }
+    if (!type.startsWith("application/json")) {
+      this.#refused.push(`${path} as ${type}`);
+      await stream.cancel();
+      return new Response("Only http/json is accepted", { status: 415 });
     }
     const raw = await new Response(stream).text();
     let body: unknown;

@@ -2,26 +2,31 @@
 // node-postgres, `psql \copy`, `pgbench`), the same statements, measured in one process with
 // interleaved rounds. Prints medians, ratios and the goals as a table, or everything as JSON.
 //
-// Usage: deno run -A bench/main.ts [--quick] [--only <case>[,<case>…]] [--json]
+// Usage: deno run -A bench/main.ts [--quick] [--only <case>[,<case>…]] [--baseline <rev>] [--json]
 // Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
 // throwaway PostgreSQL server and stops it after.
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import pg from "npm:pg@^8";
 import { AsyncDatabase } from "../async_database.ts";
+import { OtlpReceiver } from "../_test_otlp.ts";
 import { startTestDatabase } from "../testing.ts";
 import { allCases, type BenchContext, setUp, type SyncDatabase, tearDown } from "./_cases.ts";
 import { type CaseResult, fmt, pairedRatio, runCase, type Spread } from "./_harness.ts";
+import { startOtelCase } from "./_otel.ts";
 
-const HELP = `Usage: deno task bench [--quick] [--only <case>[,<case>...]] [--json]
+const HELP =
+  `Usage: deno task bench [--quick] [--only <case>[,<case>...]] [--baseline <rev>] [--json]
 
-  --quick        few rounds and less work: a smoke test, not figures to quote
-  --only <ids>   run only these cases (comma-separated); "pgbench" names the pgbench run
-  --json         print the results as JSON on stdout (progress still goes to stderr)
-  --help         this text
+  --quick           few rounds and less work: a smoke test, not figures to quote
+  --only <ids>      run only these cases (comma-separated); "pgbench" names the pgbench run
+  --baseline <rev>  point-select-otel also runs the package at this git revision (OpenTelemetry
+                    off), for the cost of the instrumentation when nothing is registered
+  --json            print the results as JSON on stdout (progress still goes to stderr)
+  --help            this text
 
-Cases: point-select, point-select-64, insert, tx, tx-contended, batch-insert,
-       batch-insert-returning, select-100k, stream-1m, pgbench
+Cases: point-select, point-select-otel, point-select-64, insert, tx, tx-contended,
+       batch-insert, batch-insert-returning, select-100k, stream-1m, pgbench
 Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
 throwaway PostgreSQL server.`;
 
@@ -42,7 +47,12 @@ interface PgbenchResult {
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const log = (line: string) => console.error(line);
 
-function parse(): { quick: boolean; json: boolean; only: Set<string> | undefined } {
+function parse(): {
+  quick: boolean;
+  json: boolean;
+  only: Set<string> | undefined;
+  baseline: string | undefined;
+} {
   let values;
   try {
     ({ values } = parseArgs({
@@ -51,6 +61,7 @@ function parse(): { quick: boolean; json: boolean; only: Set<string> | undefined
         quick: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         only: { type: "string", multiple: true },
+        baseline: { type: "string" },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -68,6 +79,7 @@ function parse(): { quick: boolean; json: boolean; only: Set<string> | undefined
     quick: values.quick!,
     json: values.json!,
     only: only?.length ? new Set(only) : undefined,
+    baseline: values.baseline,
   };
 }
 
@@ -234,6 +246,27 @@ function goals(results: CaseResult[], syncNote: string | undefined): Goal[] {
       pass: stream.peakRssMiB < 64,
     });
   }
+  const otelOff = ratio(results, "point-select-otel", "off", "baseline");
+  if (otelOff !== null) {
+    const label = results.find((r) => r.id === "point-select-otel")?.variants.find((v) =>
+      v.id === "baseline"
+    )?.label;
+    atMost(
+      `OpenTelemetry off: point select time ÷ the ${label?.replace(/^.*(package at )/, "$1")}`,
+      otelOff,
+      1.02,
+    );
+  }
+  const otelOn = ratio(results, "point-select-otel", "on", "off");
+  if (otelOn !== null) {
+    list.push({
+      goal: "OpenTelemetry on: point select time ÷ off (the cost, reported)",
+      measured: showSpread(otelOn),
+      target: "–",
+      value: otelOn.median,
+      pass: null,
+    });
+  }
   if (results.some((r) => r.id === "point-select")) {
     const sync = ratio(results, "point-select", "sync", "library");
     if (sync === null) {
@@ -349,10 +382,27 @@ function printTables(
   console.log(lines.join("\n"));
 }
 
+async function runOtelCase(
+  url: string,
+  tmpDir: string,
+  baseline: string | undefined,
+  quick: boolean,
+): Promise<CaseResult> {
+  await using receiver = OtlpReceiver.start({ keep: false });
+  const started = await startOtelCase({ root, url, receiver, baseline, tmpDir });
+  await using otel = started;
+  log(`${otel.case.id}: ${otel.case.title}`);
+  const result = await runCase(otel.case, quick, log);
+  const { requests, bytes } = receiver.counts;
+  log(`  the "on" process exported ${requests} requests, ${(bytes / 1e6).toFixed(1)} MB`);
+  return result;
+}
+
 async function main(): Promise<void> {
-  const { quick, json, only } = parse();
+  const { quick, json, only, baseline } = parse();
   const known = new Set([
     "point-select",
+    "point-select-otel",
     "point-select-64",
     "insert",
     "tx",
@@ -398,9 +448,14 @@ async function main(): Promise<void> {
     await setUp(ctx);
     const results: CaseResult[] = [];
     for (const c of allCases(ctx)) {
-      if (only && !only.has(c.id)) continue;
-      log(`${c.id}: ${c.title}`);
-      results.push(await runCase(c, quick, log));
+      if (!only || only.has(c.id)) {
+        log(`${c.id}: ${c.title}`);
+        results.push(await runCase(c, quick, log));
+      }
+      // Next to the in-process point select, whose figure its "off" process repeats.
+      if (c.id === "point-select" && (!only || only.has("point-select-otel"))) {
+        results.push(await runOtelCase(url, tmpDir, baseline, quick));
+      }
     }
     let pgbench: PgbenchResult | undefined;
     if (!only || only.has("pgbench")) {

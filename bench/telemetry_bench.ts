@@ -1,25 +1,20 @@
-// What `_telemetry.ts` costs a statement: with OpenTelemetry off (no provider, the default)
-// and on (`OTEL_DENO=true`, exporting over OTLP/HTTP JSON to a receiver in this process).
-// Runs itself twice as a child, once per setting, and prints one table.
+// What each piece of the telemetry costs a call, alone: with OpenTelemetry off (no provider,
+// the default) and on (`OTEL_DENO=true`, exporting over OTLP/HTTP JSON to a receiver in this
+// process). Runs itself twice as a child, once per setting, and prints one table. What it costs
+// a statement end to end is the point-select-otel case of `deno task bench`.
 //
 //   deno run -A bench/telemetry_bench.ts [--quick]
 //
-// Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server.
-// Micro cases time a loop of calls around a statement that is already answered (a resolved
-// promise), minus the same loop without the call: the cost of the wrapping alone, in ns. The
-// point select runs `queryOne("SELECT … WHERE id = $1")` directly and through
-// `traceStatement()`, in interleaved rounds; the ratio is the median of the per-round ratios.
+// Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL server (the database
+// gives the attributes of a real target).
+// Each case times a loop of calls around work that is already done (a resolved promise),
+// minus the same loop without the call: the cost of the wrapping alone, in ns.
 import { AsyncDatabase } from "../async_database.ts";
 import { internalsOf } from "../_internal.ts";
 import { OtlpReceiver } from "../_test_otlp.ts";
-import {
-  captureContext,
-  dbSystemName,
-  startTransaction,
-  telemetryEnabled,
-  TelemetryTarget,
-  traceStatement,
-} from "../_telemetry.ts";
+import { dbSystemName, telemetryEnabled, TelemetryTarget } from "../_telemetry.ts";
+import { startTransaction, traceStatement } from "../_telemetry_spans.ts";
+import { captureContext } from "../_telemetry_context.ts";
 import { startTestDatabase } from "../testing.ts";
 
 interface Figures {
@@ -27,17 +22,9 @@ interface Figures {
   readonly enabled: boolean;
   /** Extra ns per call, by micro case. */
   readonly micro: Record<string, number>;
-  /** Point select: µs per query direct and traced, and the median per-round ratio. */
-  readonly point: { direct: number; traced: number; ratio: number; rounds: number };
 }
 
 const QUICK = Deno.args.includes("--quick");
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 // --- The child: one setting. -------------------------------------------------------------------
 
@@ -65,89 +52,38 @@ async function measure(mode: "off" | "on", url: string): Promise<Figures> {
     address: internals.config.hosts[0],
     port: internals.config.ports[0],
   });
-  const table = `otel_bench_${Date.now().toString(36)}`;
-  await db.execute(`CREATE TABLE ${table} (id INT4 PRIMARY KEY, name TEXT NOT NULL)`);
-  try {
-    await db.execute(
-      `INSERT INTO ${table} SELECT g, 'row ' || g FROM generate_series(1, 1000) g`,
+  const sql = "SELECT * FROM otel_bench WHERE id = $1";
+  const answered = Promise.resolve(1);
+  const op = { operation: "SELECT", collection: "otel_bench" };
+  // With a provider every call makes a span (µs each): fewer calls suffice.
+  const n = (QUICK ? 50_000 : 300_000) / (mode === "on" ? 20 : 1);
+  const rounds = QUICK ? 3 : 15;
+  // The fastest of the rounds of each loop (the machine's noise only slows a round), minus
+  // the fastest of the same loop without the call.
+  const fastest: Record<string, number> = {};
+  const keep = (name: string, ns: number) => fastest[name] = Math.min(fastest[name] ?? ns, ns);
+  for (let r = 0; r < rounds; r++) {
+    keep("await", await awaitLoop(n, () => answered));
+    keep(
+      "traceStatement (raw SQL)",
+      await awaitLoop(n, () => traceStatement(target, sql, true, () => answered)),
     );
-    const sql = `SELECT * FROM ${table} WHERE id = $1`;
-    // The point select first: the micro loops leave the exporter busy for a while.
-    const queries = QUICK ? 300 : 600;
-    const pointRounds = QUICK ? 5 : 41;
-    let id = 0;
-    const direct = async () => {
-      const start = performance.now();
-      for (let i = 0; i < queries; i++) await db.queryOne(sql, [(id++ % 1000) + 1]);
-      return (performance.now() - start) * 1000 / queries;
-    };
-    const traced = async () => {
-      const start = performance.now();
-      for (let i = 0; i < queries; i++) {
-        const params = [(id++ % 1000) + 1];
-        await traceStatement(target, sql, true, () => db.queryOne(sql, params));
-      }
-      return (performance.now() - start) * 1000 / queries;
-    };
-    await direct();
-    await traced();
-    const d: number[] = [];
-    const t: number[] = [];
-    const ratios: number[] = [];
-    for (let r = 0; r < pointRounds; r++) {
-      // Alternate the order, so that drift of the machine falls on both alike.
-      let a: number;
-      let b: number;
-      if (r % 2 === 0) {
-        a = await direct();
-        b = await traced();
-      } else {
-        b = await traced();
-        a = await direct();
-      }
-      d.push(a);
-      t.push(b);
-      ratios.push(b / a);
-    }
-    const answered = Promise.resolve(1);
-    const op = { operation: "SELECT", collection: table };
-    // With a provider every call makes a span (µs each): fewer calls suffice.
-    const n = (QUICK ? 50_000 : 300_000) / (mode === "on" ? 20 : 1);
-    const rounds = QUICK ? 3 : 15;
-    // The fastest of the rounds of each loop (the machine's noise only slows a round), minus
-    // the fastest of the same loop without the call.
-    const fastest: Record<string, number> = {};
-    const keep = (name: string, ns: number) => fastest[name] = Math.min(fastest[name] ?? ns, ns);
-    for (let r = 0; r < rounds; r++) {
-      keep("await", await awaitLoop(n, () => answered));
-      keep(
-        "traceStatement (raw SQL)",
-        await awaitLoop(n, () => traceStatement(target, sql, true, () => answered)),
-      );
-      keep(
-        "traceStatement (helper operation)",
-        await awaitLoop(n, () => traceStatement(target, sql, true, () => answered, op)),
-      );
-      keep("loop", syncLoop(n, () => sink));
-      keep("startTransaction + end", syncLoop(n, () => startTransaction(target).end()));
-      keep("telemetryEnabled()", syncLoop(n, telemetryEnabled));
-      keep("captureContext()", syncLoop(n, captureContext));
-    }
-    const micro: Record<string, number> = {};
-    for (const [name, ns] of Object.entries(fastest)) {
-      if (name === "await" || name === "loop") continue;
-      micro[name] = ns - (name.startsWith("traceStatement") ? fastest.await : fastest.loop);
-    }
-
-    return {
-      mode,
-      enabled: telemetryEnabled(),
-      micro,
-      point: { direct: median(d), traced: median(t), ratio: median(ratios), rounds: pointRounds },
-    };
-  } finally {
-    await db.execute(`DROP TABLE ${table}`);
+    keep(
+      "traceStatement (helper operation)",
+      await awaitLoop(n, () => traceStatement(target, sql, true, () => answered, op)),
+    );
+    keep("loop", syncLoop(n, () => sink));
+    keep("startTransaction + end", syncLoop(n, () => startTransaction(target).end()));
+    keep("telemetryEnabled()", syncLoop(n, telemetryEnabled));
+    keep("captureContext()", syncLoop(n, captureContext));
   }
+  const micro: Record<string, number> = {};
+  for (const [name, ns] of Object.entries(fastest)) {
+    if (name === "await" || name === "loop") continue;
+    micro[name] = ns - (name.startsWith("traceStatement") ? fastest.await : fastest.loop);
+  }
+
+  return { mode, enabled: telemetryEnabled(), micro };
 }
 
 // --- The parent. -------------------------------------------------------------------------------
@@ -189,17 +125,6 @@ async function main(): Promise<void> {
     console.log("| --- | ---: | ---: |");
     for (const name of Object.keys(off.micro)) {
       console.log(`| ${name} | ${off.micro[name].toFixed(1)} | ${on.micro[name].toFixed(1)} |`);
-    }
-    console.log(
-      "\n| point select, µs per query | direct | traceStatement | ratio (median of rounds) |",
-    );
-    console.log("| --- | ---: | ---: | ---: |");
-    for (const f of [off, on]) {
-      console.log(
-        `| OTel ${f.mode} | ${f.point.direct.toFixed(1)} | ${f.point.traced.toFixed(1)} | ${
-          f.point.ratio.toFixed(3)
-        } |`,
-      );
     }
     console.log(
       `\nProviders registered: off ${off.enabled}, on ${on.enabled}; the on run exported ${requests} requests, ${

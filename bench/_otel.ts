@@ -158,9 +158,11 @@ export async function startOtelCase(options: OtelCaseOptions): Promise<OtelCase>
       id: "point-select-otel",
       title: "Sequential point select with OpenTelemetry off and on (one process each)",
       unit: "query",
-      work: 600,
+      // Short rounds, many of them: each round's variants run close together in time, so that
+      // the load of other processes falls on them alike.
+      work: 300,
       quickWork: 300,
-      rounds: 41,
+      rounds: 101,
       quickRounds: 3,
       warmupWork: 1000,
       variants,

@@ -11,6 +11,7 @@
 // minus the same loop without the call: the cost of the wrapping alone, in ns.
 import { AsyncDatabase } from "../async_database.ts";
 import { internalsOf } from "../_internal.ts";
+import type { QueryResult } from "../_driver.ts";
 import { OtlpReceiver } from "../_test_otlp.ts";
 import { dbSystemName, telemetryEnabled, TelemetryTarget } from "../_telemetry.ts";
 import { startTransaction, traceStatement } from "../_telemetry_spans.ts";
@@ -30,9 +31,9 @@ const QUICK = Deno.args.includes("--quick");
 
 let sink = 0;
 
-async function awaitLoop(n: number, call: () => Promise<number>): Promise<number> {
+async function awaitLoop(n: number, call: () => Promise<QueryResult>): Promise<number> {
   const start = performance.now();
-  for (let i = 0; i < n; i++) sink += await call();
+  for (let i = 0; i < n; i++) sink += (await call()).count;
   return (performance.now() - start) * 1e6 / n;
 }
 
@@ -53,7 +54,10 @@ async function measure(mode: "off" | "on", url: string): Promise<Figures> {
     port: internals.config.ports[0],
   });
   const sql = "SELECT * FROM otel_bench WHERE id = $1";
-  const answered = Promise.resolve(1);
+  // Already answered: what is timed is the wrapping alone.
+  const answered = Promise.resolve({ rows: [], command: "SELECT", count: 1 } as QueryResult);
+  const observer = internals.observer;
+  const params = [1];
   const op = { operation: "SELECT", collection: "otel_bench" };
   // With a provider every call makes a span (µs each): fewer calls suffice.
   const n = (QUICK ? 50_000 : 300_000) / (mode === "on" ? 20 : 1);
@@ -72,6 +76,11 @@ async function measure(mode: "off" | "on", url: string): Promise<Figures> {
       "traceStatement (helper operation)",
       await awaitLoop(n, () => traceStatement(target, sql, true, () => answered, op)),
     );
+    // What the pool and the transaction runner call for every statement.
+    keep(
+      "Observer.statement (no onQuery)",
+      await awaitLoop(n, () => observer.statement(sql, params, undefined, () => answered)),
+    );
     keep("loop", syncLoop(n, () => sink));
     keep("startTransaction + end", syncLoop(n, () => startTransaction(target).end()));
     keep("telemetryEnabled()", syncLoop(n, telemetryEnabled));
@@ -80,7 +89,8 @@ async function measure(mode: "off" | "on", url: string): Promise<Figures> {
   const micro: Record<string, number> = {};
   for (const [name, ns] of Object.entries(fastest)) {
     if (name === "await" || name === "loop") continue;
-    micro[name] = ns - (name.startsWith("traceStatement") ? fastest.await : fastest.loop);
+    const awaited = name.startsWith("traceStatement") || name.startsWith("Observer");
+    micro[name] = ns - (awaited ? fastest.await : fastest.loop);
   }
 
   return { mode, enabled: telemetryEnabled(), micro };

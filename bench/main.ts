@@ -2,7 +2,8 @@
 // node-postgres, `psql \copy`, `pgbench`), the same statements, measured in one process with
 // interleaved rounds. Prints medians, ratios and the goals as a table, or everything as JSON.
 //
-// Usage: deno run -A bench/main.ts [--quick] [--only <case>[,<case>…]] [--baseline <rev>] [--json]
+// Usage: deno run -A bench/main.ts [--quick] [--only <case>[,<case>…]] [--rounds <n>]
+//          [--baseline <rev>] [--json]
 // Uses a fresh database on the server in TEST_DATABASE_URL when set; otherwise starts a
 // throwaway PostgreSQL server and stops it after.
 import { parseArgs } from "node:util";
@@ -12,14 +13,24 @@ import { AsyncDatabase } from "../async_database.ts";
 import { OtlpReceiver } from "../_test_otlp.ts";
 import { startTestDatabase } from "../testing.ts";
 import { allCases, type BenchContext, setUp, type SyncDatabase, tearDown } from "./_cases.ts";
-import { type CaseResult, fmt, pairedRatio, runCase, type Spread, spread } from "./_harness.ts";
+import {
+  type Case,
+  type CaseResult,
+  fmt,
+  pairedRatio,
+  runCase,
+  type Spread,
+  spread,
+} from "./_harness.ts";
 import { startOtelCase } from "./_otel.ts";
 
 const HELP =
-  `Usage: deno task bench [--quick] [--only <case>[,<case>...]] [--baseline <rev>] [--json]
+  `Usage: deno task bench [--quick] [--only <case>[,<case>...]] [--rounds <n>] [--baseline <rev>]
+                       [--json]
 
   --quick           few rounds and less work: a smoke test, not figures to quote
   --only <ids>      run only these cases (comma-separated); "pgbench" names the pgbench run
+  --rounds <n>      rounds of every case run (instead of each case's own number)
   --baseline <rev>  point-select-otel also runs the package at this git revision (OpenTelemetry
                     off), for the cost of the instrumentation when nothing is registered
   --json            print the results as JSON on stdout (progress still goes to stderr)
@@ -52,6 +63,7 @@ function parse(): {
   json: boolean;
   only: Set<string> | undefined;
   baseline: string | undefined;
+  rounds: number | undefined;
 } {
   let values;
   try {
@@ -62,6 +74,7 @@ function parse(): {
         json: { type: "boolean", default: false },
         only: { type: "string", multiple: true },
         baseline: { type: "string" },
+        rounds: { type: "string" },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -74,12 +87,20 @@ function parse(): {
     console.log(HELP);
     Deno.exit(0);
   }
+  const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
+  if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
+    console.error(
+      `Cannot run the bench: --rounds "${values.rounds}" is not a whole number above 0`,
+    );
+    Deno.exit(2);
+  }
   const only = values.only?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
   return {
     quick: values.quick!,
     json: values.json!,
     only: only?.length ? new Set(only) : undefined,
     baseline: values.baseline,
+    rounds,
   };
 }
 
@@ -403,19 +424,22 @@ async function runOtelCase(
   tmpDir: string,
   baseline: string | undefined,
   quick: boolean,
+  withRounds: (c: Case) => Case,
 ): Promise<CaseResult> {
   await using receiver = OtlpReceiver.start({ keep: false });
   const started = await startOtelCase({ root, url, receiver, baseline, tmpDir });
   await using otel = started;
   log(`${otel.case.id}: ${otel.case.title}`);
-  const result = await runCase(otel.case, quick, log);
+  const result = await runCase(withRounds(otel.case), quick, log);
   const { requests, bytes } = receiver.counts;
   log(`  the "on" process exported ${requests} requests, ${(bytes / 1e6).toFixed(1)} MB`);
   return result;
 }
 
 async function main(): Promise<void> {
-  const { quick, json, only, baseline } = parse();
+  const { quick, json, only, baseline, rounds } = parse();
+  const withRounds = (c: Case): Case =>
+    rounds === undefined ? c : { ...c, rounds, quickRounds: rounds };
   const known = new Set([
     "point-select",
     "point-select-otel",
@@ -466,11 +490,11 @@ async function main(): Promise<void> {
     for (const c of allCases(ctx)) {
       if (!only || only.has(c.id)) {
         log(`${c.id}: ${c.title}`);
-        results.push(await runCase(c, quick, log));
+        results.push(await runCase(withRounds(c), quick, log));
       }
       // Next to the in-process point select, whose figure its "off" process repeats.
       if (c.id === "point-select" && (!only || only.has("point-select-otel"))) {
-        results.push(await runOtelCase(url, tmpDir, baseline, quick));
+        results.push(await runOtelCase(url, tmpDir, baseline, quick, withRounds));
       }
     }
     let pgbench: PgbenchResult | undefined;

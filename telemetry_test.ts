@@ -7,7 +7,7 @@
 // The test reads back every span and metric and checks the attributes, the parent links, and
 // that neither a parameter value nor a literal reached the receiver. A second run without
 // `OTEL_DENO` does the same work and sends nothing. (The units of the `_telemetry*.ts` modules
-// are `_telemetry_test.ts`.)
+// are `_telemetry_test.ts` and `_telemetry_sdk_test.ts`.)
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { trace } from "@opentelemetry/api";

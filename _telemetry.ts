@@ -49,7 +49,7 @@ import {
   trace,
   type Tracer,
   type TracerProvider,
-} from "@opentelemetry/api";
+} from "npm:@opentelemetry/api@1.10.0";
 import { describeQuery } from "./_query_summary.ts";
 import { AmbiguousCommitError } from "./crud/exceptions.ts";
 

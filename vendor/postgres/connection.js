@@ -179,6 +179,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     try {
       socket && socket.ref && socket.ref()
+      // Patched: which host ran it, for the package's query events.
+      q.hostIndex = connection.hostIndex
       q.state = backend
       query
         ? sent.push(q)

@@ -4,7 +4,7 @@
 import { quoteIdentifier, quoteTableName } from "../_sql.ts";
 import type { OrderBy, Row, Where } from "../_sql.ts";
 import { describeValue } from "../_serialize.ts";
-import { TableNotFoundError, TableNotInitializedError, ValidationError } from "./exceptions.ts";
+import { TableNotFoundError, TableNotInitializedError, ValidationError } from "../errors.ts";
 
 /** Column names to SQL type strings (constraints and defaults included), in column order. */
 export type TableSchema = Readonly<Record<string, string>>;

@@ -16,7 +16,7 @@ import {
   DatabaseError,
   TransactionRetryError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 const SAVEPOINT = "cockroach_restart";
 const PG_BEGIN = "BEGIN";

@@ -370,6 +370,9 @@ Deno.test("Database (sync) recovers from a server restart in the middle of trans
   const bank = await createBank(admin, uniqueName("sync_restart"), 12, 1000);
   const transfers = planTransfers(bank, 600, prng(seed));
   const progress = new Int32Array(new SharedArrayBuffer(4));
+  // No transfer settles before both threads have connected (runTransfersInThreads waits for
+  // every worker's "ready"), so the count, and the restart after it, start with both threads
+  // running: the restart meets transactions in flight, never a `new Database()` still connecting.
   const running = runTransfersInThreads(server.url, bank, transfers, 2, 60_000, progress);
   for (let waited = 0; Atomics.load(progress, 0) < 150 && waited < 60_000; waited += 5) {
     await new Promise((resolve) => setTimeout(resolve, 5));

@@ -32,16 +32,13 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
 import type { Database, Queryable } from "./database.ts";
 import { runSync, sleepSync } from "./_steps.ts";
 import {
   createProgram,
   type Effect,
-  type FileEntry,
   historyProgram,
   initializeProgram,
-  isMigrationFileName,
   loadProgram,
   type MigrateOptions,
   migrateProgram,
@@ -58,6 +55,7 @@ import {
   pendingProgram,
   type Program,
   readAppliedProgram,
+  readMigrationDirSync,
   resolveRunnerConfig,
   type RollbackOptions,
   rollbackProgram,
@@ -66,6 +64,7 @@ import {
   unlockProgram,
   type VerifyResult,
   verifyStatus,
+  writeMigrationFileSync,
 } from "./_migration/mod.ts";
 
 export type {
@@ -91,21 +90,6 @@ class Heartbeat {
   stop(): void {}
 }
 
-function readEntries(dir: string): FileEntry[] | null {
-  const names: string[] = [];
-  try {
-    for (const entry of Deno.readDirSync(dir)) {
-      if ((entry.isFile || entry.isSymlink) && isMigrationFileName(entry.name)) {
-        names.push(entry.name);
-      }
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
-}
-
 /** Takes the effects of a migration program: on `db`, or on `target`, a transaction of it. */
 function performer(
   db: Database,
@@ -125,10 +109,9 @@ function performer(
         sleepSync(effect.ms);
         return undefined;
       case "read":
-        return readEntries(effect.dir);
+        return readMigrationDirSync(effect.dir);
       case "write":
-        Deno.mkdirSync(dirname(effect.path), { recursive: true });
-        Deno.writeTextFileSync(effect.path, effect.text, { createNew: true });
+        writeMigrationFileSync(effect.path, effect.text);
         return undefined;
       case "heartbeat":
         if (effect.text === undefined) heartbeat.stop();

@@ -88,6 +88,11 @@ export interface Session {
 export interface ReservedSession extends Session {
   /** True once the connection was closed under the session; nothing more is sent on it. */
   readonly lost: boolean;
+  /**
+   * The statement whose failure lost the connection provably never ran: never written, queued
+   * behind another, or met by the server's session-end error before any answer.
+   */
+  readonly unsent: boolean;
   /** Returns the connection to the pool (or drops it, if it was lost). */
   release(): void;
 }
@@ -575,6 +580,11 @@ export function createDriver(
         released: false,
         pending: 0,
       };
+      let unsent = false;
+      const observe = (seen: LossObservation): void => {
+        unsent = !seen.written || seen.pipelined ||
+          (!seen.answered && seen.endedBy?.startsWith("57P") === true);
+      };
       const register = (c: PgConnection): boolean => {
         if (state.id === -1) {
           state.id = c.id;
@@ -630,9 +640,12 @@ export function createDriver(
         get lost() {
           return state.lost;
         },
+        get unsent() {
+          return unsent;
+        },
         query(text, params = [], options) {
           guard();
-          return settle(run(session, text, params, options, register));
+          return settle(run(session, text, params, options, register, observe));
         },
         copyIn(text, data, signal) {
           guard();

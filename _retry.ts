@@ -34,6 +34,12 @@ export interface SessionState {
   readonly lost: boolean;
   /** A statement of the callback failed with a retryable SQLSTATE, even if the callback caught it. */
   readonly sawRetryable: boolean;
+  /**
+   * The last statement that failed with the connection provably never ran: it was never
+   * written, was queued behind another, or the server ended the session (a 57P error) before
+   * any answer to it (docs/retry-safety.md). A COMMIT met so did not commit.
+   */
+  readonly unsent?: boolean;
 }
 
 const SAVEPOINT = "cockroach_restart";
@@ -148,13 +154,15 @@ export function* transactionSteps<T>(
   const cockroach = dialect === "cockroach";
   const started = now();
   let attempt = 0;
+  let value: T | undefined;
   let needReserve = true;
   let needBegin = true;
   let open = false;
   try {
     for (;;) {
       attempt++;
-      let phase: "begin" | "body" | "commit" = "begin";
+      // "released": CockroachDB answered RELEASE SAVEPOINT cockroach_restart, which commits.
+      let phase: "begin" | "body" | "commit" | "released" = "begin";
       try {
         if (needReserve) {
           try {
@@ -172,7 +180,7 @@ export function* transactionSteps<T>(
           needBegin = false;
         }
         phase = "body";
-        const value = (yield { kind: "callback" }) as T;
+        value = (yield { kind: "callback" }) as T;
         // The connection may have closed under a callback that sent nothing more or caught the
         // error: COMMIT was never sent, so this is a loss before commit, not an ambiguous one.
         if (((yield { kind: "state" }) as SessionState).lost) {
@@ -181,7 +189,10 @@ export function* transactionSteps<T>(
           });
         }
         phase = "commit";
-        if (cockroach) yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
+        if (cockroach) {
+          yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
+          phase = "released";
+        }
         const tag = (yield { kind: "query", text: "COMMIT" }) as string;
         open = false;
         if (tag !== "COMMIT") {
@@ -201,7 +212,16 @@ export function* transactionSteps<T>(
         const state = (yield { kind: "state" }) as SessionState;
         const lost = state.lost || isConnectionLoss(error);
         const code = errorCode(error);
-        if (phase === "commit" && (lost || code === "40003")) {
+        if (phase === "released" && lost) {
+          // CockroachDB's RELEASE SAVEPOINT cockroach_restart is the commit: it answered, so the
+          // transaction committed; the COMMIT that followed only ends it.
+          open = false;
+          return value as T;
+        }
+        if (
+          (phase === "commit" || phase === "released") && (lost || code === "40003") &&
+          !(lost && state.unsent)
+        ) {
           open = false;
           if (!options.idempotent) {
             if (error instanceof AmbiguousCommitError) throw error;
@@ -212,7 +232,8 @@ export function* transactionSteps<T>(
           }
           needReserve = true;
         } else if (lost) {
-          // Nothing was committed: the connection went away before COMMIT was sent.
+          // Nothing was committed: the connection went away before COMMIT was sent, or the
+          // server ended the session before it answered COMMIT (it then did not commit).
           open = false;
           needReserve = true;
         } else if (

@@ -800,3 +800,44 @@ Deno.test("transactionSteps() stops with TransactionRetryError when the deadline
   assert.equal(run.error.code, "40001");
   assert.equal(run.log.at(-1), "release");
 });
+
+Deno.test("transactionSteps() runs again when the server ended the session before it answered COMMIT (it did not commit)", () => {
+  let commits = 0;
+  let lost = false;
+  const run = drive<string>({
+    query: (text) => {
+      if (text === "COMMIT" && ++commits === 1) {
+        lost = true;
+        throw lostError();
+      }
+      lost = false;
+      return text;
+    },
+    callback: (attempt) => `attempt ${attempt}`,
+    state: () => ({ lost, sawRetryable: false, unsent: lost }),
+  });
+  assert.equal(run.value, "attempt 2");
+  assert.equal(run.log.filter((s) => s === "reserve").length, 2);
+});
+
+Deno.test("transactionSteps() on CockroachDB returns the value when the connection is lost during the COMMIT after RELEASE answered", () => {
+  let lost = false;
+  const run = drive<string>(
+    {
+      query: (text) => {
+        if (text === "COMMIT") {
+          lost = true;
+          throw lostError();
+        }
+        return text.split(/[ ;]/)[0]!;
+      },
+      callback: () => "committed at RELEASE",
+      state: () => ({ lost, sawRetryable: false }),
+    },
+    {},
+    "cockroach",
+  );
+  assert.equal(run.value, "committed at RELEASE");
+  assert.equal(run.log.filter((s) => s === "callback").length, 1);
+  assert.equal(run.log.at(-1), "release");
+});

@@ -348,6 +348,7 @@ export async function transact<H, T>(
             return {
               lost: session?.lost ?? true,
               sawRetryable: context?.sawRetryable ?? false,
+              unsent: session?.unsent ?? false,
             } satisfies SessionState;
           case "release":
             session?.release();

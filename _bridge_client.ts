@@ -182,9 +182,10 @@ export class Bridge {
     try {
       return this.#call(request);
     } catch (error) {
-      if (!(error instanceof ConnectionError) || !this.#handedOver) throw error;
+      // Only the worker's own death counts; an error the worker answered is the statement's.
+      if (this.#failure === undefined || !this.#handedOver) throw error;
       throw new AmbiguousCommitError(
-        `Cannot tell whether the statement committed: ${error.message}`,
+        `Cannot tell whether the statement committed: ${(error as Error).message}`,
         { cause: error },
       );
     }

@@ -193,8 +193,11 @@ export function* transactionSteps<T>(
           yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
           phase = "released";
         }
-        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
+        // COMMIT ends the transaction block whatever it answers (a failed COMMIT rolls back):
+        // no ROLLBACK follows it (the server would warn 25P01). Should a connection stay in a
+        // transaction all the same, the pool closes it rather than take it back.
         open = false;
+        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
         if (tag !== "COMMIT") {
           // PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error.
           const state = (yield { kind: "state" }) as SessionState;

@@ -52,7 +52,7 @@ import {
   type WorkerData,
   writeChunk,
 } from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
+import { AmbiguousCommitError, ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
 // The worker's module, imported here for its place in the module graph only (it does nothing
 // outside a bridge worker): Deno then fetches and caches it and everything it imports before
 // this module runs. A worker cannot fetch a remote module (JSR, https) while the thread that
@@ -171,9 +171,31 @@ export class Bridge {
     return this.#failure === undefined;
   }
 
-  /** Sends one request and blocks until its answer; throws the error the worker answered. */
+  /**
+   * Sends one request and blocks until its answer; throws the error the worker answered. A
+   * statement (`call`) the worker took and then died under may have run: that failure is an
+   * `AmbiguousCommitError`, whose cause is the `ConnectionError` (docs/retry-safety.md).
+   */
   call(request: Request): unknown {
     if (this.#failure !== undefined) throw this.#copyFailure();
+    if (request.op !== "call") return this.#call(request);
+    try {
+      return this.#call(request);
+    } catch (error) {
+      // Only the worker's own death counts; an error the worker answered is the statement's.
+      if (this.#failure === undefined || !this.#handedOver) throw error;
+      throw new AmbiguousCommitError(
+        `Cannot tell whether the statement committed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** The current request reached the worker (its turn was handed over). */
+  #handedOver = false;
+
+  #call(request: Request): unknown {
+    this.#handedOver = false;
     // The caller's span goes along, so that the worker's spans are its children.
     const trace = captureContext();
     if (trace !== undefined) request = { ...request, trace };
@@ -196,7 +218,9 @@ export class Bridge {
     let offset = 0;
     do {
       offset += writeChunk(buffer, header, KIND_REQUEST, message, offset);
-      this.#handOver();
+      this.#release();
+      if (offset >= message.bytes.byteLength) this.#handedOver = true;
+      this.#await();
     } while (offset < message.bytes.byteLength);
     // The turn is back with the answer's first chunk.
     let parts: unknown[][] | undefined;

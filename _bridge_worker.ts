@@ -197,6 +197,7 @@ async function handle(request: Request): Promise<unknown> {
       return {
         lost: entry?.session.lost ?? true,
         sawRetryable: current ? entry.context?.sawRetryable ?? false : false,
+        unsent: entry?.session.unsent ?? false,
       } satisfies SessionState;
     }
     case "txRelease":

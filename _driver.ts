@@ -1,7 +1,7 @@
 // The driver seam: the only module that imports postgres.js. Everything above it sees
 // sessions that run text with bind parameters and answer rows, a command tag and a count,
 // and errors already turned into this package's classes.
-import type postgresTypes from "postgres";
+import type postgresTypes from "npm:postgres@3.4.9";
 // The vendored postgres.js (docs/vendored-driver.md) fixes the defects two workarounds below
 // were written against; they stay:
 // - reserve()'s retry on a connection loss was for the stale FATAL error 3.4.9 handed to the
@@ -81,13 +81,18 @@ export interface QueryOptions {
 export interface Session {
   query(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
   /** Runs `COPY … FROM STDIN` with the given text-format data. */
-  copyIn(text: string, data: string): Promise<void>;
+  copyIn(text: string, data: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** One connection taken out of the pool until `release()`. */
 export interface ReservedSession extends Session {
   /** True once the connection was closed under the session; nothing more is sent on it. */
   readonly lost: boolean;
+  /**
+   * The statement whose failure lost the connection provably never ran: never written, queued
+   * behind another, or met by the server's session-end error before any answer.
+   */
+  readonly unsent: boolean;
   /** Returns the connection to the pool (or drops it, if it was lost). */
   release(): void;
 }
@@ -408,15 +413,6 @@ export function createDriver(
     const simple = options?.simple ?? params.length === 0;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(aborted(signal, false));
-    // Which connection answered, when asked: the callback sees it as the statement is sent.
-    let host: string | undefined;
-    if (options?.host) {
-      const inner = onexecute;
-      onexecute = (c) => {
-        host = hostPort(c.hostIndex);
-        return inner ? inner(c) : true;
-      };
-    }
     // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
     const base = simple ? SIMPLE : (options?.prepare ?? true) ? EXTENDED_PREPARED : EXTENDED;
     const queryOptions = onexecute ? { ...base, onexecute } : base;
@@ -439,7 +435,10 @@ export function createDriver(
     return pending.then((result) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
-      return host === undefined ? toResult(result) : { ...toResult(result), host };
+      // Which connection answered, when asked (the vendored driver notes it on the query).
+      if (!options?.host) return toResult(result);
+      const index = (pending as unknown as { hostIndex?: number }).hostIndex ?? 0;
+      return { ...toResult(result), host: hostPort(index) };
     }, async (error) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
@@ -478,12 +477,21 @@ export function createDriver(
     });
   }
 
-  async function copy(s: Sql | ReservedSql, text: string, data: string): Promise<void> {
+  async function copy(
+    s: Sql | ReservedSql,
+    text: string,
+    data: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (signal?.aborted) throw aborted(signal, false);
+    let cancel: (() => void) | undefined;
     try {
       // postgres.js 3.4.9 resolves the COPY query with its stream and then drops a server
       // error that arrives after the data (a duplicate key, a bad value): the stream never
       // finishes. The error still reaches the query's reject function, so it is caught there.
       const query = s.unsafe(text) as unknown as CopyQuery;
+      cancel = () => void (query as unknown as { cancel(): unknown }).cancel();
+      signal?.addEventListener("abort", cancel, { once: true });
       let fail: (error: unknown) => void = () => {};
       const failed = new Promise<never>((_, reject) => fail = reject);
       const reject = query.reject;
@@ -501,7 +509,10 @@ export function createDriver(
         }),
       ]);
     } catch (error) {
+      if (signal?.aborted && isCancel(error)) throw aborted(signal, true);
       throw toDatabaseError(error, hostPorts);
+    } finally {
+      if (cancel) signal?.removeEventListener("abort", cancel);
     }
   }
 
@@ -541,7 +552,7 @@ export function createDriver(
       const { idle, used, pending, max } = pg.counts();
       return { idle, used, pending, max, opened, closed: closedCount };
     },
-    copyIn: (text, data) => copy(sql, text, data),
+    copyIn: (text, data, signal) => copy(sql, text, data, signal),
     async reserve(): Promise<ReservedSession> {
       let reserved: ReservedSql | undefined;
       // A reserve made before postgres.js has processed the close of a lost reserved
@@ -568,6 +579,11 @@ export function createDriver(
         connection: undefined,
         released: false,
         pending: 0,
+      };
+      let unsent = false;
+      const observe = (seen: LossObservation): void => {
+        unsent = !seen.written || seen.pipelined ||
+          (!seen.answered && seen.endedBy?.startsWith("57P") === true);
       };
       const register = (c: PgConnection): boolean => {
         if (state.id === -1) {
@@ -624,13 +640,16 @@ export function createDriver(
         get lost() {
           return state.lost;
         },
+        get unsent() {
+          return unsent;
+        },
         query(text, params = [], options) {
           guard();
-          return settle(run(session, text, params, options, register));
+          return settle(run(session, text, params, options, register, observe));
         },
-        copyIn(text, data) {
+        copyIn(text, data, signal) {
           guard();
-          return settle(copy(session, text, data));
+          return settle(copy(session, text, data, signal));
         },
         release() {
           if (state.released) return;

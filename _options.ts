@@ -1,5 +1,7 @@
 // The options of the CRUD helpers, one set for `AsyncQueryable` and `Queryable` (re-exported by
-// both entry points). The SQL builders in `_sql.ts` take their own inputs, derived from these.
+// both entry points). `_sql/ddl.ts` builds from `CreateTableOptions` and `DropTableOptions` as
+// they are; the upsert and batch builders take plans resolved from these against the server's
+// dialect (`UpsertPlan`, `BatchInsertPlan` in `_sql/`).
 
 /**
  * How to stop one call: every method takes these, as its last argument or inside its options.

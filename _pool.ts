@@ -61,7 +61,12 @@ export class Pool {
       text,
       [],
       call,
-      () => driver.copyIn(text, data).then(() => ({ rows: [], command: "COPY", count: 0 })),
+      () =>
+        driver.copyIn(text, data, call?.signal).then(() => ({
+          rows: [],
+          command: "COPY",
+          count: 0,
+        })),
     );
   }
 

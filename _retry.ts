@@ -34,6 +34,12 @@ export interface SessionState {
   readonly lost: boolean;
   /** A statement of the callback failed with a retryable SQLSTATE, even if the callback caught it. */
   readonly sawRetryable: boolean;
+  /**
+   * The last statement that failed with the connection provably never ran: it was never
+   * written, was queued behind another, or the server ended the session (a 57P error) before
+   * any answer to it (docs/retry-safety.md). A COMMIT met so did not commit.
+   */
+  readonly unsent?: boolean;
 }
 
 const SAVEPOINT = "cockroach_restart";
@@ -148,13 +154,15 @@ export function* transactionSteps<T>(
   const cockroach = dialect === "cockroach";
   const started = now();
   let attempt = 0;
+  let value: T | undefined;
   let needReserve = true;
   let needBegin = true;
   let open = false;
   try {
     for (;;) {
       attempt++;
-      let phase: "begin" | "body" | "commit" = "begin";
+      // "released": CockroachDB answered RELEASE SAVEPOINT cockroach_restart, which commits.
+      let phase: "begin" | "body" | "commit" | "released" = "begin";
       try {
         if (needReserve) {
           try {
@@ -172,7 +180,7 @@ export function* transactionSteps<T>(
           needBegin = false;
         }
         phase = "body";
-        const value = (yield { kind: "callback" }) as T;
+        value = (yield { kind: "callback" }) as T;
         // The connection may have closed under a callback that sent nothing more or caught the
         // error: COMMIT was never sent, so this is a loss before commit, not an ambiguous one.
         if (((yield { kind: "state" }) as SessionState).lost) {
@@ -181,9 +189,15 @@ export function* transactionSteps<T>(
           });
         }
         phase = "commit";
-        if (cockroach) yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
-        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
+        if (cockroach) {
+          yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
+          phase = "released";
+        }
+        // COMMIT ends the transaction block whatever it answers (a failed COMMIT rolls back):
+        // no ROLLBACK follows it (the server would warn 25P01). Should a connection stay in a
+        // transaction all the same, the pool closes it rather than take it back.
         open = false;
+        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
         if (tag !== "COMMIT") {
           // PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error.
           const state = (yield { kind: "state" }) as SessionState;
@@ -201,7 +215,16 @@ export function* transactionSteps<T>(
         const state = (yield { kind: "state" }) as SessionState;
         const lost = state.lost || isConnectionLoss(error);
         const code = errorCode(error);
-        if (phase === "commit" && (lost || code === "40003")) {
+        if (phase === "released" && lost) {
+          // CockroachDB's RELEASE SAVEPOINT cockroach_restart is the commit: it answered, so the
+          // transaction committed; the COMMIT that followed only ends it.
+          open = false;
+          return value as T;
+        }
+        if (
+          (phase === "commit" || phase === "released") && (lost || code === "40003") &&
+          !(lost && state.unsent)
+        ) {
           open = false;
           if (!options.idempotent) {
             if (error instanceof AmbiguousCommitError) throw error;
@@ -212,7 +235,8 @@ export function* transactionSteps<T>(
           }
           needReserve = true;
         } else if (lost) {
-          // Nothing was committed: the connection went away before COMMIT was sent.
+          // Nothing was committed: the connection went away before COMMIT was sent, or the
+          // server ended the session before it answered COMMIT (it then did not commit).
           open = false;
           needReserve = true;
         } else if (

@@ -16,7 +16,7 @@ import {
   DatabaseError,
   TransactionRetryError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 const SAVEPOINT = "cockroach_restart";
 const PG_BEGIN = "BEGIN";
@@ -371,6 +371,7 @@ Deno.test("transactionSteps() retries a 40001 at COMMIT on PostgreSQL", () => {
     callback: (attempt) => `attempt ${attempt}`,
   });
   assert.equal(run.value, "attempt 2");
+  // The failed COMMIT ended the transaction: no ROLLBACK (the server would warn 25P01).
   assert.deepEqual(run.log, [
     "reserve",
     PG_BEGIN,
@@ -378,7 +379,6 @@ Deno.test("transactionSteps() retries a 40001 at COMMIT on PostgreSQL", () => {
     "state",
     "COMMIT",
     "state",
-    "ROLLBACK",
     PG_BEGIN,
     "callback",
     "state",
@@ -798,5 +798,46 @@ Deno.test("transactionSteps() stops with TransactionRetryError when the deadline
   // 40 + 10 ms and 80 + 10 ms of backoff fit; 120 + 10 ms does not.
   assert.equal(run.error.attempts, 3);
   assert.equal(run.error.code, "40001");
+  assert.equal(run.log.at(-1), "release");
+});
+
+Deno.test("transactionSteps() runs again when the server ended the session before it answered COMMIT (it did not commit)", () => {
+  let commits = 0;
+  let lost = false;
+  const run = drive<string>({
+    query: (text) => {
+      if (text === "COMMIT" && ++commits === 1) {
+        lost = true;
+        throw lostError();
+      }
+      lost = false;
+      return text;
+    },
+    callback: (attempt) => `attempt ${attempt}`,
+    state: () => ({ lost, sawRetryable: false, unsent: lost }),
+  });
+  assert.equal(run.value, "attempt 2");
+  assert.equal(run.log.filter((s) => s === "reserve").length, 2);
+});
+
+Deno.test("transactionSteps() on CockroachDB returns the value when the connection is lost during the COMMIT after RELEASE answered", () => {
+  let lost = false;
+  const run = drive<string>(
+    {
+      query: (text) => {
+        if (text === "COMMIT") {
+          lost = true;
+          throw lostError();
+        }
+        return text.split(/[ ;]/)[0]!;
+      },
+      callback: () => "committed at RELEASE",
+      state: () => ({ lost, sawRetryable: false }),
+    },
+    {},
+    "cockroach",
+  );
+  assert.equal(run.value, "committed at RELEASE");
+  assert.equal(run.log.filter((s) => s === "callback").length, 1);
   assert.equal(run.log.at(-1), "release");
 });

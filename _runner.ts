@@ -184,7 +184,7 @@ function observed(session: Session, observer: Observer, retry: boolean): Session
         retry ? { retry } : undefined,
         () => session.query(text, params, options),
       ),
-    copyIn: (text, data) => session.copyIn(text, data),
+    copyIn: (text, data, signal) => session.copyIn(text, data, signal),
   };
 }
 
@@ -233,7 +233,11 @@ export function attemptRunner(
         [],
         call,
         () =>
-          context.session.copyIn(text, data).then(() => ({ rows: [], command: "COPY", count: 0 })),
+          context.session.copyIn(text, data, call?.signal ?? context.signal).then(() => ({
+            rows: [],
+            command: "COPY",
+            count: 0,
+          })),
       );
     },
     dialect: () => Promise.resolve(dialect),
@@ -344,6 +348,7 @@ export async function transact<H, T>(
             return {
               lost: session?.lost ?? true,
               sawRetryable: context?.sawRetryable ?? false,
+              unsent: session?.unsent ?? false,
             } satisfies SessionState;
           case "release":
             session?.release();

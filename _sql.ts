@@ -51,11 +51,11 @@ export {
   buildSelect,
   buildUpdate,
   buildUpsert,
-  type UpsertOptions,
+  type UpsertPlan,
 } from "./_sql/dml.ts";
 export {
   batchColumns,
-  type BatchInsertOptions,
+  type BatchInsertPlan,
   buildBatchInsert,
   buildBatchUpdate,
   MAX_BIND_PARAMETERS,
@@ -69,7 +69,5 @@ export {
   buildTableExists,
   buildTruncate,
   type CreateDatabaseOptions,
-  type CreateTableOptions,
-  type DropTableOptions,
 } from "./_sql/ddl.ts";
 export { buildCopyFrom, encodeCopyText } from "./_sql/copy.ts";

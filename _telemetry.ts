@@ -43,7 +43,7 @@ import {
   trace,
   type Tracer,
   type TracerProvider,
-} from "@opentelemetry/api";
+} from "npm:@opentelemetry/api@1.10.0";
 
 /** The instrumentation scope's name. */
 export const INSTRUMENTATION_NAME = "@manticore/cockroachdb";

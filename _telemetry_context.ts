@@ -8,7 +8,7 @@ import {
   isSpanContextValid,
   type SpanContext,
   trace,
-} from "@opentelemetry/api";
+} from "npm:@opentelemetry/api@1.10.0";
 import { currentTracing } from "./_telemetry.ts";
 
 /**

@@ -4,7 +4,7 @@
 // pool at every metric collection, and `db.client.connection.create_time` and
 // `db.client.connection.wait_time`, recorded as they happen. Each pool is named by
 // `db.client.connection.pool.name`.
-import type { Attributes, BatchObservableResult } from "@opentelemetry/api";
+import type { Attributes, BatchObservableResult } from "npm:@opentelemetry/api@1.10.0";
 import { currentInstruments, reportPool, type TelemetryTarget } from "./_telemetry.ts";
 
 /** The pool's numbers at one moment, as the pool metrics report them. */

@@ -36,7 +36,7 @@ import {
   ConnectionError,
   DatabaseError,
   UniqueViolationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 // With OTEL_DENO set, Deno's providers are registered for the whole test process: an SDK's
 // registration cannot be tested then.

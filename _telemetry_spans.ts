@@ -20,7 +20,7 @@ import {
   type Span,
   SpanKind,
   trace,
-} from "@opentelemetry/api";
+} from "npm:@opentelemetry/api@1.10.0";
 import { describeQuery } from "./_query_summary.ts";
 import {
   currentInstruments,
@@ -33,7 +33,7 @@ import {
   type TelemetryTarget,
   type Tracing,
 } from "./_telemetry.ts";
-import { AmbiguousCommitError } from "./crud/exceptions.ts";
+import { AmbiguousCommitError } from "./errors.ts";
 
 /** What a CRUD helper knows of its statement; raw SQL passes none. */
 export interface StatementOperation {

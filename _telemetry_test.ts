@@ -23,7 +23,7 @@ import {
   DatabaseError,
   TransactionRetryError,
   UniqueViolationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 // With OTEL_DENO set, Deno's providers are registered for the whole test process: the tests
 // of the unregistered path and of an SDK's registration cannot run then.

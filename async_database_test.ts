@@ -9,7 +9,7 @@ import {
   TableNotFoundError,
   UniqueViolationError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 function openDb(options?: DatabaseOptions): AsyncDatabase {

@@ -30,7 +30,6 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
 import type { AsyncDatabase, AsyncQueryable } from "./async_database.ts";
 import { runAsync, sleep } from "./_steps.ts";
 // #if async
@@ -40,10 +39,8 @@ import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
   createProgram,
   type Effect,
-  type FileEntry,
   historyProgram,
   initializeProgram,
-  isMigrationFileName,
   loadProgram,
   type MigrateOptions,
   migrateProgram,
@@ -60,6 +57,7 @@ import {
   pendingProgram,
   type Program,
   readAppliedProgram,
+  readMigrationDir,
   resolveRunnerConfig,
   type RollbackOptions,
   rollbackProgram,
@@ -68,6 +66,7 @@ import {
   unlockProgram,
   type VerifyResult,
   verifyStatus,
+  writeMigrationFile,
 } from "./_migration/mod.ts";
 
 export type {
@@ -142,23 +141,6 @@ function spansOf(db: AsyncDatabase): MigrationSpans {
 // }
 // #endif
 
-async function readEntries(dir: string): Promise<FileEntry[] | null> {
-  const names: string[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if ((entry.isFile || entry.isSymlink) && isMigrationFileName(entry.name)) {
-        names.push(entry.name);
-      }
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  return await Promise.all(
-    names.map(async (name) => ({ name, text: await Deno.readTextFile(join(dir, name)) })),
-  );
-}
-
 /**
  * Takes the effects of a migration program: on `db`, or on `target`, a transaction of it; each
  * migration's work under its span.
@@ -197,10 +179,9 @@ function performer(
         await sleep(effect.ms);
         return undefined;
       case "read":
-        return await readEntries(effect.dir);
+        return await readMigrationDir(effect.dir);
       case "write":
-        await Deno.mkdir(dirname(effect.path), { recursive: true });
-        await Deno.writeTextFile(effect.path, effect.text, { createNew: true });
+        await writeMigrationFile(effect.path, effect.text);
         return undefined;
       case "heartbeat":
         if (effect.text === undefined) await heartbeat.stop();

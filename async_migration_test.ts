@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "./async_database.ts";
 import { AsyncMigration, type MigrationProgress } from "./async_migration.ts";
-import { MigrationError, ValidationError } from "./crud/exceptions.ts";
+import { MigrationError, ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 interface Fixture {

@@ -11,7 +11,7 @@ import {
   TransactionRetryError,
   UniqueViolationError,
   ValidationError,
-} from "./crud/exceptions.ts";
+} from "./errors.ts";
 
 // Every shared scenario is written once against the async surface and run through both APIs:
 // `await` on the plain values of the sync `Database` returns them unchanged.

@@ -255,6 +255,11 @@ Deno.test("a node killed under load: only statements in flight there fail, typed
   for (const error of work.state.errors) {
     assert.match(error, /^(AmbiguousCommitError|ConnectionError) /);
   }
+  console.log(
+    `node killed: ${itsConnections} of its connections, ${work.state.errors.length} errors (${
+      [...new Set(work.state.errors.map((e) => e.split(":")[0]))].join(", ") || "none"
+    }), ${work.state.increments} increments and ${work.state.transfers} transfers went on`,
+  );
   // An increment whose fate was unknown may have been applied: the count is between the
   // successes and the successes plus the ambiguous ones.
   const ambiguous = work.state.errors.filter((e) => e.startsWith("AmbiguousCommitError")).length;

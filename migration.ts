@@ -32,17 +32,14 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
 import type { Database, Queryable } from "./database.ts";
 import { runSync, sleepSync } from "./_steps.ts";
 import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
   createProgram,
   type Effect,
-  type FileEntry,
   historyProgram,
   initializeProgram,
-  isMigrationFileName,
   loadProgram,
   type MigrateOptions,
   migrateProgram,
@@ -59,6 +56,7 @@ import {
   pendingProgram,
   type Program,
   readAppliedProgram,
+  readMigrationDirSync,
   resolveRunnerConfig,
   type RollbackOptions,
   rollbackProgram,
@@ -67,6 +65,7 @@ import {
   unlockProgram,
   type VerifyResult,
   verifyStatus,
+  writeMigrationFileSync,
 } from "./_migration/mod.ts";
 
 export type {
@@ -107,21 +106,6 @@ function spansOf(_db: Database): MigrationSpans {
   return NO_SPANS;
 }
 
-function readEntries(dir: string): FileEntry[] | null {
-  const names: string[] = [];
-  try {
-    for (const entry of Deno.readDirSync(dir)) {
-      if ((entry.isFile || entry.isSymlink) && isMigrationFileName(entry.name)) {
-        names.push(entry.name);
-      }
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  return names.map((name) => ({ name, text: Deno.readTextFileSync(join(dir, name)) }));
-}
-
 /**
  * Takes the effects of a migration program: on `db`, or on `target`, a transaction of it; each
  * migration's work under its span.
@@ -158,10 +142,9 @@ function performer(
         sleepSync(effect.ms);
         return undefined;
       case "read":
-        return readEntries(effect.dir);
+        return readMigrationDirSync(effect.dir);
       case "write":
-        Deno.mkdirSync(dirname(effect.path), { recursive: true });
-        Deno.writeTextFileSync(effect.path, effect.text, { createNew: true });
+        writeMigrationFileSync(effect.path, effect.text);
         return undefined;
       case "heartbeat":
         if (effect.text === undefined) heartbeat.stop();

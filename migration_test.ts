@@ -8,7 +8,7 @@ import { AsyncDatabase } from "./async_database.ts";
 import { AsyncMigration, type MigrationOptions } from "./async_migration.ts";
 import { Database } from "./database.ts";
 import { Migration } from "./migration.ts";
-import { DatabaseError, MigrationError, ValidationError } from "./crud/exceptions.ts";
+import { DatabaseError, MigrationError, ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 type Runner = Pick<

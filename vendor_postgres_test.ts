@@ -10,7 +10,7 @@ import postgresJs from "./vendor/postgres/index.js";
 import Queue from "./vendor/postgres/queue.js";
 import { strictSerializers } from "./_serialize.ts";
 import { AsyncDatabase } from "./async_database.ts";
-import { ValidationError } from "./crud/exceptions.ts";
+import { ValidationError } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 import { applyPatch, parsePatch } from "./scripts/vendor_postgres.ts";
 

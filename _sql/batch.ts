@@ -4,15 +4,18 @@
 import { ValidationError } from "../errors.ts";
 import { describeValue, isPlainObject } from "../_serialize.ts";
 import { TextCache } from "./cache.ts";
-import { definedKeys, setList, type UpsertOptions, upsertParts } from "./dml.ts";
+import { definedKeys, setList, upsertParts, type UpsertPlan } from "./dml.ts";
 import { quoteIdentifier, quoteTableName } from "./identifiers.ts";
 import type { Row, Statement } from "./types.ts";
 
 /** The most bind parameters one statement may carry (the wire protocol counts them in 16 bits). */
 export const MAX_BIND_PARAMETERS = 65534;
 
-/** Options of {@linkcode buildBatchInsert}. */
-export interface BatchInsertOptions {
+/**
+ * What {@linkcode buildBatchInsert} builds: the caller's `BatchInsertOptions` (`_options.ts`)
+ * with the upsert, when there is one, resolved against the server's dialect.
+ */
+export interface BatchInsertPlan {
   /**
    * Whether each statement ends with `RETURNING *`.
    *
@@ -30,7 +33,7 @@ export interface BatchInsertOptions {
    *
    * @default {undefined}
    */
-  readonly upsert?: UpsertOptions;
+  readonly upsert?: UpsertPlan;
 }
 
 const batchCache = new TextCache(32);
@@ -123,7 +126,7 @@ export function batchColumns(records: readonly Row[], field = "records"): string
 export function buildBatchInsert(
   table: string,
   records: readonly Row[],
-  options: BatchInsertOptions = {},
+  options: BatchInsertPlan = {},
 ): Statement[] {
   const { returning = true, chunkSize, upsert } = options;
   if (chunkSize !== undefined && (!Number.isSafeInteger(chunkSize) || chunkSize < 1)) {

@@ -3,34 +3,9 @@
 // Pure.
 import { ValidationError } from "../errors.ts";
 import { describeValue, isPlainObject } from "../_serialize.ts";
+import type { CreateTableOptions, DropTableOptions } from "../_options.ts";
 import { quoteIdentifier, quoteTableName, splitTableName } from "./identifiers.ts";
 import type { Dialect, Statement } from "./types.ts";
-
-/** Options of {@linkcode buildCreateTable}. */
-export interface CreateTableOptions {
-  /**
-   * Adds `IF NOT EXISTS`.
-   *
-   * @default {true}
-   */
-  readonly ifNotExists?: boolean;
-}
-
-/** Options of {@linkcode buildDropTable}. */
-export interface DropTableOptions {
-  /**
-   * Adds `IF EXISTS`.
-   *
-   * @default {true}
-   */
-  readonly ifExists?: boolean;
-  /**
-   * Adds `CASCADE`.
-   *
-   * @default {false}
-   */
-  readonly cascade?: boolean;
-}
 
 /** Rejects what could end the column list or the statement; string literals are skipped. */
 function checkColumnType(table: string, column: string, type: unknown): string {

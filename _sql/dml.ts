@@ -9,8 +9,11 @@ import { quoteColumns, quoteIdentifier, quoteTableName } from "./identifiers.ts"
 import type { Dialect, Row, SelectOptions, Statement, Where } from "./types.ts";
 import { buildOrderBy, buildWhere } from "./where.ts";
 
-/** Options of {@linkcode buildUpsert}, and the `upsert` option of `buildBatchInsert`. */
-export interface UpsertOptions {
+/**
+ * What {@linkcode buildUpsert} and the `upsert` of `buildBatchInsert` build: the caller's
+ * `UpsertOptions` (`_options.ts`) resolved against the server's dialect.
+ */
+export interface UpsertPlan {
   /**
    * The columns of the unique constraint that decides "existing row". Required on PostgreSQL;
    * without it CockroachDB uses `UPSERT`, which matches on the primary key.
@@ -253,7 +256,7 @@ export function buildCount(table: string, where?: Where): Statement {
 export function upsertParts(
   table: string,
   columns: readonly string[],
-  options: UpsertOptions | undefined,
+  options: UpsertPlan | undefined,
   action: string,
   field: string,
 ): { readonly head: string; readonly tail: string } {
@@ -353,7 +356,7 @@ export function upsertParts(
  * PostgreSQL, empty, repeated or not keys of `data` (field `conflictColumns`), or a name is
  * invalid.
  */
-export function buildUpsert(table: string, data: Row, options: UpsertOptions): Statement {
+export function buildUpsert(table: string, data: Row, options: UpsertPlan): Statement {
   checkData(data, "UPSERT", table);
   const columns = definedKeys(data);
   if (columns.length === 0) {

@@ -3,7 +3,8 @@
 // "relation does not exist" to `TableNotInitializedError`. Pure: no I/O.
 import { quoteIdentifier, quoteTableName } from "../_sql.ts";
 import type { OrderBy, Row, Where } from "../_sql.ts";
-import { TableNotFoundError, TableNotInitializedError, ValidationError } from "./exceptions.ts";
+import { describeValue } from "../_serialize.ts";
+import { TableNotFoundError, TableNotInitializedError, ValidationError } from "../errors.ts";
 
 /** Column names to SQL type strings (constraints and defaults included), in column order. */
 export type TableSchema = Readonly<Record<string, string>>;
@@ -176,7 +177,7 @@ export function byId(table: string, primaryKey: string, id: unknown, action: str
       Object.getPrototypeOf(id) === null);
   if (id === null || id === undefined || typeof id === "boolean" || plain) {
     throw new ValidationError(
-      `Cannot ${action} in table "${table}": expected one id, got ${describe(id)}`,
+      `Cannot ${action} in table "${table}": expected one id, got ${describeValue(id)}`,
       { field: "id" },
     );
   }
@@ -189,18 +190,11 @@ export function byId(table: string, primaryKey: string, id: unknown, action: str
 export function checkIds(table: string, ids: unknown): asserts ids is readonly RecordId[] {
   if (!Array.isArray(ids)) {
     throw new ValidationError(
-      `Cannot get records from table "${table}": ids must be an array, got ${describe(ids)}`,
+      `Cannot get records from table "${table}": ids must be an array, got ${describeValue(ids)}`,
       { field: "ids" },
     );
   }
   for (const id of ids) byId(table, "id", id, "get records");
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object";
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
 }
 
 /**

@@ -45,7 +45,7 @@ import {
   type TableSettings,
   type TableUpsertOptions,
 } from "./_table_common.ts";
-import { RecordNotFoundError, TableNotInitializedError } from "./exceptions.ts";
+import { RecordNotFoundError, TableNotInitializedError } from "../errors.ts";
 
 export type {
   InitializeOptions,

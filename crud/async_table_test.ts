@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { AsyncDatabase } from "../async_database.ts";
 import { testUrl, uniqueName } from "../_test_util.ts";
 import { AsyncTable } from "./async_table.ts";
-import { DatabaseError, TableNotInitializedError } from "./exceptions.ts";
+import { DatabaseError, TableNotInitializedError } from "../errors.ts";
 
 interface Note {
   id: number;

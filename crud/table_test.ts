@@ -22,7 +22,7 @@ import {
   TableNotInitializedError,
   UniqueViolationError,
   ValidationError,
-} from "./exceptions.ts";
+} from "../errors.ts";
 import { Table } from "./table.ts";
 
 type Maybe<X> = X | Promise<X>;

@@ -15,7 +15,8 @@
 // becomes `T`, `Promise.all(x)` and `Promise.resolve(x)` become `x`, `for await` becomes `for`,
 // `AsyncX` names become `X` (`AsyncGenerator`, `AsyncDisposable`, `AsyncTable`, …),
 // `Symbol.asyncDispose` becomes `Symbol.dispose`, the Deno file calls become their `…Sync`
-// forms, `runAsync`/`sleep` (`_steps.ts`) become `runSync`/`sleepSync`, and module paths point
+// forms, `runAsync`/`sleep` (`_steps.ts`) become `runSync`/`sleepSync`, `readMigrationDir`/
+// `writeMigrationFile` (`_migration/disk.ts`) their `…Sync` twins, and module paths point
 // to the sync modules. Comments and strings get the same renames as prose (with "an
 // `AsyncDatabase`" becoming "a `Database`"), and the code blocks of doc comments are rewritten
 // as code. The output is formatted with `deno fmt`.
@@ -37,6 +38,9 @@ const RENAMES: ReadonlyMap<string, string> = new Map([
   ["asyncDispose", "dispose"],
   ["runAsync", "runSync"],
   ["sleep", "sleepSync"],
+  // `_migration/disk.ts`: the file system of the migration runners.
+  ["readMigrationDir", "readMigrationDirSync"],
+  ["writeMigrationFile", "writeMigrationFileSync"],
 ]);
 
 /** `Deno.<name>` calls that have a `Deno.<name>Sync` twin. */

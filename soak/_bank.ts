@@ -360,28 +360,78 @@ export function runTransfersSync(
   return { transfers: transfers.filter((t) => t.outcome !== undefined), retries, untyped };
 }
 
-/** What the main thread sends a sync bank worker (`_bank_sync_worker.ts`). */
-export interface SyncWorkerRequest {
-  readonly url: string;
-  readonly bank: Bank;
-  readonly transfers: Transfer[];
-  readonly deadline?: number;
-  /** A shared counter of settled transfers, for progress reports. */
-  readonly progress?: Int32Array;
-}
+/**
+ * What the main thread sends a sync bank worker (`_bank_sync_worker.ts`): first `start` (the
+ * worker connects its `Database` and answers `ready`), then `go` (it runs its transfers and
+ * answers `done`).
+ */
+export type SyncWorkerRequest =
+  | {
+    readonly kind: "start";
+    readonly url: string;
+    readonly bank: Bank;
+    readonly transfers: Transfer[];
+    readonly deadline?: number;
+    /** A shared counter of settled transfers, for progress reports. */
+    readonly progress?: Int32Array;
+  }
+  | { readonly kind: "go" };
 
 /** What a sync bank worker answers. */
-export interface SyncWorkerAnswer {
-  readonly transfers: Transfer[];
-  readonly retries: Record<string, number>;
-  /** Non-package errors, as text. */
-  readonly untyped: string[];
+export type SyncWorkerAnswer =
+  /** Its `Database` is connected (the constructor connects). */
+  | { readonly kind: "ready" }
+  | {
+    readonly kind: "done";
+    readonly transfers: Transfer[];
+    readonly retries: Record<string, number>;
+    /** Non-package errors, as text. */
+    readonly untyped: string[];
+  };
+
+type WorkerResult = Extract<SyncWorkerAnswer, { kind: "done" }>;
+
+/** One sync bank worker: `ready` once it connected, `finished` with its result. */
+interface BankThread {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  readonly finished: Promise<WorkerResult>;
+}
+
+function startThread(request: SyncWorkerRequest): BankThread {
+  const worker = new Worker(new URL("./_bank_sync_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  const ready = Promise.withResolvers<void>();
+  const finished = Promise.withResolvers<WorkerResult>();
+  // Awaited only once every thread is ready: a failure before then must not go unhandled.
+  finished.promise.catch(() => {});
+  let connected = false;
+  worker.onmessage = (event: MessageEvent<SyncWorkerAnswer>) => {
+    const answer = event.data;
+    if (answer.kind === "ready") {
+      connected = true;
+      ready.resolve();
+    } else {
+      finished.resolve(answer);
+    }
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    const error = new Error(`The bank worker failed: ${event.message}`);
+    if (connected) finished.reject(error);
+    else ready.reject(error);
+  };
+  worker.postMessage(request);
+  return { worker, ready: ready.promise, finished: finished.promise };
 }
 
 /**
  * Runs transfers through the sync API from `threads` Workers, each with its own `Database`
  * (the sync API serves one thread per `Database`): contention between threads, as in a
- * multi-threaded program.
+ * multi-threaded program. No transfer starts before every thread has connected, so `progress`
+ * counts from the moment all of them run: a fault injected after N settled transfers finds
+ * every thread past its `new Database()`, however slowly one of them started.
  */
 export async function runTransfersInThreads(
   url: string,
@@ -395,21 +445,19 @@ export async function runTransfersInThreads(
     { length: threads },
     (_, i) => transfers.filter((_, j) => j % threads === i),
   );
-  const answers = await Promise.all(slices.map((slice) => {
-    const worker = new Worker(new URL("./_bank_sync_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    return new Promise<SyncWorkerAnswer>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<SyncWorkerAnswer>) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new Error(`The bank worker failed: ${event.message}`));
-      };
-      worker.postMessage(
-        { url, bank, transfers: slice, deadline, progress } satisfies SyncWorkerRequest,
-      );
-    }).finally(() => worker.terminate());
-  }));
+  const started = slices.map((slice) =>
+    startThread({ kind: "start", url, bank, transfers: slice, deadline, progress })
+  );
+  let answers: WorkerResult[];
+  try {
+    await Promise.all(started.map((thread) => thread.ready));
+    for (const thread of started) {
+      thread.worker.postMessage({ kind: "go" } satisfies SyncWorkerRequest);
+    }
+    answers = await Promise.all(started.map((thread) => thread.finished));
+  } finally {
+    for (const thread of started) thread.worker.terminate();
+  }
   const retries: Record<string, number> = {};
   for (const answer of answers) {
     for (const [code, n] of Object.entries(answer.retries)) {

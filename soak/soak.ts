@@ -1,6 +1,8 @@
 // `deno task soak`: the bank workload for a bounded time against a throwaway server of its own,
+// reached through three proxies standing for the nodes of a cluster (load_balance_hosts=random),
 // through both APIs at once, while faults are injected: backends terminated one at a time and
-// all at once, statements cancelled, and the server restarted. At the end the bank is audited
+// all at once, statements cancelled, rolling drains of the nodes (each in turn refuses new
+// sessions and ends its sessions once idle, then comes back), and the server restarted. At the end the bank is audited
 // transfer by transfer, and a report (markdown with --markdown) gives the figures of the
 // README's reliability section. Exit status 1 when anything was lost, applied twice, or hung.
 //
@@ -9,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { AsyncDatabase } from "../async_database.ts";
 import { startTestDatabase, type TestDatabase } from "../testing.ts";
+import { FaultCluster } from "../_test_proxy.ts";
 import {
   auditBank,
   countErrors,
@@ -62,7 +65,7 @@ const seed = args.seed === undefined ? Date.now() % 2 ** 31 : positive("seed", a
 const APPLICATION = "soak-bank";
 const STALL_MS = 60_000;
 
-type Fault = "terminate one" | "terminate all" | "cancel one" | "restart";
+type Fault = "terminate one" | "terminate all" | "cancel one" | "rolling drain" | "restart";
 
 interface Faults {
   injected: Record<Fault, number>;
@@ -73,12 +76,19 @@ interface Faults {
 /** Injects faults until `stop` resolves; each kind at its own pace. */
 async function injectFaults(
   server: TestDatabase,
+  cluster: FaultCluster,
   stopped: () => boolean,
   random: () => number,
   restarts: boolean,
 ): Promise<Faults> {
   const faults: Faults = {
-    injected: { "terminate one": 0, "terminate all": 0, "cancel one": 0, "restart": 0 },
+    injected: {
+      "terminate one": 0,
+      "terminate all": 0,
+      "cancel one": 0,
+      "rolling drain": 0,
+      "restart": 0,
+    },
     skipped: 0,
   };
   // Its own small pool, with a short connect timeout: it must not wait out a restart.
@@ -91,6 +101,7 @@ async function injectFaults(
   const started = performance.now();
   let lastAll = started;
   let lastRestart = started;
+  let lastDrain = started;
   const others = `application_name = '${APPLICATION}' AND pid <> pg_backend_pid()`;
   while (!stopped()) {
     await new Promise((resolve) => setTimeout(resolve, 200 + random() * 800));
@@ -98,6 +109,7 @@ async function injectFaults(
     const now = performance.now();
     let fault: Fault;
     if (restarts && now - lastRestart > 15_000) fault = "restart";
+    else if (now - lastDrain > 11_000) fault = "rolling drain";
     else if (now - lastAll > 7_000) fault = "terminate all";
     else fault = random() < 0.7 ? "terminate one" : "cancel one";
     try {
@@ -105,6 +117,18 @@ async function injectFaults(
         case "restart":
           lastRestart = now;
           await server.restart();
+          break;
+        case "rolling drain":
+          // Node by node, as an upgrade does: drain (sessions in a transaction get 3 s), a
+          // moment down, back.
+          lastDrain = now;
+          for (const node of cluster.nodes) {
+            if (stopped()) break;
+            await node.drain({ timeout: 3000 });
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            node.restore();
+            await new Promise((resolve) => setTimeout(resolve, 300));
+          }
           break;
         case "terminate all":
           lastAll = now;
@@ -157,7 +181,10 @@ async function main(): Promise<number> {
       }`,
   );
   await using server = await startTestDatabase({ ownServer: true });
-  const url = `${server.url}?application_name=${APPLICATION}`;
+  await using cluster = await FaultCluster.start(server.url, { nodes: 3 });
+  const url = `${cluster.url}${
+    cluster.url.includes("?") ? "&" : "?"
+  }application_name=${APPLICATION}&load_balance_hosts=random`;
   await using db = new AsyncDatabase(url, {
     minConnections: 2,
     maxConnections: Math.min(workers, 20),
@@ -189,7 +216,13 @@ async function main(): Promise<number> {
     else if (now - lastProgress.at > STALL_MS) hung = true;
   }, 10_000);
 
-  const faultsDone = injectFaults(server, () => done || hung, prng(seed + 1), !args["no-restarts"]);
+  const faultsDone = injectFaults(
+    server,
+    cluster,
+    () => done || hung,
+    prng(seed + 1),
+    !args["no-restarts"],
+  );
   const asyncDone = runTransfers(db, bank, asyncTransfers, {
     workers,
     deadline,

@@ -179,6 +179,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     try {
       socket && socket.ref && socket.ref()
+      // Patched: which host ran it, for the package's query events.
+      q.hostIndex = connection.hostIndex
       q.state = backend
       query
         ? sent.push(q)
@@ -277,6 +279,13 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function nextWrite(fn) {
+    // Patched: bytes for a connection that has closed meanwhile die with it (3.4.9 threw a
+    // TypeError from here, uncaught, which ended the process).
+    if (!socket) {
+      chunk = nextWriteTimer = null
+      unflushed = []
+      return false
+    }
     // Patched: a socket whose read side has ended (or that is closed) refuses the write itself:
     // nothing of it leaves this process.
     refused = socket.readyState !== 'open' && socket.readyState !== 'opening'
@@ -487,6 +496,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       error(Errors.connection('CONNECTION_DESTROYED', options))
 
     clearImmediate(nextWriteTimer)
+    // Patched: what was not flushed is not sent (its statements fail above, unwritten).
+    chunk = nextWriteTimer = null
+    unflushed = []
     if (socket) {
       socket.removeListener('data', data)
       socket.removeListener('connect', connected)
@@ -501,7 +513,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     incomings = null
     clearImmediate(nextWriteTimer)
     // Patched: bytes not yet handed to the socket die with it (3.4.9 kept them, to be written
-    // ahead of the next connection's startup message).
+    // ahead of the next connection's startup message), and so does the cleared timer, which
+    // 3.4.9 kept too: the next write then never scheduled a flush.
+    nextWriteTimer = null
     chunk = null
     unflushed = []
     socket.removeListener('data', data)

@@ -1,5 +1,5 @@
 // AsyncTable-only behaviour: lazy creation, shared first use, types. The scenarios both twins
-// share are in table_test.ts.
+// share are in table_test.ts, table_lifecycle_test.ts and table_transaction_test.ts.
 import assert from "node:assert/strict";
 import { AsyncDatabase } from "../async_database.ts";
 import { testUrl, uniqueName } from "../_test_util.ts";

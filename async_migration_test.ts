@@ -1,6 +1,7 @@
 // AsyncMigration on its own: several runners in one process at once, the background lease
 // renewal, and argument checks. The behaviours shared with the sync runner are in
-// migration_test.ts; runners in separate processes are in cli/migrate_test.ts.
+// migration_test.ts, migration_status_test.ts, migration_errors_test.ts and
+// migration_lock_test.ts; runners in separate processes are in cli/migrate_test.ts.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "./async_database.ts";

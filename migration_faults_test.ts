@@ -3,7 +3,7 @@
 // sync) started together while one of them is killed. Every migration logs its version into a
 // table without a key, so a migration applied twice would show; the tracking table and the log
 // must agree. Single-fault basics (a failed migration, a killed runner's lease, two CLI runs at
-// once) are in migration_test.ts, async_migration_test.ts and cli/migrate_test.ts.
+// once) are in migration_errors_test.ts, async_migration_test.ts and cli/migrate_test.ts.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "./async_database.ts";

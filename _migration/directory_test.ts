@@ -1,21 +1,9 @@
+// loadProgram(): reading the migrations directory as a step program, and naming a missing one.
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
-import { MigrationError } from "../errors.ts";
 import { resolveRunnerConfig } from "./config.ts";
 import { loadProgram } from "./directory.ts";
-
-/** What `loadProgram` throws when its read effect answers "no such directory". */
-function missingDirectory(migrationsDir: string): MigrationError {
-  const program = loadProgram(resolveRunnerConfig({ migrationsDir }));
-  assert.deepEqual(program.next().value, { kind: "read", dir: migrationsDir });
-  try {
-    program.next(null);
-  } catch (error) {
-    assert.ok(error instanceof MigrationError);
-    return error;
-  }
-  assert.fail("expected a MigrationError");
-}
+import { missingDirectory } from "./_test_util.ts";
 
 Deno.test("loadProgram() names a missing directory as given and, when relative, as resolved", () => {
   const relative = missingDirectory("nope");

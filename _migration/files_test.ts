@@ -1,30 +1,10 @@
+// Migration files: their names, versions and checksums, the up and down SQL of one file or a
+// V/U pair, the no-transaction marker, the text createMigration() writes, the next version.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MigrationError } from "../errors.ts";
-import {
-  checksumOf,
-  migrationFileStem,
-  migrationFileText,
-  nextVersion,
-  parseMigrationFiles,
-} from "./files.ts";
-import type { MigrationFile, MigrationHistoryEntry } from "./types.ts";
-
-const dir = "migrations";
-
-function files(entries: Record<string, string>): MigrationFile[] {
-  return parseMigrationFiles(dir, Object.entries(entries).map(([name, text]) => ({ name, text })));
-}
-
-function row(version: number, name = `m${version}`): MigrationHistoryEntry {
-  return { version, name, checksum: null, appliedAt: new Date(0), durationMs: 1 };
-}
-
-const three = files({
-  "V1__one.sql": "CREATE TABLE a (id INT);\n-- DOWN\nDROP TABLE a;",
-  "V2__two.sql": "CREATE TABLE b (id INT);\n\n-- DOWN\nDROP TABLE b;",
-  "V3__three.sql": "CREATE TABLE c (id INT);",
-});
+import { checksumOf, migrationFileStem, migrationFileText, nextVersion } from "./files.ts";
+import { dir, files, row, three } from "./_test_util.ts";
 
 Deno.test("parseMigrationFiles() splits the up and down SQL at the -- DOWN line", () => {
   const [m] = files({

@@ -1,36 +1,11 @@
+// The migration engine's planning (planMigrate(), planRollback()) and status (computeStatus(),
+// verifyStatus()) as pure functions of the files and the tracking-table rows.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MigrationError } from "../errors.ts";
-import { parseMigrationFiles } from "./files.ts";
 import { planMigrate, planRollback } from "./plan.ts";
 import { computeStatus, verifyStatus } from "./status.ts";
-import type { MigrationFile, MigrationHistoryEntry } from "./types.ts";
-
-const dir = "migrations";
-
-function files(entries: Record<string, string>): MigrationFile[] {
-  return parseMigrationFiles(dir, Object.entries(entries).map(([name, text]) => ({ name, text })));
-}
-
-function applied(file: MigrationFile, checksum = file.checksum): MigrationHistoryEntry {
-  return {
-    version: file.version,
-    name: file.name,
-    checksum,
-    appliedAt: new Date(0),
-    durationMs: 1,
-  };
-}
-
-function row(version: number, name = `m${version}`): MigrationHistoryEntry {
-  return { version, name, checksum: null, appliedAt: new Date(0), durationMs: 1 };
-}
-
-const three = files({
-  "V1__one.sql": "CREATE TABLE a (id INT);\n-- DOWN\nDROP TABLE a;",
-  "V2__two.sql": "CREATE TABLE b (id INT);\n\n-- DOWN\nDROP TABLE b;",
-  "V3__three.sql": "CREATE TABLE c (id INT);",
-});
+import { applied, dir, files, row, three } from "./_test_util.ts";
 
 Deno.test("planMigrate() applies every pending migration in version order", () => {
   const plan = planMigrate(three, [applied(three[0])]);

@@ -1,5 +1,6 @@
 // Shared by the test modules: the URL of the database the test task made, unique names, a
-// server-side killer of backends, and the assertion of a ValidationError.
+// server-side killer of backends, a role that may only read, and the assertion of a
+// ValidationError.
 import assert from "node:assert/strict";
 import type { AsyncDatabase } from "./async_database.ts";
 import { ValidationError } from "./errors.ts";
@@ -79,6 +80,32 @@ export async function armKiller(
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error("The killer did not start");
+}
+
+/**
+ * Runs `fn` with a new role (named from `prefix`) that may log in to the database of `db` and use
+ * `schema`, and nothing more until `fn` grants it; `fn` gets the role and `url` with the role as
+ * its user, without a password. The role and what it owns are dropped afterwards.
+ */
+export async function withRestrictedRole(
+  db: AsyncDatabase,
+  options: { readonly prefix: string; readonly schema: string; readonly url: string },
+  fn: (role: string, url: URL) => Promise<void>,
+): Promise<void> {
+  const role = uniqueName(options.prefix);
+  const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
+  await db.execute(`CREATE ROLE ${role} LOGIN`);
+  try {
+    await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);
+    await db.execute(`GRANT USAGE ON SCHEMA ${options.schema} TO ${role}`);
+    const url = new URL(options.url);
+    url.username = role;
+    url.password = "";
+    await fn(role, url);
+  } finally {
+    await db.execute(`DROP OWNED BY ${role}`);
+    await db.execute(`DROP ROLE ${role}`);
+  }
 }
 
 /** A name that would end the statement if it were not quoted. */

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseError } from "./errors.ts";
-import { testUrl, uniqueName } from "./_test_util.ts";
+import { testUrl, withRestrictedRole } from "./_test_util.ts";
 import { rejects, scenario } from "./_test_migration.ts";
 
 Deno.test("status() lists applied, pending, modified and missing migrations; history and pending agree", async (t) => {
@@ -72,68 +72,61 @@ Deno.test("a dry run returns the plan with its SQL and changes nothing", async (
 
 Deno.test("reading operations and dry runs write nothing and work for a role that may only read", async (t) => {
   await scenario(t, async ({ db, s, m, write, exists, openAt }) => {
-    const role = uniqueName("reader");
-    const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
-    await db.execute(`CREATE ROLE ${role} LOGIN`);
-    try {
-      await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);
-      await db.execute(`GRANT USAGE ON SCHEMA ${s} TO ${role}`);
-      const url = new URL(testUrl());
-      url.username = role;
-      url.password = "";
-      const reader = openAt(url.href);
-      await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
-      await write("V2__b.sql", `CREATE TABLE ${s}.b (id INT);\n-- DOWN\nDROP TABLE ${s}.b;`);
-      const tables = () =>
-        Promise.all(["_migrations", "_migrations_lock", "_migrations_progress"].map(exists));
+    await withRestrictedRole(
+      db,
+      { prefix: "reader", schema: s, url: testUrl() },
+      async (role, url) => {
+        const reader = openAt(url.href);
+        await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
+        await write("V2__b.sql", `CREATE TABLE ${s}.b (id INT);\n-- DOWN\nDROP TABLE ${s}.b;`);
+        const tables = () =>
+          Promise.all(["_migrations", "_migrations_lock", "_migrations_progress"].map(exists));
 
-      // Nothing applied yet, no tracking table: every reading operation answers "nothing".
-      assert.deepEqual((await reader.status()).map((x) => x.state), ["pending", "pending"]);
-      assert.equal((await reader.verify()).ok, true);
-      assert.deepEqual((await reader.pending()).map((f) => f.version), [1, 2]);
-      assert.deepEqual(await reader.getAppliedVersions(), []);
-      assert.equal(await reader.getCurrentVersion(), 0);
-      assert.deepEqual(await reader.getMigrationHistory(), []);
-      assert.equal((await reader.loadMigrations()).length, 2);
-      assert.equal((await reader.migrate({ dryRun: true })).applied, 2);
-      assert.equal((await reader.rollback({ dryRun: true })).applied, 0);
-      assert.equal((await reader.migrate({ targetVersion: 0 })).direction, "none");
-      assert.equal(await reader.unlock(), false);
-      assert.deepEqual(await tables(), [false, false, false]);
+        // Nothing applied yet, no tracking table: every reading operation answers "nothing".
+        assert.deepEqual((await reader.status()).map((x) => x.state), ["pending", "pending"]);
+        assert.equal((await reader.verify()).ok, true);
+        assert.deepEqual((await reader.pending()).map((f) => f.version), [1, 2]);
+        assert.deepEqual(await reader.getAppliedVersions(), []);
+        assert.equal(await reader.getCurrentVersion(), 0);
+        assert.deepEqual(await reader.getMigrationHistory(), []);
+        assert.equal((await reader.loadMigrations()).length, 2);
+        assert.equal((await reader.migrate({ dryRun: true })).applied, 2);
+        assert.equal((await reader.rollback({ dryRun: true })).applied, 0);
+        assert.equal((await reader.migrate({ targetVersion: 0 })).direction, "none");
+        assert.equal(await reader.unlock(), false);
+        assert.deepEqual(await tables(), [false, false, false]);
 
-      // Applying is the first write: refused for this role, naming the tables, creating nothing.
-      await rejects(reader.migrate(), (e) => {
-        assert.equal(e.code, "42501");
-        assert.match(
-          e.message,
-          new RegExp(
-            `^Cannot create the migration tables "${s}\\._migrations" and "${s}\\._migrations_lock": permission denied`,
-          ),
+        // Applying is the first write: refused for this role, naming the tables, creating nothing.
+        await rejects(reader.migrate(), (e) => {
+          assert.equal(e.code, "42501");
+          assert.match(
+            e.message,
+            new RegExp(
+              `^Cannot create the migration tables "${s}\\._migrations" and "${s}\\._migrations_lock": permission denied`,
+            ),
+          );
+        });
+        assert.deepEqual(await tables(), [false, false, false]);
+
+        // Once a role that may write has applied one, the reader sees it, still writing nothing.
+        assert.equal((await m.migrate({ targetVersion: 1 })).applied, 1);
+        await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
+        assert.deepEqual((await reader.status()).map((x) => x.state), ["applied", "pending"]);
+        assert.equal((await reader.verify()).ok, true);
+        assert.deepEqual((await reader.pending()).map((f) => f.version), [2]);
+        assert.deepEqual(await reader.getAppliedVersions(), [1]);
+        assert.equal(await reader.getCurrentVersion(), 1);
+        assert.deepEqual((await reader.getMigrationHistory()).map((h) => h.version), [1]);
+        assert.equal((await reader.migrate({ dryRun: true })).applied, 1);
+        assert.equal((await reader.rollback({ dryRun: true })).applied, 1);
+        assert.equal((await reader.migrate({ targetVersion: 1 })).direction, "none");
+        assert.deepEqual(await tables(), [true, true, false]);
+        // unlock() does write once there is a lock table: this role may not.
+        await assert.rejects(
+          reader.unlock(),
+          (e: unknown) => e instanceof DatabaseError && e.code === "42501",
         );
-      });
-      assert.deepEqual(await tables(), [false, false, false]);
-
-      // Once a role that may write has applied one, the reader sees it, still writing nothing.
-      assert.equal((await m.migrate({ targetVersion: 1 })).applied, 1);
-      await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
-      assert.deepEqual((await reader.status()).map((x) => x.state), ["applied", "pending"]);
-      assert.equal((await reader.verify()).ok, true);
-      assert.deepEqual((await reader.pending()).map((f) => f.version), [2]);
-      assert.deepEqual(await reader.getAppliedVersions(), [1]);
-      assert.equal(await reader.getCurrentVersion(), 1);
-      assert.deepEqual((await reader.getMigrationHistory()).map((h) => h.version), [1]);
-      assert.equal((await reader.migrate({ dryRun: true })).applied, 1);
-      assert.equal((await reader.rollback({ dryRun: true })).applied, 1);
-      assert.equal((await reader.migrate({ targetVersion: 1 })).direction, "none");
-      assert.deepEqual(await tables(), [true, true, false]);
-      // unlock() does write once there is a lock table: this role may not.
-      await assert.rejects(
-        reader.unlock(),
-        (e: unknown) => e instanceof DatabaseError && e.code === "42501",
-      );
-    } finally {
-      await db.execute(`DROP OWNED BY ${role}`);
-      await db.execute(`DROP ROLE ${role}`);
-    }
+      },
+    );
   });
 });

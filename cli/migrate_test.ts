@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AsyncDatabase } from "../async_database.ts";
 import { AsyncMigration } from "../async_migration.ts";
-import { testUrl, uniqueName } from "../_test_util.ts";
+import { testUrl, uniqueName, withRestrictedRole } from "../_test_util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -360,56 +360,49 @@ Deno.test("cli: a missing migrations directory exits 1 naming it; history and un
 
 Deno.test("cli: status, history, verify and --dry-run work for a read-only role and create no table", async () => {
   await withFixture(async ({ db, url, s, flags, write }) => {
-    const role = uniqueName("cli_reader");
-    const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
-    await db.execute(`CREATE ROLE ${role} LOGIN`);
-    try {
-      await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);
-      await db.execute(`GRANT USAGE ON SCHEMA ${s} TO ${role}`);
-      const readerUrl = new URL(url);
-      readerUrl.username = role;
-      readerUrl.password = "";
-      // The reader's URL comes last, so it wins over the fixture's.
-      const as = (args: string[]) => [...args, ...flags, "--url", readerUrl.href];
-      await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
-      const tables = () =>
-        Promise.all(
-          ["_migrations", "_migrations_lock", "_migrations_progress"].map((t) =>
-            db.tableExists(`${s}.${t}`)
-          ),
-        );
-      const reads = async () => {
-        const runs = await Promise.all(
-          [["status"], ["history"], ["verify"], ["up", "--dry-run"], ["down", "--dry-run"]].map(
-            (args) => cli(as(args)),
-          ),
-        );
-        for (const run of runs) assert.equal(run.code, 0, run.stderr);
-        return runs.map((r) => r.stdout);
-      };
-      const [status, history, verify, up] = await reads();
-      assert.match(status, /pending\s+V1 a/);
-      assert.equal(history, "No migrations applied.\n");
-      assert.match(verify, /^OK/);
-      assert.match(up, /Dry run: would apply 1 migration/);
-      assert.deepEqual(await tables(), [false, false, false]);
-      // Applying is the first write: refused, naming the tables.
-      const refused = await cli(as(["up"]));
-      assert.equal(refused.code, 1);
-      assert.match(refused.stderr, /Cannot create the migration tables .*permission denied/);
-      assert.deepEqual(await tables(), [false, false, false]);
-      // Applied by a role that may; the reader sees it.
-      assert.equal((await cli(["up", ...flags])).code, 0);
-      await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
-      const [status2, history2, , , down] = await reads();
-      assert.match(status2, /applied\s+V1 a/);
-      assert.match(history2, /V1 a/);
-      assert.match(down, /Dry run: would revert 1 migration/);
-      assert.deepEqual(await tables(), [true, true, false]);
-    } finally {
-      await db.execute(`DROP OWNED BY ${role}`);
-      await db.execute(`DROP ROLE ${role}`);
-    }
+    await withRestrictedRole(
+      db,
+      { prefix: "cli_reader", schema: s, url },
+      async (role, readerUrl) => {
+        // The reader's URL comes last, so it wins over the fixture's.
+        const as = (args: string[]) => [...args, ...flags, "--url", readerUrl.href];
+        await write("V1__a.sql", `CREATE TABLE ${s}.a (id INT);\n-- DOWN\nDROP TABLE ${s}.a;`);
+        const tables = () =>
+          Promise.all(
+            ["_migrations", "_migrations_lock", "_migrations_progress"].map((t) =>
+              db.tableExists(`${s}.${t}`)
+            ),
+          );
+        const reads = async () => {
+          const runs = await Promise.all(
+            [["status"], ["history"], ["verify"], ["up", "--dry-run"], ["down", "--dry-run"]].map(
+              (args) => cli(as(args)),
+            ),
+          );
+          for (const run of runs) assert.equal(run.code, 0, run.stderr);
+          return runs.map((r) => r.stdout);
+        };
+        const [status, history, verify, up] = await reads();
+        assert.match(status, /pending\s+V1 a/);
+        assert.equal(history, "No migrations applied.\n");
+        assert.match(verify, /^OK/);
+        assert.match(up, /Dry run: would apply 1 migration/);
+        assert.deepEqual(await tables(), [false, false, false]);
+        // Applying is the first write: refused, naming the tables.
+        const refused = await cli(as(["up"]));
+        assert.equal(refused.code, 1);
+        assert.match(refused.stderr, /Cannot create the migration tables .*permission denied/);
+        assert.deepEqual(await tables(), [false, false, false]);
+        // Applied by a role that may; the reader sees it.
+        assert.equal((await cli(["up", ...flags])).code, 0);
+        await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
+        const [status2, history2, , , down] = await reads();
+        assert.match(status2, /applied\s+V1 a/);
+        assert.match(history2, /V1 a/);
+        assert.match(down, /Dry run: would revert 1 migration/);
+        assert.deepEqual(await tables(), [true, true, false]);
+      },
+    );
   });
 });
 

@@ -10,8 +10,10 @@ import type {
   SslMode,
 } from "./_options.ts";
 import {
+  DEFAULT_HOST,
   invalid,
   parseLoadBalance,
+  parsePort,
   parseSslMode,
   parseUrl,
   readEnv,

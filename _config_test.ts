@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { describeTarget, hostList, parseUrl, resolveConfig } from "./_config.ts";
+import { describeTarget, hostList, resolveConfig } from "./_config.ts";
+import { parseUrl } from "./_url.ts";
 import { AsyncDatabase } from "./async_database.ts";
 import { ValidationError } from "./errors.ts";
 

@@ -152,6 +152,11 @@ export type Request = RequestBody & { readonly trace?: TraceCarrier };
 export type RequestBody =
   /** Open the pool and answer `{ dialect, version }`. */
   | { readonly op: "connect" }
+  /**
+   * Answer the server's dialect, a `postgres` reading confirmed with `SELECT version()` (for
+   * `asOfSystemTime`, which only CockroachDB takes).
+   */
+  | { readonly op: "confirmDialect" }
   /** Close the pool (the calling thread then ends the worker). */
   | { readonly op: "close" }
   /** Run one `AsyncQueryable` method on the database or on a transaction attempt. */

@@ -517,7 +517,7 @@ export class BridgeClient {
     });
   }
 
-  /** The server's `version()` string, once connected ("" before). */
+  /** The server's version as it reports it at start-up, once connected ("" before). */
   get version(): string {
     return this.#bridge?.version ?? "";
   }
@@ -627,6 +627,10 @@ export class BridgeClient {
     telemetry: ReturnType<Observer["transaction"]>,
   ): T {
     let bridge = this.connected();
+    // asOfSystemTime is refused on PostgreSQL: a postgres reading is confirmed first.
+    if (settings.asOfSystemTime !== undefined && bridge.dialect === "postgres") {
+      bridge.dialect = bridge.call({ op: "confirmDialect" }) as Dialect;
+    }
     const observer = this.#observer;
     const onRetry = settings.onRetry;
     const steps = transactionSteps<T>({

@@ -11,16 +11,18 @@ import type postgresTypes from "npm:postgres@3.4.9";
 // - reserve()'s wait for `closing` was for a reserve stranded by a reconnect (patches 0004 and
 //   0005, porsager/postgres#1195). It stays: no test shows it unnecessary, and it costs nothing
 //   when nothing was lost.
-// Still open upstream and not patched, so both stay avoided:
+// Still open upstream and not patched, so it stays avoided:
 // - porsager/postgres#1199: release() of a reserved connection whose backend was lost leaves the
 //   pool unable to recover; release() skips a lost connection (postgres.js took it back when it
 //   closed).
-// - porsager/postgres#751: reserve() on a pool with fetch_types: false never settles (still so in
-//   the patched copy); fetch_types stays true, which the array hooks of patch 0009 need as well.
+// fetch_types is off (patch 0017 lets a reserve have a new connection without the type query):
+// the array types of the built-in types are installed here, for the pool, and the others are
+// read from the server when a statement first meets one (docs/round-trips.md, "Cold start").
 // No patch covers end() waiting its whole timeout after a backend was terminated under a
 // statement (hence timeout 0 when nothing is in flight), nor the COPY error after the data that
 // 3.4.9 drops (hence copy()'s reject hook).
 import postgresJs from "./vendor/postgres/index.js";
+import { arraySerializer } from "./vendor/postgres/types.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
@@ -106,6 +108,11 @@ export interface Driver extends Session {
   end(timeout?: number): Promise<void>;
   /** Human-readable target, without secrets. */
   readonly target: string;
+  /**
+   * The server's settings as it reported them when a connection started (ParameterStatus:
+   * `server_version`, and on CockroachDB `crdb_version`); empty until one has started.
+   */
+  readonly parameters: Readonly<Record<string, string>>;
 }
 
 /** The pool's numbers: the connections now, and the connections opened and closed so far. */
@@ -156,17 +163,27 @@ const IDLE = 73; // "I"
 
 type Sql = ReturnType<typeof postgres>;
 type ReservedSql = Awaited<ReturnType<Sql["reserve"]>>;
-type PgResult = Row[] & { command?: string; count?: number | null };
+type PgResult = Row[] & { command?: string; count?: number | null; columns?: PgColumn[] | null };
+/** A result column as postgres.js describes it (the statement's, shared by its later runs). */
+interface PgColumn {
+  readonly name: string;
+  readonly type: number;
+  parser?: (x: string) => unknown;
+}
 interface CopyQuery {
   reject: (error: unknown) => unknown;
   writable(): Promise<import("node:stream").Writable>;
 }
 
-function toResult(result: PgResult | PgResult[]): QueryResult {
-  // Multi-statement simple queries answer one result per statement; keep the last.
-  const last = Array.isArray(result[0]) && (result as PgResult[]).every(Array.isArray)
+// Multi-statement simple queries answer one result per statement; the last one counts.
+function lastResult(result: PgResult | PgResult[]): PgResult | undefined {
+  return Array.isArray(result[0]) && (result as PgResult[]).every(Array.isArray)
     ? (result as PgResult[])[(result as PgResult[]).length - 1]
     : result as PgResult;
+}
+
+function toResult(result: PgResult | PgResult[]): QueryResult {
+  const last = lastResult(result);
   return {
     rows: Array.isArray(last) ? [...last] : [],
     command: last?.command ?? "",
@@ -251,7 +268,8 @@ function isCachedPlanError(error: unknown): boolean {
 }
 
 interface DriverTypeOptions {
-  readonly serializers: Record<number, Serializer>;
+  readonly serializers: Record<number, Serializer> & { unknown?: TypedSerializer };
+  readonly parsers: Record<number, ((x: string) => unknown) | undefined>;
   readonly shared: {
     readonly typeArrayMap: Record<number, number>;
     // Hooks of the vendored driver, called for each array type a connection finds.
@@ -260,9 +278,59 @@ interface DriverTypeOptions {
   };
 }
 
+/** `serializers.unknown`: told the parameter's type OID by the vendored Bind (patch 0017). */
+type TypedSerializer = (value: unknown, type?: number) => string;
+
 /**
- * Strict serializers for every type, and array types made NULL-aware and strict as each
- * connection finds them (types created later are found by the connections opened later).
+ * The array types of PostgreSQL's built-in base, range and multirange types (element OID, array
+ * OID): what postgres.js's type query finds for them, the same on every server version (these
+ * OIDs are fixed in the catalog's source), and on CockroachDB for the types it has. The rows of
+ * `pg_type` with `typarray <> 0`, `oid < 10000` and `typtype` `b`, `r` or `m`.
+ */
+const BUILTIN_ARRAYS: readonly (readonly [number, number])[] = (
+  "16:1000,17:1001,18:1002,19:1003,20:1016,21:1005,22:1006,23:1007,24:1008,25:1009,26:1028," +
+  "27:1010,28:1011,29:1012,30:1013,114:199,142:143,600:1017,601:1018,602:1019,603:1020," +
+  "604:1027,628:629,650:651,700:1021,701:1022,718:719,774:775,790:791,829:1040,869:1041," +
+  "1033:1034,1042:1014,1043:1015,1082:1182,1083:1183,1114:1115,1184:1185,1186:1187,1266:1270," +
+  "1560:1561,1562:1563,1700:1231,1790:2201,2202:2207,2203:2208,2204:2209,2205:2210,2206:2211," +
+  "2950:2951,2970:2949,3220:3221,3614:3643,3615:3645,3642:3644,3734:3735,3769:3770,3802:3807," +
+  "3904:3905,3906:3907,3908:3909,3910:3911,3912:3913,3926:3927,4072:4073,4089:4090,4096:4097," +
+  "4191:4192,4451:6150,4532:6151,4533:6152,4534:6153,4535:6155,4536:6157,5038:5039,5069:271"
+).split(",").map((pair) => pair.split(":").map(Number) as [number, number]);
+
+/**
+ * Types from this OID on are not fixed in the catalog's source: enums, domains, extensions'
+ * types, CockroachDB's own. Their array types are read from the server when first met.
+ */
+const FIRST_UNFIXED_OID = 10000;
+
+/** postgres.js's type query: each array type's element type. */
+const TYPE_QUERY = `SELECT b.oid, b.typarray FROM pg_catalog.pg_type a
+  JOIN pg_catalog.pg_type b ON b.oid = a.typelem WHERE a.typcategory = 'A'
+  GROUP BY b.oid, b.typarray`;
+
+/** Thrown by `serializers.unknown` for a parameter of a type the pool has not read yet. */
+const UNKNOWN_TYPE = "UNKNOWN_TYPE";
+
+/** Makes the parser and the (strict) serializer of an array type, as postgres.js would. */
+function addArrayType(options: DriverTypeOptions, oid: number, typarray: number): void {
+  if (options.parsers[typarray] !== undefined && options.serializers[typarray] !== undefined) {
+    return;
+  }
+  options.shared.typeArrayMap[oid] = typarray;
+  options.parsers[typarray] = options.shared.arrayParser!(
+    options.parsers[oid],
+    typarray,
+  ) as (x: string) => unknown;
+  const element = options.serializers[oid] ?? options.serializers.unknown as Serializer;
+  options.serializers[typarray] = options.shared.arraySerializer!((xs) =>
+    arraySerializer(xs, element, options, typarray) as string
+  );
+}
+
+/**
+ * Strict serializers for every type, and the array types of the built-in types, NULL-aware and
+ * strict, for the whole pool. Those of the other types are added when the pool reads them.
  */
 function installTypes(options: DriverTypeOptions): void {
   Object.assign(options.serializers, strictSerializers());
@@ -272,6 +340,7 @@ function installTypes(options: DriverTypeOptions): void {
     return (x: string) => parseArray(x, element, delimiter);
   };
   options.shared.arraySerializer = strictArray;
+  for (const [oid, typarray] of BUILTIN_ARRAYS) addArrayType(options, oid, typarray);
 }
 
 /** Opens a pool for the resolved configuration. Nothing connects until the first statement. */
@@ -311,7 +380,7 @@ export function createDriver(
       ? null
       : (() => config.maxLifetime * (0.9 + Math.random() * 0.2)) as unknown as number,
     prepare: true,
-    fetch_types: true,
+    fetch_types: false,
     debug: false,
     target_session_attrs: undefined,
     connection,
@@ -362,9 +431,81 @@ export function createDriver(
       },
     } as unknown as Record<string, postgresTypes.PostgresType>,
   } as postgresTypes.Options<Record<string, postgresTypes.PostgresType>>);
-  // Before anything connects: the array serializers made when a connection reads the server's
-  // types take these as their element serializers.
-  installTypes(sql.options as unknown as DriverTypeOptions);
+  // Before anything connects: the serializers and the built-in array types, for the pool.
+  const typeOptions = sql.options as unknown as DriverTypeOptions;
+  installTypes(typeOptions);
+  // The other types are read from the server when a statement meets one: a result column of a
+  // type without a parser, or a parameter of a type without a serializer. One read at a time for
+  // the pool; the types that turn out to have no array parser or serializer to make (a scalar
+  // enum, a domain) are remembered, so that they are never read for again.
+  const scalars = new Set<number>();
+  let reading: Promise<void> | undefined;
+  const unknownSerializer = typeOptions.serializers.unknown!;
+  typeOptions.serializers.unknown = (value, type) => {
+    if (type !== undefined && type >= FIRST_UNFIXED_OID && !scalars.has(type)) {
+      // Nothing of the statement was written: Bind is built before it is sent.
+      throw Object.assign(new Error(`Cannot send a value of type ${type} before reading it`), {
+        code: UNKNOWN_TYPE,
+        type,
+      });
+    }
+    return unknownSerializer(value);
+  };
+  function readTypes(s: Sql | ReservedSql, types: readonly number[]): Promise<void> {
+    reading ??= (s.unsafe(TYPE_QUERY) as unknown as Promise<{ oid: number; typarray: number }[]>)
+      .then((rows) => {
+        for (const { oid, typarray } of rows) addArrayType(typeOptions, oid, typarray);
+      })
+      .finally(() => reading = undefined);
+    return reading.then(() => {
+      for (const type of types) {
+        if (typeOptions.parsers[type] === undefined) scalars.add(type);
+      }
+    });
+  }
+  // The columns of the (last) result whose type the pool has not read yet, or undefined.
+  function unknownColumns(result: PgResult | PgResult[]): PgColumn[] | undefined {
+    const columns = lastResult(result)?.columns;
+    if (!columns) return undefined;
+    let unknown: PgColumn[] | undefined;
+    for (const column of columns) {
+      if (
+        column.type >= FIRST_UNFIXED_OID && column.parser === undefined && !scalars.has(column.type)
+      ) {
+        (unknown ??= []).push(column);
+      }
+    }
+    return unknown;
+  }
+  // Reads the types of `columns`, then parses their values in the rows held (postgres.js left
+  // them as text) and gives the columns their parsers, for the later runs of a prepared statement.
+  async function parseUnknown(
+    s: Sql | ReservedSql,
+    result: PgResult | PgResult[],
+    columns: PgColumn[],
+  ): Promise<PgResult | PgResult[]> {
+    try {
+      await readTypes(s, columns.map((c) => c.type));
+    } catch (error) {
+      // The statement ran: its fate is known, only its result cannot be read. Not a connection
+      // error, which would say that it did not run.
+      throw new DatabaseError(
+        `Cannot read the result: reading the server's types failed: ${(error as Error).message}`,
+        { code: "TYPE_READ_FAILED", cause: toDatabaseError(error, hostPorts) },
+      );
+    }
+    const rows = lastResult(result) ?? [];
+    for (const column of columns) {
+      const parse = typeOptions.parsers[column.type];
+      if (parse === undefined) continue;
+      column.parser = parse;
+      for (const row of rows) {
+        const value = row[column.name];
+        if (typeof value === "string") row[column.name] = parse(value);
+      }
+    }
+    return result;
+  }
   // Which host each new connection tries first, and next (patch 0015). When a drain is seen on
   // a host, its idle connections are closed before they are used: they are about to be ended.
   const pg = sql as unknown as {
@@ -432,16 +573,27 @@ export function createDriver(
     signal?.addEventListener("abort", cancel, { once: true });
     // `.then` rather than an async function: one promise and one await less per statement.
     inFlight++;
-    return pending.then((result) => {
-      inFlight--;
-      signal?.removeEventListener("abort", cancel);
+    const answer = (result: PgResult | PgResult[]): QueryResult => {
       // Which connection answered, when asked (the vendored driver notes it on the query).
       if (!options?.host) return toResult(result);
       const index = (pending as unknown as { hostIndex?: number }).hostIndex ?? 0;
       return { ...toResult(result), host: hostPort(index) };
+    };
+    return pending.then((result) => {
+      inFlight--;
+      signal?.removeEventListener("abort", cancel);
+      const unknown = unknownColumns(result);
+      return unknown === undefined ? answer(result) : parseUnknown(s, result, unknown).then(answer);
     }, async (error) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
+      if ((error as { code?: unknown })?.code === UNKNOWN_TYPE) {
+        // Refused before anything of it was written: read the types, then send it again.
+        await readTypes(s, [(error as unknown as { type: number }).type]).catch((failure) => {
+          throw toDatabaseError(failure, hostPorts);
+        });
+        return run(s, text, params, options, onexecute, observe);
+      }
       if (signal?.aborted && isCancel(error)) {
         throw aborted(signal, (pending as unknown as { written?: boolean }).written === true);
       }
@@ -547,6 +699,9 @@ export function createDriver(
 
   return {
     target,
+    get parameters() {
+      return sql.parameters as Record<string, string>;
+    },
     query: (text, params = [], options) => pooled(text, params, options, 1),
     counts() {
       const { idle, used, pending, max } = pg.counts();

@@ -29,8 +29,11 @@ export interface TransactionContext {
 export interface DatabaseInternals {
   /** The resolved options. */
   readonly config: ResolvedConfig;
-  /** Connects if needed and answers the server's dialect. */
-  dialect(): Promise<Dialect>;
+  /**
+   * Connects if needed and answers the server's dialect; with `confirm`, a `postgres` reading
+   * is checked with `SELECT version()` (see `Pool.dialect()`).
+   */
+  dialect(confirm?: boolean): Promise<Dialect>;
   /** A connection of the pool for one transaction. */
   reserve(): Promise<ReservedSession>;
   /** The handle of one transaction attempt, on `context.session`. */

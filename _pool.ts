@@ -1,6 +1,7 @@
 // The pool behind an `AsyncDatabase`: opening it lazily (once, however many callers wait),
-// checking the server on connect, and closing it, including a connect still in progress. The
-// public class passes statements through; everything about the driver's lifecycle is here.
+// learning the server from the first connection's start-up, and closing it, including a connect
+// still in progress. The public class passes statements through; everything about the driver's
+// lifecycle is here.
 import { describeTarget, type ResolvedConfig } from "./_config.ts";
 import {
   createDriver,
@@ -30,7 +31,8 @@ export class Pool {
   /** Set by close(): every later call fails. */
   #closed = false;
   #dialect: Dialect | undefined;
-  #version = "";
+  /** `SELECT version()` confirmed the dialect (see dialect()). */
+  #confirmed: Promise<Dialect> | undefined;
   /** What this pool tells about its work. */
   readonly observer: Observer;
 
@@ -39,9 +41,17 @@ export class Pool {
     this.observer = new Observer(config);
   }
 
-  /** The server's `version()` string, once connected ("" before). */
+  /**
+   * The server's version as it reports it when a connection starts ("" before the first one):
+   * CockroachDB's build (`crdb_version`, as `version()` gives it), or `PostgreSQL <version>`.
+   */
   get version(): string {
-    return this.#version;
+    const parameters = this.#driver?.parameters;
+    if (parameters === undefined) return "";
+    const cockroach = parameters.crdb_version;
+    if (cockroach !== undefined) return cockroach;
+    const version = parameters.server_version;
+    return version === undefined ? "" : `PostgreSQL ${version}`;
   }
 
   /** Runs a statement on any connection. Not async: once connected, no extra promise. */
@@ -70,9 +80,17 @@ export class Pool {
     );
   }
 
-  /** Opens the pool and checks the server (idempotent). */
+  /**
+   * Opens the pool and checks the server (idempotent), with `minConnections` connections open:
+   * they start in parallel, so this waits for one start-up.
+   */
   async connect(): Promise<void> {
-    if (this.#driver === undefined) await this.#connect();
+    const wanted = Math.max(1, this.#config.minConnections);
+    const existed = this.#driver !== undefined || this.#connecting !== undefined;
+    const driver = await this.#connect(wanted);
+    if (!existed) return;
+    const { idle, used } = driver.counts();
+    if (idle + used < wanted) await this.#warm(driver, wanted);
   }
 
   /** A connection of its own, for a transaction or a cursor. */
@@ -81,10 +99,26 @@ export class Pool {
     return driver.reserve();
   }
 
-  /** Connects if needed and answers the server's family. */
-  async dialect(): Promise<Dialect> {
-    if (this.#dialect === undefined || this.#driver === undefined) await this.connect();
-    return this.#dialect as Dialect;
+  /**
+   * Connects if needed and answers the server's family, as the first connection's start-up
+   * told it: CockroachDB reports `crdb_version` there. With `confirm`, a `postgres` reading is
+   * checked once with `SELECT version()`: a proxy that forwards only the settings it knows
+   * (PgBouncer) hides `crdb_version`, and what only CockroachDB can do must not be refused then.
+   */
+  async dialect(confirm = false): Promise<Dialect> {
+    if (this.#dialect === undefined || this.#driver === undefined) await this.#connect(1);
+    if (!confirm || this.#dialect === "cockroach") return this.#dialect as Dialect;
+    this.#confirmed ??= this.query("SELECT version() AS version").then(
+      ({ rows }) => {
+        if (String(rows[0]?.version ?? "").includes("CockroachDB")) this.#dialect = "cockroach";
+        return this.#dialect as Dialect;
+      },
+      (error) => {
+        this.#confirmed = undefined;
+        throw error;
+      },
+    );
+    return await this.#confirmed;
   }
 
   /** Closes the pool (idempotent), waiting for statements in flight; later calls fail. */
@@ -111,7 +145,7 @@ export class Pool {
     await ending;
   }
 
-  #connect(): Promise<Driver> {
+  #connect(connections = 1): Promise<Driver> {
     if (this.#closed) {
       return Promise.reject(
         new ConnectionError(
@@ -122,7 +156,7 @@ export class Pool {
     }
     if (this.#connecting) return this.#connecting;
     const attempt: { driver?: Driver } = {};
-    const connecting: Promise<Driver> = this.#open(attempt).then(
+    const connecting: Promise<Driver> = this.#open(attempt, connections).then(
       async (driver) => {
         if (this.#connecting !== connecting) {
           // close() ran while this connect was in progress.
@@ -149,36 +183,41 @@ export class Pool {
     return connecting;
   }
 
-  async #open(attempt: { driver?: Driver }): Promise<Driver> {
-    const config = this.#config;
-    const target = hostList(config);
-    const tls = await loadTls(config);
-    const driver = createDriver(config, tls, this.observer.driverHooks());
+  // Sends nothing of its own: the first statement needs a connection anyway, and its start-up
+  // tells the server (docs/round-trips.md, "Cold start"). `connections` start in parallel.
+  async #open(attempt: { driver?: Driver }, connections: number): Promise<Driver> {
+    const tls = await loadTls(this.#config);
+    const driver = createDriver(this.#config, tls, this.observer.driverHooks());
     attempt.driver = driver;
     try {
-      const { rows } = await driver.query("SELECT version() AS version", [], { simple: true });
-      this.#version = String(rows[0]?.version ?? "");
-      this.#dialect = this.#version.includes("CockroachDB") ? "cockroach" : "postgres";
-      this.observer.attach(this.#dialect, () => driver.counts());
-      // Warm the pool to minConnections: concurrent statements open concurrent connections.
-      if (config.minConnections > 1) {
-        await Promise.all(
-          Array.from(
-            { length: config.minConnections - 1 },
-            () => driver.query("SELECT 1", [], { simple: true }),
-          ),
-        );
-      }
-      return driver;
+      await this.#warm(driver, connections);
     } catch (error) {
       await driver.end(0).catch(() => {});
-      const e = toDatabaseError(error, target);
-      if (e instanceof ConnectionError) throw e;
-      throw new ConnectionError(`Cannot connect to "${target}": ${reason(e)}`, {
-        cause: e,
-        code: e instanceof DatabaseError ? e.code : "CONNECTION_ERROR",
-      });
+      throw error;
     }
+    this.#dialect = driver.parameters.crdb_version === undefined ? "postgres" : "cockroach";
+    this.observer.attach(this.#dialect, () => driver.counts());
+    return driver;
+  }
+
+  /** Opens up to `connections` connections at once (idle ones count) and leaves them idle. */
+  async #warm(driver: Driver, connections: number): Promise<void> {
+    const target = hostList(this.#config);
+    const reserved = await Promise.allSettled(
+      Array.from({ length: connections }, () => driver.reserve()),
+    );
+    let failure: unknown;
+    for (const r of reserved) {
+      if (r.status === "fulfilled") r.value.release();
+      else failure ??= r.reason;
+    }
+    if (failure === undefined) return;
+    const e = toDatabaseError(failure, target);
+    if (e instanceof ConnectionError) throw e;
+    throw new ConnectionError(`Cannot connect to "${target}": ${reason(e)}`, {
+      cause: e,
+      code: e instanceof DatabaseError ? e.code : "CONNECTION_ERROR",
+    });
   }
 }
 

@@ -288,7 +288,8 @@ export async function transact<H, T>(
 ): Promise<T> {
   const signal = callSignal(settings);
   if (signal?.aborted) throw aborted(signal, false);
-  const dialect = await pool.dialect();
+  // asOfSystemTime is refused on PostgreSQL: a postgres reading is confirmed first.
+  const dialect = await pool.dialect(settings.asOfSystemTime !== undefined);
   const observer = pool.observer;
   const telemetry = observer.transaction();
   const onRetry = settings.onRetry;

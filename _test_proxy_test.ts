@@ -315,6 +315,35 @@ Deno.test("FaultProxy counts one turn for an AsyncDatabase SELECT 1 on a warm po
   assert.equal(proxy.turns, 1);
 });
 
+Deno.test("FaultProxy counts two turns for a new AsyncDatabase's first statement: the start-up and the statement", async () => {
+  await using proxy = await FaultProxy.start(testUrl());
+  {
+    // Nothing of the package's own goes first: the start-up tells the server's version (and
+    // CockroachDB, crdb_version), and the built-in array types need no query.
+    await using db = new AsyncDatabase(proxy.url(testUrl()));
+    assert.equal(db.serverVersion, "");
+    assert.deepEqual(await db.execute("SELECT 1 AS one"), [{ one: 1 }]);
+    assert.equal(proxy.turns, 2);
+    assert.match(db.serverVersion, /^(PostgreSQL \d|CockroachDB)/);
+  }
+  {
+    proxy.resetTurns();
+    await using db = new AsyncDatabase(proxy.url(testUrl()));
+    assert.deepEqual(await db.execute("SELECT $1::int AS n", [5]), [{ n: 5 }]);
+    assert.equal(proxy.turns, 3, "the start-up, the describe, the statement");
+  }
+  {
+    // connect() opens minConnections at once: one start-up each, and nothing else.
+    proxy.resetTurns();
+    await using db = new AsyncDatabase(proxy.url(testUrl()), { minConnections: 3 });
+    await db.connect();
+    assert.equal(db.stats().idle, 3);
+    assert.deepEqual(proxy.connections().filter((c) => !c.ended).map((c) => c.turns), [1, 1, 1]);
+    await db.connect();
+    assert.equal(proxy.turns, 3, "connect() again opens nothing");
+  }
+});
+
 Deno.test("FaultProxy counts statements pipelined on one reserved connection as one turn", async () => {
   await using proxy = await FaultProxy.start(testUrl());
   await using db = await oneConnection(proxy);

@@ -701,7 +701,7 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       const tables = db.#tables;
       return {
         config: db.#config,
-        dialect: () => pool.dialect(),
+        dialect: (confirm) => pool.dialect(confirm),
         reserve: () => pool.reserve(),
         transaction: (context, dialect) =>
           newTransaction(attemptRunner(context, dialect, tables, pool.observer)),
@@ -742,7 +742,11 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
     return this.close();
   }
 
-  /** The server's `version()` string, once connected ("" before). */
+  /**
+   * The server's version as it reports it when a connection starts ("" before the first one):
+   * CockroachDB's build string (`CockroachDB CCL v…`, as `version()` gives it), or
+   * `PostgreSQL <version>`.
+   */
   get serverVersion(): string {
     return this.#pool.version;
   }

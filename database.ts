@@ -683,7 +683,11 @@ export class Database extends Queryable implements Disposable {
     this.close();
   }
 
-  /** The server's `version()` string, once connected ("" before). */
+  /**
+   * The server's version as it reports it when a connection starts ("" before the first one):
+   * CockroachDB's build string (`CockroachDB CCL v…`, as `version()` gives it), or
+   * `PostgreSQL <version>`.
+   */
   get serverVersion(): string {
     return this.#client.version;
   }

@@ -299,6 +299,51 @@ Deno.test("arrays of enums and domains, and elements with a `type` key, are writ
   });
 });
 
+Deno.test("an enum and a domain created after the pool's connections opened are read when first met: arrays in and out, scalars refused as before", async (t) => {
+  // The pool knows the built-in array types from the start and reads the others from the
+  // server when a result column or a parameter first needs one (docs/round-trips.md).
+  await bothWays(t, async (q, mode) => {
+    await q.execute("SELECT 1"); // the pool's connections are open before the types exist
+    const mood = uniqueName("late_mood");
+    const label = uniqueName("late_label");
+    const table = uniqueName("late_types");
+    await q.execute(
+      `CREATE TYPE "${mood}" AS ENUM ('ok', 'sad'); CREATE DOMAIN "${label}" AS TEXT;
+       CREATE TABLE "${table}" (id INT8 PRIMARY KEY, m "${mood}", ms "${mood}"[], l "${label}")`,
+    );
+    try {
+      // A parameter of the new array type, then its result column.
+      const row = { id: 1n, m: "ok", ms: ["ok", null, "sad"], l: "x,y" };
+      assert.deepEqual(await q.insert(table, row), row, mode);
+      assert.deepEqual(
+        await q.execute(`SELECT ARRAY['sad', 'ok']::"${mood}"[] AS a, 'sad'::"${mood}" AS s`),
+        [{ a: ["sad", "ok"], s: "sad" }],
+      );
+      // Values the types cannot take are refused before anything is sent, as for the built-in
+      // ones.
+      for (
+        const [column, value] of [["ms", 5], ["ms", [{ a: 1 }]], ["l", { a: 1 }], ["m", [1]]] as [
+          string,
+          unknown,
+        ][]
+      ) {
+        const error = await outcome(() =>
+          q.execute(`INSERT INTO "${table}" (id, "${column}") VALUES (2, $1)`, [value])
+        );
+        assert.ok(
+          error instanceof ValidationError,
+          `${mode} ${column} ${Deno.inspect(value)}: ${Deno.inspect(error)}`,
+        );
+      }
+      assert.equal(await q.count(table), 1);
+    } finally {
+      await q.execute(
+        `DROP TABLE IF EXISTS "${table}"; DROP TYPE IF EXISTS "${mood}"; DROP DOMAIN IF EXISTS "${label}"`,
+      );
+    }
+  });
+});
+
 Deno.test("objects with a toString of their own (a URL, a decimal) go as that text in async; the sync Database asks for String()", async (t) => {
   class Decimal {
     constructor(readonly digits: string) {}

@@ -511,6 +511,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     incoming = Buffer.alloc(0)
     remaining = 0
     incomings = null
+    // Patched: the row count of a result the old backend left unfinished; it placed the first
+    // row of the next connection's first result at that index (the type query, which came first
+    // on every new connection, reset it).
+    rows = 0
     clearImmediate(nextWriteTimer)
     // Patched: bytes not yet handed to the socket die with it (3.4.9 kept them, to be written
     // ahead of the next connection's startup message), and so does the cleared timer, which
@@ -665,6 +669,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         // Patched: the type query's failure (the connection closed or destroyed meanwhile) was
         // an unhandled rejection; the connection's own error handling covers it.
         return fetchArrayTypes().catch(() => {})
+      }
+
+      // Patched: a reserve gets its new connection now. 3.4.9 handed it over only after the
+      // type query, so with fetch_types off the reserve never settled (porsager/postgres#751).
+      if (initial.reserve) {
+        initial = null
+        options.shared.retries = retries = 0
+        return onopen(connection)
       }
 
       initial && !initial.reserve && execute(initial)
@@ -1084,10 +1096,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       type = types[i]
       // Patched: a type without a serializer uses `serializers.unknown` when there is one
-      // (3.4.9 wrote '' + x, so an object became "[object Object]").
+      // (3.4.9 wrote '' + x, so an object became "[object Object]"), told the type's OID (a
+      // type not met yet may be an array, whose serializer is made once the types are read).
       parameters[i] = x = type in options.serializers
         ? options.serializers[type](x)
-        : options.serializers.unknown ? options.serializers.unknown(x) : '' + x
+        : options.serializers.unknown ? options.serializers.unknown(x, type) : '' + x
 
       prev = b.i
       b.inc(4).str(x).i32(b.i - prev - 4, prev)

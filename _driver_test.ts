@@ -103,6 +103,18 @@ Deno.test("driver: a session the server ended is lost, and the next reserve gets
   });
 });
 
+Deno.test("driver: a statement that fails after some of its rows leaves nothing for the next one's rows", async () => {
+  // postgres.js counts a result's rows on the connection and reset the count only when a
+  // statement completed: the next statement's rows started at the failed one's count.
+  await withDriver(1, async (driver) => {
+    await assert.rejects(
+      () => driver.query("SELECT 1 / (5 - x) AS v FROM generate_series(1, 10) x"),
+      (e) => e instanceof DatabaseError && e.code === "22012",
+    );
+    assert.deepEqual((await driver.query("SELECT 1 AS one")).rows, [{ one: 1 }]);
+  });
+});
+
 Deno.test("a script that forgets close() ends when its work is done, async and sync", async () => {
   const script = (api: "async" | "sync") =>
     api === "async"

@@ -511,10 +511,6 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     incoming = Buffer.alloc(0)
     remaining = 0
     incomings = null
-    // Patched: the row count of a result the old backend left unfinished; it placed the first
-    // row of the next connection's first result at that index (the type query, which came first
-    // on every new connection, reset it).
-    rows = 0
     clearImmediate(nextWriteTimer)
     // Patched: bytes not yet handed to the socket die with it (3.4.9 kept them, to be written
     // ahead of the next connection's startup message), and so does the cleared timer, which
@@ -652,6 +648,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     query = results = errorResponse = null
     result = new Result()
+    // Patched: the row count goes with the result. A statement that failed after some of its
+    // rows (or a backend that ended under one) left it, and the next statement's rows started at
+    // that index: [undefined, undefined, row].
+    rows = 0
     connectTimer.cancel()
 
     if (initial) {

@@ -14,6 +14,7 @@ import { deserialize, serialize } from "node:v8";
 import type { Notice, QueryEvent } from "./_config.ts";
 import type { TraceCarrier } from "./_telemetry_context.ts";
 import type { AsyncQueryable } from "./async_database.ts";
+import type { LinkOp } from "./_link.ts";
 import { describeValue, isPlainObject } from "./_serialize.ts";
 import {
   AmbiguousCommitError,
@@ -134,10 +135,17 @@ export type CallRequest<M extends ForwardedMethod = ForwardedMethod> = {
     /** The arguments, without trailing `undefined`s (which the method reads the same). */
     readonly args: ForwardedArgs[K];
     readonly ref?: TransactionRef;
+    /** What the transaction's link takes before the call (see `TransactionRef`). */
+    readonly link?: readonly LinkOp[];
   };
 }[M];
 
-/** Which transaction attempt a request belongs to (absent: the database itself). */
+/**
+ * Which transaction attempt a request belongs to (absent: the database itself). A request of a
+ * transaction may carry `link`: operations on the statements deferred to travel with its next
+ * statement (BEGIN, RELEASE, a nested transaction's savepoint), which the calling thread's runner
+ * decided since its last request and the worker applies first (`_link.ts`).
+ */
 export interface TransactionRef {
   /** The transaction's id, chosen by the calling thread. */
   readonly tx: number;
@@ -166,10 +174,18 @@ export type RequestBody =
    * (milliseconds from now) aborts the transaction's statements when it passes.
    */
   | { readonly op: "txReserve"; readonly tx: number; readonly deadline?: number }
-  /** Send one statement of the retry protocol on the transaction's connection. */
-  | { readonly op: "txQuery"; readonly tx: number; readonly text: string }
-  /** Answer `{ lost, sawRetryable }` of the transaction's connection and attempt. */
-  | { readonly op: "txState"; readonly ref: TransactionRef }
+  /**
+   * Send one statement of the retry protocol on the transaction's connection, the deferred ones
+   * in front of it.
+   */
+  | {
+    readonly op: "txQuery";
+    readonly tx: number;
+    readonly text: string;
+    readonly link?: readonly LinkOp[];
+  }
+  /** Answer the `SessionState` of the transaction's connection and attempt. */
+  | { readonly op: "txState"; readonly ref: TransactionRef; readonly link?: readonly LinkOp[] }
   /** Release the transaction's connection. */
   | { readonly op: "txRelease"; readonly tx: number }
   /** Start a cursor stream and answer its first batch. */
@@ -180,6 +196,7 @@ export type RequestBody =
     readonly params: readonly unknown[];
     readonly batchSize: number;
     readonly ref?: TransactionRef;
+    readonly link?: readonly LinkOp[];
     /** Milliseconds the stream may take, from its start. */
     readonly timeout?: number;
   }

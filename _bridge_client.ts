@@ -11,6 +11,7 @@ import { Observer, type PoolStats } from "./_observe.ts";
 import { captureContext } from "./_telemetry_context.ts";
 import type { StreamOptions } from "./_options.ts";
 import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
+import type { LinkOp } from "./_link.ts";
 import type { Dialect } from "./_sql.ts";
 import { runSync, sleepSync } from "./_steps.ts";
 import {
@@ -395,12 +396,35 @@ function checkCrossable(args: unknown): void {
   }
 }
 
+/**
+ * What a transaction's runner on the calling thread decided about its deferred statements since
+ * its last request (`_link.ts`): the next request of the transaction carries it to the worker.
+ */
+export class LinkOps {
+  #ops: LinkOp[] = [];
+
+  /** One more operation for the next request. */
+  push(op: LinkOp): void {
+    this.#ops.push(op);
+  }
+
+  /** The operations to send, or undefined; they are then the worker's. */
+  take(): readonly LinkOp[] | undefined {
+    if (this.#ops.length === 0) return undefined;
+    const ops = this.#ops;
+    this.#ops = [];
+    return ops;
+  }
+}
+
 /** What a {@linkcode Channel} sends through. */
 export interface ChannelSettings {
   /** The bridge to send to (started if needed; throws when it cannot be used). */
   readonly bridge: () => Bridge;
   /** The transaction attempt, for a transaction handle; none for the database itself. */
   readonly ref?: TransactionRef;
+  /** The transaction's link operations, which its requests carry. */
+  readonly link?: LinkOps;
   /** The size of the pool, which the database's own calls must not exhaust. */
   readonly maxConnections: number;
 }
@@ -413,11 +437,18 @@ export class Channel {
   readonly #bridge: () => Bridge;
   readonly #ref: TransactionRef | undefined;
   readonly #maxConnections: number;
+  readonly #link: LinkOps | undefined;
 
   constructor(settings: ChannelSettings) {
     this.#bridge = settings.bridge;
     this.#ref = settings.ref;
     this.#maxConnections = settings.maxConnections;
+    this.#link = settings.link;
+  }
+
+  /** The transaction's link operations (a nested transaction adds its own). */
+  get link(): LinkOps | undefined {
+    return this.#link;
   }
 
   /** Runs one `AsyncQueryable` method in the worker and answers its value. */
@@ -432,10 +463,13 @@ export class Channel {
     checkCrossable(trimmed);
     // The wire carries the arguments of the method it names (TypeScript does not narrow a
     // generic method name to one member of the request union).
+    const link = this.#link?.take();
     const request =
       (this.#ref === undefined
         ? { op: "call", method, args: trimmed }
-        : { op: "call", method, args: trimmed, ref: this.#ref }) as CallRequest;
+        : link === undefined
+        ? { op: "call", method, args: trimmed, ref: this.#ref }
+        : { op: "call", method, args: trimmed, ref: this.#ref, link }) as CallRequest;
     return bridge.call(request) as ForwardedResult<M>;
   }
 
@@ -450,6 +484,7 @@ export class Channel {
     if (pooled) checkPool(bridge, this.#maxConnections);
     checkCrossable([params, options]);
     const id = ++streamCounter;
+    const link = this.#link?.take();
     let batch = bridge.call({
       op: "streamOpen",
       id,
@@ -457,6 +492,7 @@ export class Channel {
       params: params ?? [],
       batchSize: options?.batchSize ?? 1000,
       ...(this.#ref === undefined ? {} : { ref: this.#ref }),
+      ...(link === undefined ? {} : { link }),
       ...(options?.timeout === undefined ? {} : { timeout: options.timeout }),
     }) as StreamBatch;
     // An unfinished stream of the database holds a connection of the pool.
@@ -653,6 +689,8 @@ export class BridgeClient {
     };
     const tx = ++transactionCounter;
     const maxConnections = this.#settings.config.maxConnections;
+    // defer and discard are taken in the worker, with the next request of the transaction.
+    const link = new LinkOps();
     let attempt = 0;
     let holding: Bridge | undefined;
     const release = (): void => {
@@ -684,9 +722,21 @@ export class BridgeClient {
           holding = bridge;
           bridge.held++;
           return undefined;
-        case "query":
+        case "defer":
+          link.push({ op: "defer", texts: step.texts });
+          return undefined;
+        case "discard":
+          link.push({ op: "discard" });
+          return undefined;
+        case "query": {
           if (!step.text.startsWith("ROLLBACK")) stop();
-          return bridge.call({ op: "txQuery", tx, text: step.text });
+          const ops = link.take();
+          return bridge.call(
+            ops === undefined
+              ? { op: "txQuery", tx, text: step.text }
+              : { op: "txQuery", tx, text: step.text, link: ops },
+          );
+        }
         case "callback": {
           stop();
           const ref: TransactionRef = { tx, attempt: ++attempt };
@@ -703,6 +753,7 @@ export class BridgeClient {
             },
             ref,
             maxConnections,
+            link,
           });
           try {
             return fn(channel);
@@ -720,7 +771,14 @@ export class BridgeClient {
           let state: SessionState = { lost: true, sawRetryable: false };
           if (bridge.alive) {
             try {
-              state = bridge.call({ op: "txState", ref: { tx, attempt } }) as SessionState;
+              const ops = link.take();
+              const ref = { tx, attempt };
+              const answer = bridge.call(
+                ops === undefined ? { op: "txState", ref } : { op: "txState", ref, link: ops },
+              ) as SessionState & { deferredError?: ErrorRecord };
+              state = answer.deferredError === undefined
+                ? answer
+                : { ...answer, deferredError: decodeError(answer.deferredError) };
             } catch {
               // The worker is gone, and the connection with it.
             }

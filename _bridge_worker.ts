@@ -10,8 +10,17 @@ import process from "node:process";
 import { workerData } from "node:worker_threads";
 import { AsyncDatabase, type AsyncQueryable, type AsyncTransaction } from "./async_database.ts";
 import { type DatabaseInternals, internalsOf, type TransactionContext } from "./_internal.ts";
-import type { ReservedSession } from "./_driver.ts";
+import type { QueryResult, ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
+import {
+  applyLinkOp,
+  type Link,
+  type LinkOp,
+  newLink,
+  type Observe,
+  protocolPending,
+  sendLinked,
+} from "./_link.ts";
 import type { Notice, QueryEvent } from "./_config.ts";
 import { aborted } from "./_driver.ts";
 import { withCapturedContext } from "./_telemetry_context.ts";
@@ -72,6 +81,8 @@ interface TransactionEntry {
   attempt: number;
   context: TransactionContext | undefined;
   handle: AsyncTransaction | undefined;
+  /** The statements deferred to travel with the next one on the connection. */
+  link: Link;
 }
 
 const transactions = new Map<number, TransactionEntry>();
@@ -90,10 +101,21 @@ function transactionEntry(tx: number): TransactionEntry {
   return entry;
 }
 
+// Applies what the calling thread's runner decided about the deferred statements.
+function applyLink(tx: number, ops: readonly LinkOp[] | undefined): void {
+  if (ops === undefined) return;
+  const link = transactionEntry(tx).link;
+  for (const op of ops) applyLinkOp(link, op);
+}
+
 // The handle of one attempt: a new attempt closes the previous handle, as the async runner does.
-async function targetOf(ref: TransactionRef | undefined): Promise<AsyncQueryable> {
+async function targetOf(
+  ref: TransactionRef | undefined,
+  link?: readonly LinkOp[],
+): Promise<AsyncQueryable> {
   if (ref === undefined) return db;
   const entry = transactionEntry(ref.tx);
+  applyLink(ref.tx, link);
   if (entry.attempt !== ref.attempt || entry.handle === undefined) {
     if (entry.context) entry.context.closed = true;
     entry.context = {
@@ -102,6 +124,7 @@ async function targetOf(ref: TransactionRef | undefined): Promise<AsyncQueryable
       signal: entry.signal,
       sawRetryable: false,
       closed: false,
+      link: entry.link,
     };
     entry.handle = internals.transaction(entry.context, await internals.dialect());
     entry.attempt = ref.attempt;
@@ -153,11 +176,13 @@ async function handle(request: Request): Promise<unknown> {
       if (!FORWARDED_METHODS.has(request.method)) {
         throw new TypeError(`Cannot call "${request.method}": not a database method`);
       }
-      return await call(await targetOf(request.ref), request);
+      return await call(await targetOf(request.ref, request.link), request);
     }
     case "connect":
       await db.connect();
       return { dialect: await internals.dialect(), version: db.serverVersion };
+    case "confirmDialect":
+      return await internals.dialect(true);
     case "close":
       for (const id of [...streams.keys()]) await closeStream(id);
       for (const tx of [...transactions.keys()]) releaseTransaction(tx);
@@ -176,35 +201,50 @@ async function handle(request: Request): Promise<unknown> {
         attempt: -1,
         context: undefined,
         handle: undefined,
+        link: newLink(),
       });
       return undefined;
     }
     case "txQuery": {
       const entry = transactionEntry(request.tx);
+      applyLink(request.tx, request.link);
       // Once the transaction's deadline passed, nothing but the rollback is sent.
       if (entry.signal?.aborted && !request.text.startsWith("ROLLBACK")) {
         throw aborted(entry.signal, true);
       }
       const text = request.text;
-      const query = () => entry.session.query(text, [], { simple: true });
-      return (await internals.observer.statement(text, [], undefined, query)).command;
+      const observer = internals.observer;
+      const observe: Observe = (t, send) => observer.statement(t, [], undefined, send);
+      const statement = {
+        text,
+        params: [],
+        observe: (send: () => Promise<QueryResult>) => observe(text, send),
+      };
+      return (await sendLinked(entry.session, entry.link, statement, observe, true)).command;
     }
     case "stats":
       return db.stats();
     case "txState": {
       const entry = transactions.get(request.ref.tx);
+      if (entry !== undefined) applyLink(request.ref.tx, request.link);
       const current = entry !== undefined && entry.attempt === request.ref.attempt;
       return {
         lost: entry?.session.lost ?? true,
         sawRetryable: current ? entry.context?.sawRetryable ?? false : false,
         unsent: entry?.session.unsent ?? false,
+        // Crosses as a record, rebuilt with its class on the calling thread.
+        deferredError: entry?.link.failure === undefined
+          ? undefined
+          : encodeError(entry.link.failure),
+        deferredUnsent: entry === undefined ? false : protocolPending(entry.link),
+        status: entry?.session.status,
       } satisfies SessionState;
     }
     case "txRelease":
       releaseTransaction(request.tx);
       return undefined;
     case "streamOpen": {
-      const target = await targetOf(request.ref);
+      const target = await targetOf(request.ref, request.link);
       const batchSize = request.batchSize;
       if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
         throw new ValidationError(

@@ -79,6 +79,22 @@ export interface QueryOptions {
   readonly host?: boolean;
 }
 
+/** One statement of a chain (see {@linkcode ReservedSession.pipeline}). */
+export interface PipelineItem {
+  readonly text: string;
+  readonly params?: readonly unknown[];
+  /** Its signal and whether to answer the host; it always goes by the extended protocol. */
+  readonly options?: Pick<QueryOptions, "signal" | "host">;
+}
+
+/** How a chain member is sent (the vendored driver's query options, patch 0019). */
+interface ChainOptions extends QueryOptions {
+  /** `false`: sent without its Sync; the chain goes on with the next statement. */
+  readonly sync?: false;
+  /** Shared by the members: set to the failure that ends the chain. */
+  readonly chain: { failed?: unknown };
+}
+
 /** Something statements can be sent to: the pool, or one reserved connection. */
 export interface Session {
   query(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
@@ -97,6 +113,20 @@ export interface ReservedSession extends Session {
   readonly unsent: boolean;
   /** Returns the connection to the pool (or drops it, if it was lost). */
   release(): void;
+  /**
+   * Sends the statements at once, with one Sync after the last: a chain. They run in order
+   * until one fails; those after it do not run, and fail with code `CHAIN_SKIPPED` (the failure
+   * as `cause`). Without a `BEGIN` among them they run as one implicit transaction. Every
+   * statement but the last must need no describe round trip: no parameters, or parameter types
+   * the pool knows (`known()`). Values are checked before anything is sent: a refused one fails
+   * every statement, and none is sent.
+   */
+  pipeline(items: readonly PipelineItem[]): Promise<QueryResult>[];
+  /**
+   * The transaction status of the connection's last ReadyForQuery: `I` idle, `T` in a
+   * transaction, `E` in a failed one; undefined before its first statement.
+   */
+  readonly status: "I" | "T" | "E" | undefined;
 }
 
 /** The pool. */
@@ -160,6 +190,7 @@ interface ReservedState {
 }
 
 const IDLE = 73; // "I"
+const STATUS: Readonly<Record<number, "I" | "T" | "E">> = { 73: "I", 84: "T", 69: "E" };
 
 type Sql = ReturnType<typeof postgres>;
 type ReservedSql = Awaited<ReturnType<Sql["reserve"]>>;
@@ -547,21 +578,28 @@ export function createDriver(
     s: Sql | ReservedSql,
     text: string,
     params: readonly unknown[],
-    options: QueryOptions | undefined,
+    options: QueryOptions | ChainOptions | undefined,
     onexecute?: (c: PgConnection) => boolean,
     observe?: (seen: LossObservation) => void,
+    ready?: readonly unknown[],
   ): Promise<QueryResult> {
     const simple = options?.simple ?? params.length === 0;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(aborted(signal, false));
-    // Shared option objects (postgres.js copies them); a fresh one only with `onexecute`.
+    const chain = options !== undefined && "chain" in options ? options : undefined;
+    // Shared option objects (postgres.js copies them); a fresh one only with `onexecute` or in a
+    // chain.
     const base = simple ? SIMPLE : (options?.prepare ?? true) ? EXTENDED_PREPARED : EXTENDED;
-    const queryOptions = onexecute ? { ...base, onexecute } : base;
+    const queryOptions = chain !== undefined
+      ? { ...base, onexecute, chain: chain.chain, ...(chain.sync === false ? { sync: false } : {}) }
+      : onexecute
+      ? { ...base, onexecute }
+      : base;
     let pending: Promise<PgResult>;
     try {
       pending = s.unsafe(
         text,
-        prepareParams(s, params) as unknown[] as postgresTypes.ParameterOrJSON<never>[],
+        (ready ?? prepareParams(s, params)) as unknown[] as postgresTypes.ParameterOrJSON<never>[],
         queryOptions,
       ) as unknown as Promise<PgResult>;
     } catch (error) {
@@ -587,7 +625,7 @@ export function createDriver(
     }, async (error) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
-      if ((error as { code?: unknown })?.code === UNKNOWN_TYPE) {
+      if ((error as { code?: unknown })?.code === UNKNOWN_TYPE && chain === undefined) {
         // Refused before anything of it was written: read the types, then send it again.
         await readTypes(s, [(error as unknown as { type: number }).type]).catch((failure) => {
           throw toDatabaseError(failure, hostPorts);
@@ -613,7 +651,8 @@ export function createDriver(
           endedBy: isServerError(cause) ? (cause as { code: string }).code : undefined,
         });
       }
-      if (isCachedPlanError(error) && !simple) {
+      // (Not in a chain: the statements sent with it decide what may run after it.)
+      if (isCachedPlanError(error) && !simple && chain === undefined) {
         // A schema change invalidated the prepared statement; run it once unprepared.
         try {
           return toResult(
@@ -805,6 +844,38 @@ export function createDriver(
         copyIn(text, data, signal) {
           guard();
           return settle(copy(session, text, data, signal));
+        },
+        get status() {
+          const status = state.connection?.status;
+          return status === undefined ? undefined : STATUS[status];
+        },
+        pipeline(items) {
+          guard();
+          // Every value is checked before anything is sent: a member refused on its own would
+          // leave a chain without it, the statements after it running regardless.
+          let ready: (readonly unknown[])[];
+          try {
+            ready = items.map((item) => prepareParams(session, item.params ?? []));
+          } catch (error) {
+            const e = toDatabaseError(error, hostPorts);
+            return items.map(() => Promise.reject(e));
+          }
+          const chain: { failed?: unknown } = {};
+          const last = items.length - 1;
+          return items.map((item, i) => {
+            const params = item.params ?? [];
+            const options: ChainOptions = {
+              ...item.options,
+              simple: false,
+              // A text without parameters goes unnamed: parsing it costs the server next to
+              // nothing, and one-off texts (a BEGIN AS OF SYSTEM TIME with its timestamp, a
+              // savepoint's name) do not fill the connection's cache of prepared statements.
+              prepare: params.length > 0,
+              ...(i < last ? { sync: false } : {}),
+              chain,
+            };
+            return settle(run(session, item.text, params, options, register, observe, ready[i]));
+          });
         },
         release() {
           if (state.released) return;

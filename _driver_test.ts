@@ -115,6 +115,120 @@ Deno.test("driver: a statement that fails after some of its rows leaves nothing 
   });
 });
 
+/** Each member's outcome: its command tag, or its error's code. */
+async function outcomes(results: Promise<{ command: string }>[]): Promise<string[]> {
+  return (await Promise.allSettled(results)).map((r) =>
+    r.status === "fulfilled" ? r.value.command : (r.reason as DatabaseError).code
+  );
+}
+
+Deno.test("driver: a chain runs until a statement fails; the statements after it are skipped and do not run", async () => {
+  await withDriver(2, async (driver) => {
+    const table = uniqueName("chain");
+    await driver.query(`CREATE TABLE "${table}" (id INT PRIMARY KEY, v TEXT)`);
+    const insert = (id: number, v: unknown = "x") => ({
+      text: `INSERT INTO "${table}" VALUES ($1, $2)`,
+      params: [id, v],
+    });
+    const count = async () =>
+      (await driver.query(`SELECT count(*)::int AS n FROM "${table}"`)).rows[0].n;
+    try {
+      const session = await driver.reserve();
+      try {
+        // Prepared on the connection: a statement in the middle of a chain may not need a
+        // describe round trip.
+        await session.query(insert(0).text, insert(0).params);
+        await session.query(`DELETE FROM "${table}"`);
+        // A failing first statement (as a BEGIN that fails): the one sent with it never runs,
+        // in autocommit or otherwise.
+        assert.deepEqual(
+          await outcomes(session.pipeline([{ text: "SELECT 1/0" }, insert(1)])),
+          ["22012", "CHAIN_SKIPPED"],
+        );
+        assert.equal(session.status, "I");
+        assert.equal(await count(), 0);
+        // One transaction in one write: all or nothing.
+        assert.deepEqual(
+          await outcomes(
+            session.pipeline([{ text: "BEGIN" }, insert(1), insert(2), { text: "COMMIT" }]),
+          ),
+          ["BEGIN", "INSERT", "INSERT", "COMMIT"],
+        );
+        assert.equal(await count(), 2);
+        const failed = session.pipeline([
+          { text: "BEGIN" },
+          insert(3),
+          insert(1),
+          insert(4),
+          { text: "COMMIT" },
+        ]);
+        assert.deepEqual(await outcomes(failed), [
+          "BEGIN",
+          "INSERT",
+          "23505",
+          "CHAIN_SKIPPED",
+          "CHAIN_SKIPPED",
+        ]);
+        const skipped = await failed[3].catch((e) => e);
+        assert.equal((skipped.cause as DatabaseError).code, "23505");
+        // The members settle once the connection's status is known: in a failed transaction.
+        assert.equal(session.status, "E");
+        await session.query("ROLLBACK");
+        assert.equal(await count(), 2);
+        // A value refused by its serializer ends the chain there: what was written before it
+        // runs (the transaction is open), nothing after it is sent.
+        assert.deepEqual(
+          await outcomes(
+            session.pipeline([{ text: "BEGIN" }, insert(5, { a: 1 }), { text: "COMMIT" }]),
+          ),
+          ["BEGIN", "VALIDATION_ERROR", "CHAIN_SKIPPED"],
+        );
+        assert.equal(session.status, "T");
+        await session.query("ROLLBACK");
+        // A value refused before anything is sent fails every member, and none is sent.
+        assert.deepEqual(
+          await outcomes(session.pipeline([{ text: "BEGIN" }, insert(6, "\ud800")])),
+          ["VALIDATION_ERROR", "VALIDATION_ERROR"],
+        );
+        assert.equal(session.status, "I");
+      } finally {
+        session.release();
+      }
+      assert.equal(await count(), 2);
+    } finally {
+      await driver.query(`DROP TABLE "${table}"`);
+    }
+  });
+});
+
+Deno.test("driver: a backend terminated in the middle of a chain settles every member, and the session is lost", async () => {
+  await withDriver(2, async (driver) => {
+    const session = await driver.reserve();
+    const [{ pid }] = (await session.query("SELECT pg_backend_pid() AS pid")).rows as {
+      pid: number;
+    }[];
+    const chain = session.pipeline([
+      { text: "BEGIN" },
+      { text: "SELECT pg_sleep(5)" },
+      { text: "SELECT 1" },
+      { text: "COMMIT" },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await driver.query("SELECT pg_terminate_backend($1)", [pid]);
+    const settled = await within(Promise.allSettled(chain), 5000, "the chain");
+    assert.equal(settled[0].status, "fulfilled", "BEGIN answered before the end");
+    for (const r of settled.slice(1)) {
+      assert.ok(
+        r.status === "rejected" && r.reason instanceof ConnectionError,
+        Deno.inspect(r),
+      );
+    }
+    assert.equal(session.lost, true);
+    session.release();
+    assert.deepEqual((await driver.query("SELECT 1 AS one")).rows, [{ one: 1 }]);
+  });
+});
+
 Deno.test("a script that forgets close() ends when its work is done, async and sync", async () => {
   const script = (api: "async" | "sync") =>
     api === "async"

@@ -146,6 +146,14 @@ export function toDatabaseError(error: unknown, target: string): Error {
     return new DatabaseError(`Cannot execute query: ${message}`, options);
   }
   const code = typeof error.code === "string" ? error.code : undefined;
+  if (code === "CHAIN_SKIPPED") {
+    // Not run: a statement sent before it in the same write failed; that failure is the cause.
+    const failure = (error as { cause?: unknown }).cause;
+    return new DatabaseError(`Cannot execute query: ${message}`, {
+      cause: failure === undefined ? error : toDatabaseError(failure, target),
+      code,
+    });
+  }
   // The connection closed after the server said why (the vendored driver keeps that word as the
   // cause): the server's reason and SQLSTATE are the error's.
   const said = (error as { cause?: unknown }).cause;

@@ -11,6 +11,7 @@ import type { Request } from "./_bridge.ts";
 import type { ResolvedConfig } from "./_config.ts";
 import type { Dialect } from "./_sql.ts";
 import type { Observer } from "./_observe.ts";
+import type { Link } from "./_link.ts";
 
 /** The state of one transaction attempt, shared by its handle and the runner that made it. */
 export interface TransactionContext {
@@ -23,6 +24,8 @@ export interface TransactionContext {
   sawRetryable: boolean;
   /** The attempt is over: the handle refuses every call. */
   closed: boolean;
+  /** The statements deferred to travel with the next one on the connection (BEGIN, …). */
+  readonly link: Link;
 }
 
 /** What the package's own modules may do with an `AsyncDatabase`. */

@@ -1,5 +1,8 @@
 // The transaction runner as a pure state machine: a generator that yields the steps to take
-// (reserve a connection, send a statement, run the callback, sleep) and receives their results.
+// (reserve a connection, defer or send a statement, run the callback, sleep) and receives their
+// results. BEGIN is deferred: it travels with the callback's first statement, and RELEASE with
+// COMMIT, in one write with one Sync, so that a transaction of N statements costs N + 1 round
+// trips (docs/round-trips.md).
 // `runAsync` (`_steps.ts`) drives it for the async database and `runSync` for the sync one, each
 // with its own performer of the steps, so the retry protocol is written once.
 import type { Dialect } from "./_sql.ts";
@@ -17,8 +20,19 @@ import {
 export type TransactionStep =
   /** Release the current connection (if any) and reserve a fresh one. */
   | { readonly kind: "reserve" }
-  /** Send one statement on the reserved connection; answer its command tag. */
+  /**
+   * Send one statement on the reserved connection, the deferred ones in front of it (one write,
+   * one Sync); answer its command tag. A deferred statement's failure is thrown as itself.
+   */
   | { readonly kind: "query"; readonly text: string }
+  /**
+   * Keep these statements to send in front of the next statement on the connection, whoever
+   * sends it (the callback's first statement, or the next `query` step), without a Sync of their
+   * own: if one fails, nothing after it runs. Answer nothing.
+   */
+  | { readonly kind: "defer"; readonly texts: readonly string[] }
+  /** Drop the deferred statements not sent yet; answer nothing. */
+  | { readonly kind: "discard" }
   /** Run the caller's callback on a new transaction handle; answer its value. */
   | { readonly kind: "callback" }
   /** Wait; answer nothing. */
@@ -40,6 +54,15 @@ export interface SessionState {
    * any answer to it (docs/retry-safety.md). A COMMIT met so did not commit.
    */
   readonly unsent?: boolean;
+  /**
+   * A deferred statement of the protocol (BEGIN, its savepoint, RELEASE) failed: its error.
+   * After a failed BEGIN nothing of the callback ran.
+   */
+  readonly deferredError?: unknown;
+  /** Deferred statements of the protocol are still waiting for a statement to carry them. */
+  readonly deferredUnsent?: boolean;
+  /** The transaction status of the connection's last ReadyForQuery: `I`, `T` or `E`. */
+  readonly status?: "I" | "T" | "E";
 }
 
 const SAVEPOINT = "cockroach_restart";
@@ -66,8 +89,11 @@ export function asOfSystemTimeSql(value: string): string {
   return `'${v.replaceAll("'", "''")}'`;
 }
 
-/** The `BEGIN` text for the options and server: one round trip, savepoint included. */
-export function buildBegin(options: TransactionOptions, dialect: Dialect): string {
+/**
+ * The statements that open a transaction for the options and server: `BEGIN`, and on
+ * CockroachDB its retry savepoint (one statement each, for the extended protocol).
+ */
+export function buildBegin(options: TransactionOptions, dialect: Dialect): string[] {
   const modes: string[] = [];
   if (options.isolation !== undefined) {
     const level = ISOLATION[options.isolation];
@@ -92,7 +118,7 @@ export function buildBegin(options: TransactionOptions, dialect: Dialect): strin
   const begin = modes.length === 0 ? "BEGIN" : `BEGIN TRANSACTION ${modes.join(", ")}`;
   // PostgreSQL keeps the snapshot across ROLLBACK TO SAVEPOINT, so a retry there needs a new
   // transaction and the savepoint would only cost a statement.
-  return dialect === "cockroach" ? `${begin}; SAVEPOINT ${SAVEPOINT}` : begin;
+  return dialect === "cockroach" ? [begin, `SAVEPOINT ${SAVEPOINT}`] : [begin];
 }
 
 /** Full-jitter capped exponential backoff before retry number `retry` (1-based). */
@@ -163,6 +189,8 @@ export function* transactionSteps<T>(
       attempt++;
       // "released": CockroachDB answered RELEASE SAVEPOINT cockroach_restart, which commits.
       let phase: "begin" | "body" | "commit" | "released" = "begin";
+      // BEGIN was deferred in this attempt: until a statement carries it, nothing is open.
+      let beginDeferred = false;
       try {
         if (needReserve) {
           try {
@@ -175,29 +203,43 @@ export function* transactionSteps<T>(
           needBegin = true;
         }
         if (needBegin) {
-          yield { kind: "query", text: begin };
+          yield { kind: "defer", texts: begin };
           open = true;
+          beginDeferred = true;
           needBegin = false;
         }
         phase = "body";
         value = (yield { kind: "callback" }) as T;
+        const after = (yield { kind: "state" }) as SessionState;
+        if (after.deferredError !== undefined) {
+          // BEGIN (or its savepoint) failed: whatever the callback made of that, nothing of it
+          // ran in the transaction, and the error is BEGIN's.
+          phase = "begin";
+          throw after.deferredError;
+        }
         // The connection may have closed under a callback that sent nothing more or caught the
         // error: COMMIT was never sent, so this is a loss before commit, not an ambiguous one.
-        if (((yield { kind: "state" }) as SessionState).lost) {
+        if (after.lost) {
           throw new ConnectionError("Connection lost before COMMIT was sent", {
             code: "CONNECTION_CLOSED",
           });
         }
-        phase = "commit";
-        if (cockroach) {
-          yield { kind: "query", text: `RELEASE SAVEPOINT ${SAVEPOINT}` };
-          phase = "released";
+        if (beginDeferred && after.deferredUnsent) {
+          // The callback sent nothing: no transaction was opened, and nothing is to commit.
+          yield { kind: "discard" };
+          open = false;
+          return value;
         }
+        beginDeferred = false;
+        phase = "commit";
+        // RELEASE travels with COMMIT (one write, one Sync): a RELEASE that fails leaves COMMIT
+        // unrun and the transaction open, to be rolled back to the savepoint and run again.
+        if (cockroach) yield { kind: "defer", texts: [`RELEASE SAVEPOINT ${SAVEPOINT}`] };
+        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
         // COMMIT ends the transaction block whatever it answers (a failed COMMIT rolls back):
         // no ROLLBACK follows it (the server would warn 25P01). Should a connection stay in a
         // transaction all the same, the pool closes it rather than take it back.
         open = false;
-        const tag = (yield { kind: "query", text: "COMMIT" }) as string;
         if (tag !== "COMMIT") {
           // PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error.
           const state = (yield { kind: "state" }) as SessionState;
@@ -211,10 +253,34 @@ export function* transactionSteps<T>(
         return value;
       } catch (caught) {
         if (caught instanceof Passthrough) throw caught.error;
-        const error = caught as Error;
+        let error = caught as Error;
         const state = (yield { kind: "state" }) as SessionState;
+        if (state.deferredError !== undefined && phase === "body") {
+          // BEGIN (or its savepoint) failed: what the callback threw came from that.
+          phase = "begin";
+          error = state.deferredError as Error;
+        }
+        if (
+          phase === "commit" && cockroach && state.deferredError === undefined &&
+          !state.deferredUnsent
+        ) {
+          // The deferred statements all answered before COMMIT failed: RELEASE did, and on
+          // CockroachDB RELEASE SAVEPOINT cockroach_restart is the commit.
+          phase = "released";
+        }
+        if (beginDeferred && state.deferredUnsent) {
+          // The callback failed before it sent anything: BEGIN never left.
+          yield { kind: "discard" };
+          open = false;
+        }
+        beginDeferred = false;
         const lost = state.lost || isConnectionLoss(error);
         const code = errorCode(error);
+        if (!lost && state.status !== undefined && phase !== "body") {
+          // What is open now: nothing after a failed BEGIN or a failed COMMIT; the transaction
+          // after a failed savepoint, or a RELEASE that left COMMIT unrun.
+          open = state.status !== "I";
+        }
         if (phase === "released" && lost) {
           // CockroachDB's RELEASE SAVEPOINT cockroach_restart is the commit: it answered, so the
           // transaction committed; the COMMIT that followed only ends it.
@@ -243,10 +309,11 @@ export function* transactionSteps<T>(
           isRetryable(error) || (phase === "body" && state.sawRetryable && isAborted(code))
         ) {
           if (!open) {
-            // COMMIT already ended the transaction (the server answered it with ROLLBACK).
+            // Nothing is open: COMMIT ended the transaction, or BEGIN never ran.
             needBegin = true;
           } else if (cockroach) {
             try {
+              yield { kind: "discard" };
               yield { kind: "query", text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}` };
             } catch {
               yield* rollback();
@@ -282,6 +349,8 @@ export function* transactionSteps<T>(
       }
     }
   } finally {
+    // Deferred statements never ride with ROLLBACK: one failing would leave it unrun.
+    yield { kind: "discard" };
     if (open) {
       try {
         yield { kind: "query", text: "ROLLBACK" };
@@ -293,6 +362,7 @@ export function* transactionSteps<T>(
   }
 
   function* rollback(): Generator<TransactionStep, void, unknown> {
+    yield { kind: "discard" };
     try {
       yield { kind: "query", text: "ROLLBACK" };
     } catch {

@@ -16,6 +16,14 @@ import {
 import { type Dialect, quoteTableName, type Row } from "./_sql.ts";
 import { jsonText } from "./_serialize.ts";
 import { runAsync, sleep } from "./_steps.ts";
+import {
+  applyLinkOp,
+  flushLinked,
+  newLink,
+  type Observe,
+  protocolPending,
+  sendLinked,
+} from "./_link.ts";
 import { callSignal } from "./_checks.ts";
 import { aborted } from "./_driver.ts";
 import type { Observer, QueryCall } from "./_observe.ts";
@@ -204,6 +212,9 @@ export function attemptRunner(
   };
   let savepoints = 0;
   const retry = context.attempt > 1;
+  // The deferred statements (BEGIN, …) are observed as statements of their own.
+  const observeDeferred: Observe = (text, send) =>
+    observer.statement(text, [], retry ? { retry } : undefined, send);
   const query = async (text: string, params: readonly unknown[] = [], call?: QueryCall) => {
     check();
     const signal = call?.signal && context.signal
@@ -212,13 +223,14 @@ export function attemptRunner(
     const options = signal === undefined
       ? (params.length ? PREPARED : undefined)
       : { prepare: true, signal, ...(observer.wantsHost ? { host: true } : {}) };
+    const info = retry ? { ...call, retry } : call;
     try {
-      return await observer.statement(
+      return await sendLinked(context.session, context.link, {
         text,
         params,
-        retry ? { ...call, retry } : call,
-        () => context.session.query(text, params, options),
-      );
+        ...(options === undefined ? {} : { options }),
+        observe: (send) => observer.statement(text, params, info, send),
+      }, observeDeferred);
     } catch (error) {
       if (isRetryable(error)) context.sawRetryable = true;
       throw error;
@@ -228,6 +240,8 @@ export function attemptRunner(
     query,
     async copyIn(text, data, call) {
       check();
+      // COPY cannot join a chain: the deferred statements go first, alone.
+      await flushLinked(context.session, context.link, observeDeferred);
       await observer.statement(
         text,
         [],
@@ -258,13 +272,11 @@ export function attemptRunner(
         throw error;
       }
     },
-    cursorSession: () => {
+    cursorSession: async () => {
       check();
-      return Promise.resolve({
-        session: observed(context.session, observer, retry),
-        own: false,
-        release: () => {},
-      });
+      // The cursor's statements use the session directly: the deferred ones go first.
+      await flushLinked(context.session, context.link, observeDeferred);
+      return { session: observed(context.session, observer, retry), own: false, release: () => {} };
     },
     tables,
     observer,
@@ -305,6 +317,7 @@ export async function transact<H, T>(
   );
   let session: ReservedSession | undefined;
   let context: TransactionContext | undefined;
+  let link = newLink();
   let attempt = 0;
   // Nothing but the rollback is sent once the transaction is aborted.
   const stop = (): void => {
@@ -317,13 +330,26 @@ export async function transact<H, T>(
           case "reserve":
             session?.release();
             session = undefined;
+            link = newLink();
             stop();
             session = await pool.reserve();
             return undefined;
+          case "defer":
+            applyLinkOp(link, { op: "defer", texts: step.texts });
+            return undefined;
+          case "discard":
+            applyLinkOp(link, { op: "discard" });
+            return undefined;
           case "query": {
             if (!step.text.startsWith("ROLLBACK")) stop();
-            const query = () => (session as ReservedSession).query(step.text, [], { simple: true });
-            return (await observer.statement(step.text, [], undefined, query)).command;
+            const observe: Observe = (text, send) => observer.statement(text, [], undefined, send);
+            const statement = {
+              text: step.text,
+              params: [],
+              observe: (send: () => Promise<QueryResult>) => observe(step.text, send),
+            };
+            return (await sendLinked(session as ReservedSession, link, statement, observe, true))
+              .command;
           }
           case "callback": {
             stop();
@@ -333,12 +359,16 @@ export async function transact<H, T>(
               signal,
               sawRetryable: false,
               closed: false,
+              link,
             };
             const runner = attemptRunner(context, dialect, tables, observer);
             try {
               return await fn(handle(runner), runner);
             } finally {
               context.closed = true;
+              // Statements the callback left in flight carrying deferred ones settle first:
+              // the outcome of BEGIN decides the attempt's.
+              while (link.confirm !== undefined) await link.confirm.catch(() => {});
             }
           }
           case "sleep":
@@ -350,6 +380,9 @@ export async function transact<H, T>(
               lost: session?.lost ?? true,
               sawRetryable: context?.sawRetryable ?? false,
               unsent: session?.unsent ?? false,
+              deferredError: link.failure,
+              deferredUnsent: protocolPending(link),
+              status: session?.status,
             } satisfies SessionState;
           case "release":
             session?.release();

@@ -2,10 +2,12 @@
 // (through AsyncDatabase and through a raw wire-protocol client), drain, kill, restore, delay.
 import assert from "node:assert/strict";
 import { AsyncDatabase } from "./async_database.ts";
+import { Database } from "./database.ts";
 import { AmbiguousCommitError, ConnectionError } from "./errors.ts";
 import { internalsOf } from "./_internal.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 import { FaultCluster, FaultProxy } from "./_test_proxy.ts";
+import { ProxyWorker } from "./bench/_latency_proxy.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -366,20 +368,56 @@ Deno.test("FaultProxy counts statements pipelined on one reserved connection as 
   }
 });
 
-Deno.test("FaultProxy counts the turns of an AsyncDatabase transaction", async () => {
+Deno.test("FaultProxy counts N + 1 turns for a transaction of N dependent statements, async and sync", async (t) => {
+  // BEGIN (with its savepoint on CockroachDB) travels with the first statement, RELEASE
+  // SAVEPOINT with COMMIT: each statement waits for the one before, then COMMIT.
   await using proxy = await FaultProxy.start(testUrl());
-  await using db = await oneConnection(proxy);
-  const cockroach = db.serverVersion.includes("CockroachDB");
-  for (const statements of [1, 2, 3]) {
+  const select = "SELECT $1::int AS n";
+  await t.step("async", async () => {
+    await using db = await oneConnection(proxy);
+    await db.execute(select, [0]); // prepared on the connection: no describe turn below
+    for (const statements of [1, 2, 3, 5]) {
+      proxy.resetTurns();
+      const seen = await db.transaction(async (tx) => {
+        const rows: unknown[] = [];
+        for (let i = 0; i < statements; i++) rows.push((await tx.queryOne(select, [i]))!.n);
+        return rows;
+      });
+      assert.deepEqual(seen, Array.from({ length: statements }, (_, i) => i));
+      assert.equal(proxy.turns, statements + 1, `${statements} statements`);
+    }
+    // With every option of BEGIN: still one turn for BEGIN and the first statement.
     proxy.resetTurns();
-    await db.transaction(async (tx) => {
-      for (let i = 0; i < statements; i++) await tx.execute(`SELECT ${i}`);
+    await db.transaction((tx) => tx.queryOne(select, [1]), {
+      isolation: "repeatable read",
+      readOnly: true,
     });
-    // Today's runner: BEGIN (with its savepoint on CockroachDB) waits on its own, each
-    // statement, RELEASE SAVEPOINT on CockroachDB, COMMIT. Issue 15 (pipelined BEGIN and
-    // RELEASE/COMMIT) brings this to statements + 1: change the expectation with it.
-    assert.equal(proxy.turns, statements + (cockroach ? 3 : 2), `${statements} statements`);
-  }
+    assert.equal(proxy.turns, 2);
+    // A callback that sends nothing sends no BEGIN and no COMMIT.
+    proxy.resetTurns();
+    assert.equal(await db.transaction(() => 42), 42);
+    assert.equal(proxy.turns, 0);
+  });
+  await t.step("sync", async () => {
+    // The sync Database blocks this thread: the proxy runs in a worker of its own.
+    const worker = await ProxyWorker.start(testUrl(), 0);
+    try {
+      using db = new Database(worker.url(testUrl()), { minConnections: 1, maxConnections: 1 });
+      db.execute(select, [0]);
+      for (const statements of [1, 3]) {
+        await worker.reset();
+        db.transaction((tx) => {
+          for (let i = 0; i < statements; i++) tx.queryOne(select, [i]);
+        });
+        assert.equal((await worker.count()).turns, statements + 1, `${statements} statements`);
+      }
+      await worker.reset();
+      assert.equal(db.transaction(() => 42), 42);
+      assert.equal((await worker.count()).turns, 0);
+    } finally {
+      await worker.close();
+    }
+  });
 });
 
 Deno.test("FaultProxy.drain() ends an idle raw session with FATAL 57P01 and rejects new ones", async () => {

@@ -781,6 +781,12 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * failures (SQLSTATE `40001`, and PostgreSQL's `40P01`) run it again with capped exponential
    * backoff and full jitter; a throw rolls back and re-throws the callback's own error.
    *
+   * `BEGIN` (with its options, and CockroachDB's retry savepoint) travels with the callback's
+   * first statement and `RELEASE` with `COMMIT`: a transaction of N statements, each waiting
+   * for the one before, costs N + 1 round trips. A `BEGIN` that fails fails the transaction with
+   * its own error, and nothing sent with it runs. A callback that sends nothing sends no
+   * `BEGIN` and no `COMMIT`.
+   *
    * @example A transfer
    * ```ts ignore
    * await db.transaction(async (tx) => {

@@ -731,6 +731,11 @@ export class Database extends Queryable implements Disposable {
    * capped exponential backoff with full jitter; a throw rolls back and re-throws the
    * callback's own error. The callback must be synchronous.
    *
+   * `BEGIN` (with its options, and CockroachDB's retry savepoint) travels with the callback's
+   * first statement and `RELEASE` with `COMMIT`: a transaction of N statements costs N + 1
+   * round trips. A `BEGIN` that fails fails the transaction with its own error, and nothing
+   * sent with it runs. A callback that sends nothing sends no `BEGIN` and no `COMMIT`.
+   *
    * @example A transfer
    * ```ts ignore
    * db.transaction((tx) => {

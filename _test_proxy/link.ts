@@ -62,6 +62,8 @@ export interface ConnectionInfo {
 export interface LinkHost {
   readonly target: Deno.ConnectOptions;
   delayMs(): number;
+  /** The client's bytes as the server gets them (see `FaultProxy.rewrite()`). */
+  rewrite(chunk: Uint8Array): Uint8Array;
   onTurn(delta: number): void;
   onRejected(): void;
   onEnded(link: Link): void;
@@ -265,7 +267,7 @@ export class Link {
     if (this.#rejecting) return;
     const atBoundary = this.#fromClient.atBoundary;
     this.#toServer.push({
-      bytes: chunk,
+      bytes: this.#host.rewrite(chunk),
       due: performance.now() + this.#host.delayMs(),
       before: () => {
         // A startup is answered by ReadyForQuery too.

@@ -87,6 +87,7 @@ export class FaultProxy implements AsyncDisposable {
     this.#host = {
       target,
       delayMs: () => this.delay,
+      rewrite: (chunk) => this.#rewrite(chunk),
       onTurn: (delta) => this.#turns += delta,
       onRejected: () => this.#rejected++,
       onEnded: (link) => this.#onEnded(link),
@@ -120,6 +121,37 @@ export class FaultProxy implements AsyncDisposable {
   /** Turns counted on every connection since the start or `resetTurns()`. */
   get turns(): number {
     return this.#turns;
+  }
+
+  #rewrites: { from: Uint8Array; to: Uint8Array; left: number }[] = [];
+
+  /**
+   * Test hook: the next `times` occurrences of `from` in what clients send (found within one
+   * chunk) reach the server as `to`, which has the same length in UTF-8: a statement's text can
+   * be made one that the server refuses (`BEGIN` into `BOGUS`), the protocol framing intact.
+   */
+  rewrite(from: string, to: string, times = 1): void {
+    const encoder = new TextEncoder();
+    const pair = { from: encoder.encode(from), to: encoder.encode(to), left: times };
+    if (pair.from.length !== pair.to.length || pair.from.length === 0) {
+      throw new RangeError(`Cannot rewrite "${from}" as "${to}": the lengths differ`);
+    }
+    this.#rewrites.push(pair);
+  }
+
+  #rewrite(chunk: Uint8Array): Uint8Array {
+    if (this.#rewrites.length === 0) return chunk;
+    for (const pair of this.#rewrites) {
+      for (let i = 0; pair.left > 0 && i + pair.from.length <= chunk.length; i++) {
+        let match = true;
+        for (let j = 0; match && j < pair.from.length; j++) match = chunk[i + j] === pair.from[j];
+        if (!match) continue;
+        chunk.set(pair.to, i);
+        pair.left--;
+      }
+    }
+    this.#rewrites = this.#rewrites.filter((pair) => pair.left > 0);
+    return chunk;
   }
 
   /** Connections open now, and those that ended since the start or `resetTurns()`. */

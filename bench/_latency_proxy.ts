@@ -4,6 +4,8 @@
 export type Request =
   | { readonly op: "start"; readonly target: string; readonly delay: number }
   | { readonly op: "reset" }
+  /** FaultProxy.rewrite(): the next `times` occurrences of `from` reach the server as `to`. */
+  | { readonly op: "rewrite"; readonly from: string; readonly to: string; readonly times: number }
   | { readonly op: "count" }
   | { readonly op: "close" };
 
@@ -44,6 +46,11 @@ export class ProxyWorker {
   /** Sets the turn counters to 0. */
   reset(): Promise<void> {
     return this.#ask<void>({ op: "reset" });
+  }
+
+  /** See `FaultProxy.rewrite()` (for tests). */
+  rewrite(from: string, to: string, times = 1): Promise<void> {
+    return this.#ask<void>({ op: "rewrite", from, to, times });
   }
 
   /** The turns counted since the last reset. */

@@ -19,6 +19,8 @@ scope.onmessage = async (event) => {
       value = proxy.address;
     } else if (request.op === "reset") {
       proxy!.resetTurns();
+    } else if (request.op === "rewrite") {
+      proxy!.rewrite(request.from, request.to, request.times);
     } else if (request.op === "count") {
       value = {
         turns: proxy!.turns,

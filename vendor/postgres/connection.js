@@ -21,6 +21,7 @@ const Sync = b().S().end()
     , Flush = b().H().end()
     , SSLRequest = b().i32(8).i32(80877103).end(8)
     , ExecuteUnnamed = Buffer.concat([b().E().str(b.N).i32(0).end(), Sync])
+    , ExecuteUnnamedNoSync = b().E().str(b.N).i32(0).end()
     , DescribeUnnamed = b().D().str('S').str(b.N).end()
     , noop = () => { /* noop */ }
 
@@ -113,6 +114,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , endedBy = null
     , tried = null
     , connectStart = 0
+    , unsynced = false
+    , failedChain = null
 
   const connection = {
     queue: queues.closed,
@@ -177,6 +180,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (q.cancelled)
       return
 
+    // Patched (chains): a query with `sync: false` is sent without its Sync, so that it and the
+    // queries after it, up to the next one sent with a Sync, run or are skipped together (after
+    // an error the server skips to the Sync): a chain. A member of a chain that failed before it
+    // was sent is not sent.
+    if (q.options.chain && q.options.chain.failed) {
+      queryError(q, skipped(q.options.chain.failed))
+      return true
+    }
+
     try {
       socket && socket.ref && socket.ref()
       // Patched: which host ran it, for the package's query events.
@@ -187,14 +199,36 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         : (query = q, query.active = true)
 
       build(q)
+      // Patched (chains): only a chain's last member may wait for its description: one in the
+      // middle would hold the rest of the chain back, outside the write that holds the Sync.
+      if (q.options.sync === false && (q.options.simple || q.cursorFn || q.describeFirst))
+        throw Errors.generic('CHAIN_STATEMENT', 'A query sent without Sync must use the extended protocol, have known parameter types and no cursor')
       const more = write(toBuffer(q))
       q.describeFirst || wrote(q)
-      return more
-        && !q.describeFirst
-        && !q.cursorFn
-        && sent.length < max_pipeline
-        && (!q.options.onexecute || q.options.onexecute(connection))
+      unsynced = q.options.sync === false
+      // Patched (chains): the members of a chain go out whatever the socket's buffer or the
+      // pipeline's length says, since the server answers none of them before the Sync.
+      return unsynced
+        ? (!q.options.onexecute || q.options.onexecute(connection), true)
+        : more
+          && !q.describeFirst
+          && !q.cursorFn
+          && sent.length < max_pipeline
+          && (!q.options.onexecute || q.options.onexecute(connection))
     } catch (error) {
+      // Patched (chains): a member that cannot be sent (a value its serializer refuses) ends its
+      // chain: the members written before it get their Sync (they run), the later ones are not
+      // sent.
+      if (q.options.chain) {
+        q.options.chain.failed = error
+        if (unsynced) {
+          write(Sync)
+          unsynced = false
+          query === q ? (query = null) : sent.remove(q)
+          queryError(q, error)
+          return true
+        }
+      }
       if (query !== q) {
         // Patched: building q failed (a value its serializer cannot take) while another query
         // is in flight. Nothing of q was written, so q alone is rejected; 3.4.9 rejected the
@@ -236,7 +270,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       Bind(q.parameters, q.statement.types, q.statement.name, q.cursorName),
       q.cursorFn
         ? Execute('', q.cursorRows)
-        : ExecuteUnnamed
+        : q.options.sync === false ? ExecuteUnnamedNoSync : ExecuteUnnamed
     ])
   }
 
@@ -450,10 +484,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     // Patched: the server's session-end error, if one came first, is the cause; statements
     // still waiting behind another one's ReadyForQuery are marked as pipelined.
     endedBy && err && typeof err === 'object' && !err.cause && (err.cause = endedBy)
+    // Patched (chains): a query waits unstarted only behind one sent with a Sync; the server
+    // reads a chain's members without waiting, so they may have run.
+    let behindSync = query ? query.options.sync !== false : true
+    settleFailedChain(endedBy ? err : null)
     errored(err)
     while (sent.length) {
       const q = sent.shift()
-      q.pipelined = true
+      q.pipelined = behindSync
+      behindSync = behindSync || q.options.sync !== false
       queryError(q, err)
     }
   }
@@ -492,7 +531,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function terminate() {
     terminated = true
-    if (stream || query || initial || sent.length)
+    if (stream || query || initial || sent.length || failedChain)
       error(Errors.connection('CONNECTION_DESTROYED', options))
 
     clearImmediate(nextWriteTimer)
@@ -529,6 +568,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     // Patched: an ErrorResponse of the old backend (a FATAL 57P01 that arrived before the close)
     // must not be handed to whatever reconnects this slot next.
     errorResponse = null
+    // Patched (chains): a failed chain whose ReadyForQuery never came settles now; when the
+    // server ended the session, as a lost connection.
+    unsynced = false
+    failedChain && settleFailedChain(endedBy && Object.assign(Errors.connection('CONNECTION_CLOSED', options), { cause: endedBy }))
 
     if (initial)
       return (endedBy = null, query = null, reconnect())
@@ -632,6 +675,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     connection.status = x[5]
     // Patched: a ReadyForQuery means the session goes on (a statement raised a 57P code itself).
     endedBy = null
+    // Patched (chains): the members of a failed chain settle once the status is known, so that
+    // no caller finds the connection looking idle inside a failed transaction.
+    settleFailedChain()
     if (query) {
       if (errorResponse) {
         query.retried
@@ -731,6 +777,19 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       result.count && query.cursorFn(result)
       write(Sync)
     }
+
+    query.options.sync === false && chainNext()
+  }
+
+  // Patched (chains): no ReadyForQuery answers a query sent without Sync; the next query's
+  // answers follow its CommandComplete.
+  function chainNext() {
+    query.resolve(results || result)
+    results = null
+    result = new Result()
+    query = null
+    while (sent.length && (query = sent.shift()) && (query.active = true, query.cancelled))
+      Connection(options).cancel(query.state, query.cancelled.resolve, query.cancelled.reject)
   }
 
   function ParseComplete() {
@@ -942,6 +1001,28 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     // statement; a 57P01 a statement raises itself stays that statement's result.
     const e = Errors.postgres(parseError(x))
         , fatal = e.severity === 'FATAL' || e.severity === 'PANIC'
+    // Patched (chains): the server skips everything up to the chain's Sync. The failed member
+    // and those skipped settle at the ReadyForQuery that answers it (or with the close, when the
+    // server ends the session: a 57P code, or a FATAL error, which goes the usual way).
+    if (query && query.options.sync === false && !fatal) {
+      /^57P/.test(e.code) ? (endedBy = e) : query.written && (query.answered = true)
+      query.options.chain && (query.options.chain.failed = e)
+      failedChain = [[query, e]]
+      let synced = false
+      while (sent.length) {
+        const q = sent.shift()
+        failedChain.push([q, skipped(e)])
+        if (q.options.sync !== false) {
+          // A last member waiting for its description wrote no Sync yet.
+          synced = !q.describeFirst
+          break
+        }
+      }
+      synced || write(Sync)
+      unsynced = false
+      query = null
+      return
+    }
     if (query) {
       (query.cursorFn || query.describeFirst) && write(Sync)
       ;(fatal || /^57P/.test(e.code)) && (endedBy = e)
@@ -955,6 +1036,20 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       // sent (during the type query): that request has not run, and another host may serve it.
       initial && /^(57P|53|08)/.test(e.code) && (tried || (tried = options.shared.hosts && [connection.hostIndex])) && nextHost(e) || errored(e)
     }
+  }
+
+  function settleFailedChain(lost) {
+    if (!failedChain)
+      return
+    const xs = failedChain
+    failedChain = null
+    xs.forEach(([q, e]) => queryError(q, lost || e))
+  }
+
+  function skipped(error) {
+    const e = Errors.generic('CHAIN_SKIPPED', 'Not run: a query sent before it without a Sync between them failed')
+    e.cause = error
+    return e
   }
 
   function retry(q, error) {
@@ -1060,7 +1155,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   /* c8 ignore next 3 */
   function EmptyQueryResponse() {
-    /* noop */
+    // Patched (chains): an empty query in a chain (a comment) completes as CommandComplete does.
+    query && query.options.sync === false && chainNext()
   }
 
   /* c8 ignore next 3 */

@@ -221,9 +221,14 @@ function Postgres(a, b) {
       })
 
     move(c, reserved)
-    c.reserved = () => queue.length
-      ? c.execute(queue.shift())
-      : move(c, reserved)
+    // Patched: the queued queries go until the connection is full again (3.4.9 sent one per
+    // ReadyForQuery; the members of a chain, sent without Sync, get none between them).
+    c.reserved = () => {
+      while (queue.length)
+        if (c.execute(queue.shift()) === false)
+          return
+      move(c, reserved)
+    }
     c.reserved.release = true
 
     const sql = Sql(handler)
@@ -235,9 +240,12 @@ function Postgres(a, b) {
     return sql
 
     function handler(q) {
+      // Patched: only a query that went out and leaves no room makes the connection full; one
+      // refused unsent (its connection was ended meanwhile) left it as it was, and the next
+      // query (the rest of a chain) must be refused in turn rather than wait for an answer.
       c.queue === full
         ? queue.push(q)
-        : c.execute(q) || move(c, full)
+        : c.execute(q) === false && move(c, full)
     }
   }
 
@@ -329,7 +337,9 @@ function Postgres(a, b) {
   // Patched: closes the idle connections `test` picks (connected to a draining host, say); their
   // slots reconnect when needed. A statement that takes one meanwhile is refused unwritten.
   function retire(test) {
-    connections.forEach(c => c.queue === open && test(c) && c.terminate())
+    // Patched: a retired connection leaves the idle queue at once, not when its socket closes:
+    // a reserve in between got a connection that refuses everything.
+    connections.forEach(c => c.queue === open && test(c) && (move(c, ended), c.terminate()))
   }
 
   function move(c, queue) {

@@ -108,6 +108,7 @@ export const FORWARDED_METHOD_NAMES = [
   "batchUpsert",
   "batchUpdate",
   "count",
+  "batch",
 ] as const satisfies readonly (keyof AsyncQueryable)[];
 
 /** A method the bridge forwards. */

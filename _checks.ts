@@ -1,7 +1,7 @@
 // What the CRUD helpers of `AsyncQueryable` refuse before anything is sent: SQL that is not a
 // string, parameters that do not match its placeholders, records that are not objects.
 import type { Row } from "./_sql.ts";
-import { highestPlaceholder } from "./_sql_scan.ts";
+import { highestPlaceholder, splitStatements } from "./_sql_scan.ts";
 import { ValidationError } from "./errors.ts";
 
 // Placeholder counts by statement text: a hot statement is scanned once.
@@ -88,4 +88,42 @@ export function callSignal(
   const signals = [outer, signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)]
     .filter((s): s is AbortSignal => s !== undefined);
   return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+}
+
+/**
+ * Checks the statements of a `batch()`: an array of `{ sql, params? }`, each one statement
+ * (several in one text would need the simple protocol, which a batch cannot use).
+ */
+export function checkBatch(statements: unknown): void {
+  if (!Array.isArray(statements)) {
+    throw new ValidationError("Cannot run batch: statements must be an array of { sql, params }", {
+      field: "statements",
+    });
+  }
+  for (const [i, statement] of statements.entries()) {
+    if (typeof statement !== "object" || statement === null) {
+      throw new ValidationError(
+        `Cannot run batch: statement ${i} must be an object { sql, params }`,
+        { field: "statements", statementIndex: i },
+      );
+    }
+    const { sql, params } = statement as { sql?: unknown; params?: unknown };
+    try {
+      checkSql(sql, params);
+    } catch (error) {
+      const message = (error as Error).message;
+      throw new ValidationError(
+        `Cannot run batch: statement ${i}: ${message.slice(message.indexOf(": ") + 2)}`,
+        { field: "statements", statementIndex: i, cause: error },
+      );
+    }
+    if (splitStatements(sql as string).length !== 1) {
+      throw new ValidationError(
+        `Cannot run batch: statement ${i} holds ${
+          splitStatements(sql as string).length
+        } statements; give each its own entry`,
+        { field: "statements", statementIndex: i },
+      );
+    }
+  }
 }

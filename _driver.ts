@@ -22,7 +22,7 @@ import type postgresTypes from "npm:postgres@3.4.9";
 // statement (hence timeout 0 when nothing is in flight), nor the COPY error after the data that
 // 3.4.9 drops (hence copy()'s reject hook).
 import postgresJs from "./vendor/postgres/index.js";
-import { arraySerializer } from "./vendor/postgres/types.js";
+import { arraySerializer, inferType, Parameter } from "./vendor/postgres/types.js";
 
 const postgres = postgresJs as unknown as typeof postgresTypes;
 import { Buffer } from "node:buffer";
@@ -127,6 +127,19 @@ export interface ReservedSession extends Session {
    * transaction, `E` in a failed one; undefined before its first statement.
    */
   readonly status: "I" | "T" | "E" | undefined;
+  /**
+   * Makes every statement fit anywhere in a chain: those whose parameter types the pool does
+   * not know yet are described, all in one write (one round trip), and the server's types they
+   * use are read if the pool has not met them. Resolves with the first statement that failed
+   * (its index and error), or undefined.
+   */
+  describe(items: readonly PipelineItem[]): Promise<{ index: number; error: Error } | undefined>;
+  /**
+   * Whether the statement fits anywhere in a chain now: no parameters, or parameter types the
+   * pool (or this connection) knows, of types the pool has read. A refused value counts as
+   * known: `pipeline()` refuses it before anything is sent.
+   */
+  known(item: PipelineItem): boolean;
 }
 
 /** The pool. */
@@ -186,6 +199,8 @@ interface ReservedState {
   released: boolean;
   /** Statements sent and not yet answered. */
   pending: number;
+  /** Parameter types of the statements `describe()` prepared on this connection. */
+  described: Map<string, readonly number[]>;
   onClosed?: () => void;
 }
 
@@ -303,6 +318,7 @@ interface DriverTypeOptions {
   readonly parsers: Record<number, ((x: string) => unknown) | undefined>;
   readonly shared: {
     readonly typeArrayMap: Record<number, number>;
+    statementTypes?: Map<string, number[]>;
     // Hooks of the vendored driver, called for each array type a connection finds.
     arrayParser?: (element: ((x: string) => unknown) | undefined, typarray: number) => unknown;
     arraySerializer?: (serialize: Serializer) => Serializer;
@@ -342,6 +358,40 @@ const TYPE_QUERY = `SELECT b.oid, b.typarray FROM pg_catalog.pg_type a
 
 /** Thrown by `serializers.unknown` for a parameter of a type the pool has not read yet. */
 const UNKNOWN_TYPE = "UNKNOWN_TYPE";
+
+/**
+ * Statements whose parameter types the pool keeps (postgres.js's own cache of prepared
+ * statements, per connection, has no bound). Past it, new statements are described on each
+ * connection, as without the cache.
+ */
+const STATEMENT_TYPES_MAX = 10_000;
+
+/** A map that takes no new key once it holds `max`. */
+class CappedMap<K, V> extends Map<K, V> {
+  readonly #max: number;
+
+  constructor(max: number) {
+    super();
+    this.#max = max;
+  }
+
+  override set(key: K, value: V): this {
+    return this.size < this.#max || this.has(key) ? super.set(key, value) : this;
+  }
+}
+
+/**
+ * SQLSTATEs with which the server may refuse a statement parsed with parameter types that no
+ * longer fit it (a column's type changed since the pool learnt them): datatype mismatch, no such
+ * function or operator, indeterminate type.
+ */
+const STALE_TYPE_CODES: ReadonlySet<string> = new Set(["42804", "42883", "42P18"]);
+
+/** postgres.js's signature of a statement: its parameters' client types, then its text. */
+function signatureOf(text: string, ready: readonly unknown[]): string {
+  return ready.map((p) => p instanceof Parameter ? (p as { type: number }).type : inferType(p))
+    .join(",") + text;
+}
 
 /** Makes the parser and the (strict) serializer of an array type, as postgres.js would. */
 function addArrayType(options: DriverTypeOptions, oid: number, typarray: number): void {
@@ -465,6 +515,12 @@ export function createDriver(
   // Before anything connects: the serializers and the built-in array types, for the pool.
   const typeOptions = sql.options as unknown as DriverTypeOptions;
   installTypes(typeOptions);
+  // The parameter types the server gave for each statement, by postgres.js's signature (client
+  // types and text), for every connection of the pool (patch 0021): a statement described on
+  // one connection goes in one write on the others.
+  const statementTypes = new CappedMap<string, number[]>(STATEMENT_TYPES_MAX);
+  (typeOptions.shared as { statementTypes?: Map<string, number[]> }).statementTypes =
+    statementTypes;
   // The other types are read from the server when a statement meets one: a result column of a
   // type without a parser, or a parameter of a type without a serializer. One read at a time for
   // the pool; the types that turn out to have no array parser or serializer to make (a scalar
@@ -625,6 +681,15 @@ export function createDriver(
     }, async (error) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
+      const knownTypes = (pending as unknown as { knownTypes?: boolean }).knownTypes === true;
+      if (knownTypes && STALE_TYPE_CODES.has((error as { code?: string })?.code ?? "")) {
+        // Parsed with the types the pool kept, which may be stale: forgotten, so that the next
+        // run describes it. Parse failed, so nothing of it ran: the pool sends it again.
+        statementTypes.delete(signatureOf(text, ready ?? prepareParams(s, params)));
+        if (s === sql && chain === undefined) {
+          return run(s, text, params, options, onexecute, observe);
+        }
+      }
       if ((error as { code?: unknown })?.code === UNKNOWN_TYPE && chain === undefined) {
         // Refused before anything of it was written: read the types, then send it again.
         await readTypes(s, [(error as unknown as { type: number }).type]).catch((failure) => {
@@ -773,6 +838,7 @@ export function createDriver(
         connection: undefined,
         released: false,
         pending: 0,
+        described: new Map(),
       };
       let unsent = false;
       const observe = (seen: LossObservation): void => {
@@ -848,6 +914,83 @@ export function createDriver(
         get status() {
           const status = state.connection?.status;
           return status === undefined ? undefined : STATUS[status];
+        },
+        known(item) {
+          const params = item.params ?? [];
+          if (params.length === 0) return true;
+          let ready: readonly unknown[];
+          try {
+            ready = prepareParams(session, params);
+          } catch {
+            return true;
+          }
+          const signature = signatureOf(item.text, ready);
+          const kept = statementTypes.get(signature) ?? state.described.get(signature);
+          return kept !== undefined &&
+            kept.every((type) =>
+              type < FIRST_UNFIXED_OID || typeOptions.serializers[type] !== undefined ||
+              scalars.has(type)
+            );
+        },
+        async describe(items) {
+          guard();
+          const ready: (readonly unknown[])[] = [];
+          for (const [index, item] of items.entries()) {
+            try {
+              ready.push(prepareParams(session, item.params ?? []));
+            } catch (error) {
+              return { index, error: toDatabaseError(error, hostPorts) };
+            }
+          }
+          // The types of each statement's parameters: those the pool keeps, or the server's
+          // answer to a describe (several describes pipeline: patch 0021).
+          const types: (readonly number[] | Promise<readonly number[]>)[] = items.map((item, i) => {
+            if (ready[i].length === 0) return [];
+            const signature = signatureOf(item.text, ready[i]);
+            const kept = statementTypes.get(signature) ?? state.described.get(signature);
+            if (kept !== undefined) return kept;
+            const describing = session.unsafe(
+              item.text,
+              ready[i] as unknown[] as postgresTypes.ParameterOrJSON<never>[],
+              { prepare: true, onexecute: register } as never,
+            ) as unknown as { describe(): Promise<{ types: number[] }> };
+            return settle(
+              describing.describe().then(({ types }) => {
+                const given = types.slice(0, ready[i].length);
+                // Also when the pool's cache is full: prepared on this connection now.
+                state.described.set(signature, given);
+                return given;
+              }),
+            );
+          });
+          const settled = await Promise.allSettled(types);
+          const failed = settled.findIndex((r) => r.status === "rejected");
+          if (failed >= 0) {
+            const error = (settled[failed] as PromiseRejectedResult).reason;
+            return { index: failed, error: toDatabaseError(error, hostPorts) };
+          }
+          // A type the pool has not read (an enum's array) is read now: no member of a chain
+          // may stop for it.
+          const unread = new Set<number>();
+          for (const r of settled) {
+            for (const type of (r as PromiseFulfilledResult<readonly number[]>).value) {
+              if (
+                type >= FIRST_UNFIXED_OID && typeOptions.serializers[type] === undefined &&
+                !scalars.has(type)
+              ) {
+                unread.add(type);
+              }
+            }
+          }
+          if (unread.size > 0) {
+            await settle(readTypes(session, [...unread])).catch((error) => {
+              throw toDatabaseError(error, hostPorts);
+            });
+            for (const type of unread) {
+              if (typeOptions.serializers[type] === undefined) scalars.add(type);
+            }
+          }
+          return undefined;
         },
         pipeline(items) {
           guard();

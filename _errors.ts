@@ -6,6 +6,7 @@ import {
   type DatabaseErrorOptions,
   TableNotFoundError,
   UniqueViolationError,
+  ValidationError,
 } from "./errors.ts";
 
 /** SQLSTATEs after which the transaction is run again. */
@@ -149,10 +150,10 @@ export function toDatabaseError(error: unknown, target: string): Error {
   if (code === "CHAIN_SKIPPED") {
     // Not run: a statement sent before it in the same write failed; that failure is the cause.
     const failure = (error as { cause?: unknown }).cause;
-    return new DatabaseError(`Cannot execute query: ${message}`, {
-      cause: failure === undefined ? error : toDatabaseError(failure, target),
-      code,
-    });
+    return new DatabaseError(
+      "Cannot execute query: not run, a statement sent before it in the same write failed",
+      { cause: failure === undefined ? error : toDatabaseError(failure, target), code },
+    );
   }
   // The connection closed after the server said why (the vendored driver keeps that word as the
   // cause): the server's reason and SQLSTATE are the error's.
@@ -186,4 +187,38 @@ export function toDatabaseError(error: unknown, target: string): Error {
     });
   }
   return new DatabaseError(`Cannot execute query: ${message}`, { cause: error, code });
+}
+
+/**
+ * The error of a batch whose statement `index` failed with `error`: the same class (so that
+ * `instanceof UniqueViolationError` still tells a duplicate key), the same code and server
+ * fields, `statementIndex` set, the message naming the statement, and `error` as the cause.
+ */
+export function batchError(error: unknown, index: number): unknown {
+  if (!(error instanceof DatabaseError)) return error;
+  const detail = error.message.startsWith("Cannot ") && error.message.includes(": ")
+    ? error.message.slice(error.message.indexOf(": ") + 2)
+    : error.message;
+  const message = `Cannot run batch: statement ${index} failed: ${detail}`;
+  const options: DatabaseErrorOptions = {
+    cause: error,
+    code: error.code,
+    detail: error.detail,
+    hint: error.hint,
+    constraint: error.constraint,
+    table: error.table,
+    column: error.column,
+    severity: error.severity,
+    statementIndex: index,
+  };
+  if (error instanceof UniqueViolationError) return new UniqueViolationError(message, options);
+  if (error instanceof TableNotFoundError) {
+    return new TableNotFoundError(error.tableName, { ...options, message });
+  }
+  if (error instanceof ValidationError) {
+    return new ValidationError(message, { ...options, field: error.field });
+  }
+  if (error instanceof AmbiguousCommitError) return new AmbiguousCommitError(message, options);
+  if (error instanceof ConnectionError) return new ConnectionError(message, options);
+  return new DatabaseError(message, options);
 }

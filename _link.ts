@@ -212,3 +212,139 @@ async function chain(
     })
   );
 }
+
+/** One statement of a batch, observed as a statement of its own (hook). */
+export interface BatchMember {
+  readonly text: string;
+  readonly params: readonly unknown[];
+  readonly options?: QueryOptions;
+}
+
+/**
+ * How a batch failed: the statement (its index) and its error; -1 when no statement of the
+ * batch did (its BEGIN or COMMIT). Thrown by the runners, turned into the error by `batch()`.
+ */
+export class BatchFailure {
+  constructor(readonly index: number, readonly error: unknown) {}
+}
+
+/** How a batch's statements are observed, and which failure is the outermost transaction's. */
+export interface BatchObservers {
+  /** Runs a statement of the batch under the observer. */
+  statement(member: BatchMember, send: () => Promise<QueryResult>): Promise<QueryResult>;
+  /** Runs a deferred statement (the savepoint, its release) under the observer. */
+  deferred: Observe;
+  /** The failure is the outermost transaction's to retry, whole. */
+  retryable(error: unknown): boolean;
+}
+
+/**
+ * Runs `members` under the savepoint `name` of the linked connection's transaction, with the
+ * deferred statements in front: one write when the pool knows every statement's parameter
+ * types, else the savepoint and the describes in one write and the statements in the next.
+ * Resolves with the results; rejects with a `BatchFailure` when a statement failed (its
+ * rollback to the savepoint is deferred to the next statement), with the error itself when a
+ * deferred statement, the savepoint or its release did.
+ */
+export async function batchLinked(
+  session: ReservedSession,
+  link: Link,
+  members: readonly BatchMember[],
+  name: string,
+  observe: BatchObservers,
+): Promise<QueryResult[]> {
+  while (link.confirm !== undefined) await link.confirm.catch(() => {});
+  if (link.failure !== undefined) throw link.failure;
+  const savepoint: Deferred = { text: `SAVEPOINT ${name}`, protocol: false };
+  const release = `RELEASE SAVEPOINT ${name}`;
+  const deferred = [...link.pending, savepoint];
+  link.pending = [];
+  const items: PipelineItem[] = members.map((m) => ({
+    text: m.text,
+    params: m.params,
+    ...(m.options === undefined ? {} : { options: m.options }),
+  }));
+  // Every promise gets its handler at once: a failure of what goes before makes the rest fail.
+  const run = (results: Promise<QueryResult>[], from: number) => ({
+    statements: Promise.allSettled(
+      members.map((m, i) => observe.statement(m, () => results[from + i])),
+    ),
+    released: observe.deferred(release, () => results[results.length - 1]).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    ),
+  });
+  let sent: ReturnType<typeof run>;
+  if (items.every((item) => session.known(item))) {
+    const results = session.pipeline([
+      ...deferred.map((d) => ({ text: d.text })),
+      ...items,
+      { text: release },
+    ]);
+    sent = run(results, deferred.length);
+    await settleDeferred(link, deferred, results, observe.deferred);
+  } else {
+    // The savepoint goes first, the describes in the same write behind it: a statement the
+    // server cannot parse fails under the savepoint, which is rolled back to.
+    const opened = session.pipeline(deferred.map((d) => ({ text: d.text })));
+    const described = session.describe(items).then(
+      (failure) => failure,
+      (error: unknown) => ({ index: -1, error }),
+    );
+    await settleDeferred(link, deferred, opened, observe.deferred);
+    const refused = await described;
+    if (refused !== undefined) return failed(link, name, refused, observe);
+    const results = session.pipeline([...items, { text: release }]);
+    sent = run(results, 0);
+  }
+  const settled = await sent.statements;
+  const failure = firstFailure(settled);
+  if (failure !== undefined) return failed(link, name, failure, observe);
+  const released = await sent.released;
+  if (released !== undefined) throw released.error;
+  return settled.map((r) => (r as PromiseFulfilledResult<QueryResult>).value);
+}
+
+// A statement failed: the batch is undone with the next statement of the transaction (or its
+// COMMIT), unless the failure is the outermost transaction's to retry, whole.
+function failed(
+  link: Link,
+  name: string,
+  failure: { readonly index: number; readonly error: unknown },
+  observe: BatchObservers,
+): never {
+  if (!observe.retryable(failure.error)) {
+    applyLinkOp(link, { op: "savepointEnd", name, outcome: "rollback" });
+  }
+  throw new BatchFailure(failure.index, failure.error);
+}
+
+// Waits for the deferred statements of a chain (the savepoint included); throws the first
+// failure, recorded as the transaction's when it is the protocol's.
+async function settleDeferred(
+  link: Link,
+  deferred: readonly Deferred[],
+  results: readonly Promise<QueryResult>[],
+  observe: Observe,
+): Promise<void> {
+  let failed: unknown;
+  const heads = deferred.map((d, i) =>
+    observe(d.text, () => results[i]).then(() => {}, (error) => {
+      failed ??= error;
+      if (d.protocol) link.failure ??= error;
+    })
+  );
+  const confirm: Promise<void> = Promise.all(heads).then(() => {
+    if (link.confirm === confirm) link.confirm = undefined;
+  });
+  link.confirm = confirm;
+  await confirm;
+  if (failed !== undefined) throw failed;
+}
+
+function firstFailure(
+  settled: readonly PromiseSettledResult<unknown>[],
+): { index: number; error: unknown } | undefined {
+  const index = settled.findIndex((r) => r.status === "rejected");
+  return index < 0 ? undefined : { index, error: (settled[index] as PromiseRejectedResult).reason };
+}

@@ -30,6 +30,17 @@ export interface CallOptions {
   readonly timeout?: number;
 }
 
+/** One statement of a `batch()`: a single statement, with its bind parameters. */
+export interface BatchStatement {
+  /** The statement: one statement, placeholders `$1 … $n`. */
+  readonly sql: string;
+  /**
+   * The bind parameters.
+   * @default {[]}
+   */
+  readonly params?: readonly unknown[];
+}
+
 /** Options of `createTable`. */
 export interface CreateTableOptions extends CallOptions {
   /**

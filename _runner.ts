@@ -18,6 +18,9 @@ import { jsonText } from "./_serialize.ts";
 import { runAsync, sleep } from "./_steps.ts";
 import {
   applyLinkOp,
+  BatchFailure,
+  batchLinked,
+  type BatchMember,
   flushLinked,
   newLink,
   type Observe,
@@ -25,6 +28,7 @@ import {
   sendLinked,
 } from "./_link.ts";
 import { callSignal } from "./_checks.ts";
+import { poolBatch } from "./_batch.ts";
 import { aborted } from "./_driver.ts";
 import type { Observer, QueryCall } from "./_observe.ts";
 import type { UpsertOptions } from "./_options.ts";
@@ -38,15 +42,19 @@ export interface Runner {
   copyIn(text: string, data: string, call?: QueryCall): Promise<void>;
   dialect(): Promise<Dialect>;
   /**
-   * Runs `fn` with the runner of one transaction: a new one on the pool, a savepoint inside
-   * the transaction on a transaction handle.
-   */
-  atomically<T>(fn: (runner: Runner) => Promise<T>, signal?: AbortSignal): Promise<T>;
-  /**
    * A connection for a cursor, and whether the cursor needs its own transaction; its statements
    * are observed like any other.
    */
   cursorSession(): Promise<{ session: Session; own: boolean; release(): void }>;
+  /**
+   * Runs the statements as one transaction, sent together (on a transaction handle, under a
+   * savepoint of its transaction). Rejects with a `BatchFailure` (the failed statement's index
+   * and error) when one of them failed: the batch was rolled back.
+   */
+  batch(
+    members: readonly BatchMember[],
+    options: TransactionOptions | undefined,
+  ): Promise<QueryResult[]>;
   readonly tables: TableCache;
   /** What the database tells about its work. */
   readonly observer: Observer;
@@ -127,8 +135,9 @@ export function jsonEncoded(record: Row, json: ReadonlySet<string>): Row {
   return out;
 }
 
-// One statement runs as is; several run in one transaction, sent together so they pipeline,
-// and are recorded as one batch operation.
+// One statement runs as is; several run as a batch (one transaction, sent together; under a
+// savepoint in a transaction, so that a chunk refused by the client takes the chunks sent with
+// it), recorded as one batch operation. A failure is the failed statement's own error.
 export function runStatements(
   runner: Runner,
   statements: readonly { text: string; params: unknown[] }[],
@@ -142,33 +151,20 @@ export function runStatements(
     statements.map((s) => s.text).join("; "),
     { ...call, batchSize: statements.length },
     () =>
-      runner.atomically(
-        (inner) => Promise.all(statements.map((s) => inner.query(s.text, s.params, call))),
-        call?.signal,
-      ),
+      runner.batch(statements, call?.signal === undefined ? undefined : { signal: call.signal })
+        .catch((failure) => {
+          throw failure instanceof BatchFailure ? failure.error : failure;
+        }),
   );
 }
 
 /** The runner of a database: statements on any connection of its pool. */
-export function poolRunner<H>(
-  pool: Pool,
-  tables: TableCache,
-  retry: TransactionOptions,
-  handle: (runner: Runner) => H,
-): Runner {
+export function poolRunner(pool: Pool, tables: TableCache, retry: TransactionOptions): Runner {
   const observer = pool.observer;
   return {
     query: (text, params, call) => pool.query(text, params, call),
     copyIn: (text, data, call) => pool.copyIn(text, data, call),
     dialect: () => pool.dialect(),
-    atomically: (fn, signal) =>
-      transact(
-        pool,
-        tables,
-        transactionSettings(signal === undefined ? undefined : { signal }, retry),
-        handle,
-        (_tx, runner) => fn(runner),
-      ),
     cursorSession: async () => {
       const session = await pool.reserve();
       return {
@@ -177,6 +173,7 @@ export function poolRunner<H>(
         release: () => session.release(),
       };
     },
+    batch: (members, options) => poolBatch(pool, members, transactionSettings(options, retry)),
     tables,
     observer,
   };
@@ -255,21 +252,30 @@ export function attemptRunner(
       );
     },
     dialect: () => Promise.resolve(dialect),
-    // Inside a transaction, a batch of several statements runs under a savepoint: a chunk
-    // refused by the client (which does not abort the transaction, as a server error would)
-    // takes the chunks already sent with it, so a caught refusal leaves no half batch.
-    atomically: async (fn) => {
-      const name = `manticore_batch_${++savepoints}`;
-      await query(`SAVEPOINT ${name}`);
+    batch: async (members, options) => {
+      check();
+      nestedOptions(options, "batch");
+      const signal = callSignal(options, context.signal);
+      const sendOptions = signal === undefined ? undefined : { signal };
       try {
-        const result = await fn(runner);
-        await query(`RELEASE SAVEPOINT ${name}`);
-        return result;
-      } catch (error) {
-        // After a serialization failure CockroachDB allows only its restart savepoint: the
-        // runner's retry undoes the attempt then.
-        await query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {});
-        throw error;
+        return await batchLinked(
+          context.session,
+          context.link,
+          sendOptions === undefined
+            ? members
+            : members.map((m) => ({ ...m, options: sendOptions })),
+          `manticore_batch_${++savepoints}`,
+          {
+            statement: (m, send) =>
+              observer.statement(m.text, m.params, retry ? { retry } : undefined, send),
+            deferred: observeDeferred,
+            retryable: (error) => isRetryable(error) || context.sawRetryable,
+          },
+        );
+      } catch (failure) {
+        const error = (failure as { error?: unknown }).error ?? failure;
+        if (isRetryable(error)) context.sawRetryable = true;
+        throw failure;
       }
     },
     cursorSession: async () => {
@@ -396,5 +402,20 @@ export async function transact<H, T>(
   } catch (error) {
     telemetry.end(error);
     throw error;
+  }
+}
+
+/**
+ * Refuses the transaction options a savepoint inside a transaction cannot honour (its isolation,
+ * read-only mode and read time are the outermost transaction's).
+ */
+export function nestedOptions(options: TransactionOptions | undefined, what: string): void {
+  for (const field of ["isolation", "readOnly", "asOfSystemTime"] as const) {
+    if (options?.[field] !== undefined) {
+      throw new ValidationError(
+        `Cannot use ${field} for a nested ${what}: it is the outermost transaction's`,
+        { field },
+      );
+    }
   }
 }

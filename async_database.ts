@@ -29,11 +29,14 @@ import {
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
-import { callSignal, checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import { callSignal, checkBatch, checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import { batchError } from "./_errors.ts";
+import { BatchFailure } from "./_link.ts";
 import type { PoolStats, QueryCall } from "./_observe.ts";
 import { grantDatabaseInternals } from "./_internal.ts";
 import type {
   BatchInsertOptions,
+  BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
@@ -85,6 +88,7 @@ import { DatabaseError, ValidationError } from "./errors.ts";
 
 export type {
   BatchInsertOptions,
+  BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
@@ -567,6 +571,55 @@ export abstract class AsyncQueryable {
   }
 
   /**
+   * Runs the statements as one transaction, sent to the server together: one round trip when
+   * the pool has seen each statement before (it knows their parameter types), two otherwise.
+   * Returns one array of rows per statement. A failure rolls back the whole batch and names the
+   * statement: the error is that statement's own (`UniqueViolationError` for a duplicate key, …)
+   * with its index in `statementIndex`. A serialization failure (`40001`, `40P01`) sends the
+   * batch again, whole, under the retry options; a connection lost once the batch was written
+   * may have committed it: `AmbiguousCommitError` (unless `idempotent: true`). On a transaction
+   * handle the batch runs under a savepoint of the transaction: a failure rolls back the batch
+   * only, and a serialization failure is the transaction's to retry.
+   *
+   * @example A transfer in one round trip
+   * ```ts ignore
+   * const [debited, credited] = await db.batch([
+   *   { sql: "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *", params: [10, 1] },
+   *   { sql: "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *", params: [10, 2] },
+   * ]);
+   * ```
+   * @param statements `{ sql, params? }`: one statement each.
+   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `idempotent`,
+   * `onRetry`, `signal` and `timeout`; on a transaction handle only `signal` and `timeout` (the
+   * rest is the transaction's).
+   * @returns The rows of each statement, in order.
+   * @throws {DatabaseError} the failed statement's error (or its subclass), with `statementIndex`.
+   * @throws {TransactionRetryError} when retries run out.
+   * @throws {AmbiguousCommitError} when the commit's outcome is unknown.
+   * @throws {ValidationError} when a statement is not `{ sql, params? }` holding one statement.
+   */
+  async batch<T = Row>(
+    statements: readonly BatchStatement[],
+    options?: TransactionOptions,
+  ): Promise<T[][]> {
+    checkBatch(statements);
+    if (statements.length === 0) return [];
+    const members = statements.map((s) => ({ text: s.sql, params: s.params ?? [] }));
+    const runner = this.#runner;
+    // One operation for the telemetry, named BATCH, with the batch's size.
+    const results = await runner.observer.batch(
+      members.map((m) => m.text).join("; "),
+      { operation: "", batchSize: members.length },
+      () =>
+        runner.batch(members, options).catch((failure) => {
+          if (!(failure instanceof BatchFailure)) throw failure;
+          throw failure.index >= 0 ? batchError(failure.error, failure.index) : failure.error;
+        }),
+    );
+    return results.map((r) => r.rows as T[]);
+  }
+
+  /**
    * Streams the rows of a query through a SQL cursor (`DECLARE … CURSOR` in a transaction),
    * `batchSize` rows per round trip: memory stays bounded whatever the result size. Breaking
    * out of the loop closes the cursor; a stream that is neither finished nor broken out of
@@ -689,7 +742,7 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
       : resolveConfig(undefined, urlOrOptions ?? options);
     const pool = new Pool(config);
     const tables: TableCache = { primaryKeys: new Map(), jsonColumns: new Map() };
-    super(poolRunner(pool, tables, config.retry, newTransaction));
+    super(poolRunner(pool, tables, config.retry));
     this.#config = config;
     this.#pool = pool;
     this.#tables = tables;

@@ -37,6 +37,7 @@ import {
 import { transactionSettings } from "./_retry.ts";
 import type {
   BatchInsertOptions,
+  BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
@@ -64,6 +65,7 @@ export type {
 export type { PoolStats } from "./_observe.ts";
 export type {
   BatchInsertOptions,
+  BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
@@ -457,6 +459,41 @@ export abstract class Queryable {
    */
   count(table: string, where?: Where, options?: CallOptions): number {
     return this.#channel.invoke("count", [table, where, options]);
+  }
+
+  /**
+   * Runs the statements as one transaction, sent to the server together: one round trip when
+   * the pool has seen each statement before (it knows their parameter types), two otherwise.
+   * Returns one array of rows per statement. A failure rolls back the whole batch and names the
+   * statement: the error is that statement's own (`UniqueViolationError` for a duplicate key, …)
+   * with its index in `statementIndex`. A serialization failure (`40001`, `40P01`) sends the
+   * batch again, whole, under the retry options; a connection lost once the batch was written
+   * may have committed it: `AmbiguousCommitError` (unless `idempotent: true`). On a transaction
+   * handle the batch runs under a savepoint of the transaction: a failure rolls back the batch
+   * only, and a serialization failure is the transaction's to retry.
+   *
+   * @example A transfer in one round trip
+   * ```ts ignore
+   * const [debited, credited] = db.batch([
+   *   { sql: "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *", params: [10, 1] },
+   *   { sql: "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *", params: [10, 2] },
+   * ]);
+   * ```
+   * @param statements `{ sql, params? }`: one statement each.
+   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `idempotent`,
+   * `onRetry`, `signal` and `timeout`; on a transaction handle only `signal` and `timeout` (the
+   * rest is the transaction's).
+   * @returns The rows of each statement, in order.
+   * @throws {DatabaseError} the failed statement's error (or its subclass), with `statementIndex`.
+   * @throws {TransactionRetryError} when retries run out.
+   * @throws {AmbiguousCommitError} when the commit's outcome is unknown.
+   * @throws {ValidationError} when a statement is not `{ sql, params? }` holding one statement.
+   */
+  batch<T = Row>(
+    statements: readonly BatchStatement[],
+    options?: TransactionOptions,
+  ): T[][] {
+    return this.#channel.invoke("batch", [statements, options]) as T[][];
   }
 
   /**

@@ -38,7 +38,10 @@ export interface ServerErrorFields {
 }
 
 /** Options accepted by every error class of this package. */
-export interface DatabaseErrorOptions extends ErrorOptions, ServerErrorFields {}
+export interface DatabaseErrorOptions extends ErrorOptions, ServerErrorFields {
+  /** The index (from 0) of the statement of a `batch()` that failed. */
+  readonly statementIndex?: number;
+}
 
 /**
  * Any database failure; the base class of every other error of this package.
@@ -66,6 +69,11 @@ export class DatabaseError extends Error {
   readonly column: string | undefined;
   /** The server's severity, if the server reported the error. */
   readonly severity: string | undefined;
+  /**
+   * The index (from 0) of the statement that failed, when the error ends a `batch()` (which
+   * then rolled back as a whole); `undefined` otherwise.
+   */
+  readonly statementIndex: number | undefined;
 
   /**
    * The message states what failed first, then the detail after a colon.
@@ -83,6 +91,7 @@ export class DatabaseError extends Error {
     this.table = options?.table;
     this.column = options?.column;
     this.severity = options?.severity;
+    this.statementIndex = options?.statementIndex;
   }
 }
 

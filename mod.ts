@@ -31,6 +31,7 @@ export {
   AsyncQueryable,
   AsyncTransaction,
   type BatchInsertOptions,
+  type BatchStatement,
   type BatchUpdateOptions,
   type CallOptions,
   type CreateTableOptions,

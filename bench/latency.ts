@@ -141,11 +141,6 @@ function rows(c: Clients, counts: Map<string, Count[]>): Row[] {
   const next = () => ids[cursor++ & (ids.length - 1)];
   const v = (id: string, label: string, one: (i: number) => Promise<unknown>) =>
     counted(proxy, counts, id, label, one);
-  const batch = (lib as unknown as {
-    batch?: (
-      statements: readonly { sql: string; params?: readonly unknown[] }[],
-    ) => Promise<unknown>;
-  }).batch;
   return [
     {
       id: "cold",
@@ -267,14 +262,12 @@ function rows(c: Clients, counts: Map<string, Count[]>): Row[] {
       quickWork: 3,
       warmupWork: 3,
       cells: [
-        typeof batch === "function"
-          ? v("batch/library", "`batch([…])`", () =>
-            batch.call(lib, [
-              { sql: TOUCH_SQL, params: [next()] },
-              { sql: TOUCH_SQL, params: [next()] },
-              { sql: TOUCH_SQL, params: [next()] },
-            ]))
-          : "no `batch()` yet",
+        v("batch/library", "`batch([…])`", () =>
+          lib.batch([
+            { sql: TOUCH_SQL, params: [next()] },
+            { sql: TOUCH_SQL, params: [next()] },
+            { sql: TOUCH_SQL, params: [next()] },
+          ])),
         "no batch API",
         "no batch API",
       ],

@@ -211,7 +211,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       return unsynced
         ? (!q.options.onexecute || q.options.onexecute(connection), true)
         : more
-          && !q.describeFirst
+          // Patched: a describe carries its own Sync: the next query may follow at once.
+          && (!q.describeFirst || q.onlyDescribe)
           && !q.cursorFn
           && sent.length < max_pipeline
           && (!q.options.onexecute || q.options.onexecute(connection))
@@ -249,6 +250,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     return q.options.simple
       ? b().Q().str(q.statement.string + b.N).end()
+      : q.onlyDescribe
+        // Patched: a describe sends its Sync at once (3.4.9 sent it after the answer), so that
+        // several describes go in one write.
+        ? Buffer.concat([describe(q), Sync])
       : q.describeFirst
         ? Buffer.concat([describe(q), Flush])
         : q.prepare
@@ -296,10 +301,17 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     q.onlyDescribe && (delete statements[q.signature])
     q.parameters = q.parameters || parameters
     q.prepared = q.prepare && q.signature in statements
-    q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared)
+    // Patched: the parameter types another connection of the pool was given for the same
+    // statement (`options.shared.statementTypes`, when set): Parse carries them and the statement
+    // goes in one write, without waiting for a describe (the server answers the same types for
+    // the same text and given types).
+    const known = !q.prepared && !q.onlyDescribe && parameters.length && options.shared.statementTypes
+      && options.shared.statementTypes.get(q.signature)
+    q.knownTypes = !!known
+    q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared && !known)
     q.statement = q.prepared
       ? statements[q.signature]
-      : { string, types, name: q.prepare ? statementId + statementCount++ : '' }
+      : { string, types: known ? known.slice() : types, name: q.prepare ? statementId + statementCount++ : '' }
 
     typeof options.debug === 'function' && options.debug(id, string, parameters, types)
   }
@@ -417,7 +429,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       try {
         handle(incoming.subarray(0, length + 1))
       } catch (e) {
-        query && (query.cursorFn || query.describeFirst) && write(Sync)
+        query && (query.cursorFn || (query.describeFirst && !query.onlyDescribe)) && write(Sync)
         errored(e)
       }
       incoming = incoming.subarray(length + 1)
@@ -808,6 +820,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       !query.statement.types[i] && (query.statement.types[i] = x.readUInt32BE(7 + i * 4))
 
     query.prepare && (statements[query.signature] = query.statement)
+    // Patched: kept for the other connections of the pool (see build()).
+    query.prepare && length && options.shared.statementTypes
+      && options.shared.statementTypes.set(query.signature, query.statement.types.slice(0, length))
     query.describeFirst && !query.onlyDescribe && (write(prepared(query)), wrote(query), query.describeFirst = false)
   }
 
@@ -845,7 +860,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     result.statement = query.statement
     if (query.onlyDescribe)
-      return (query.resolve(query.statement), write(Sync))
+      return query.resolve(query.statement)
   }
 
   async function Authentication(x, type = x.readUInt32BE(5)) {
@@ -935,7 +950,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     result.statement = query.statement
     result.statement.columns = []
     if (query.onlyDescribe)
-      return (query.resolve(query.statement), write(Sync))
+      return query.resolve(query.statement)
   }
 
   function BackendKeyData(x) {
@@ -1024,7 +1039,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       return
     }
     if (query) {
-      (query.cursorFn || query.describeFirst) && write(Sync)
+      // Patched: a describe has sent its Sync already.
+      (query.cursorFn || (query.describeFirst && !query.onlyDescribe)) && write(Sync)
       ;(fatal || /^57P/.test(e.code)) && (endedBy = e)
       fatal || (/^57P/.test(e.code) || (query.written && (query.answered = true)), errorResponse = e)
     } else {

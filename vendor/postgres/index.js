@@ -387,7 +387,10 @@ function Postgres(a, b) {
   function cancel(query) {
     return new Promise((resolve, reject) => {
       query.state
-        ? query.active
+        // Patched (chains): a member of a chain is cancelled on the server at once: the server
+        // runs the chain without waiting for the client, whose turn to read its answers comes
+        // later (and a member skipped as cancelled would leave its answers to the next one).
+        ? query.active || query.options.chain
           ? Connection(options).cancel(query.state, resolve, reject)
           : query.cancelled = { resolve, reject }
         : (

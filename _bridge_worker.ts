@@ -104,8 +104,8 @@ function transactionEntry(tx: number): TransactionEntry {
 // Applies what the calling thread's runner decided about the deferred statements.
 function applyLink(tx: number, ops: readonly LinkOp[] | undefined): void {
   if (ops === undefined) return;
-  const link = transactionEntry(tx).link;
-  for (const op of ops) applyLinkOp(link, op);
+  const entry = transactionEntry(tx);
+  for (const op of ops) applyLinkOp(entry.link, op, entry.context?.sawRetryable ?? false);
 }
 
 // The handle of one attempt: a new attempt closes the previous handle, as the async runner does.

@@ -127,3 +127,25 @@ export function checkBatch(statements: unknown): void {
     }
   }
 }
+
+/**
+ * Refuses the transaction options a savepoint inside a transaction cannot honour (its isolation,
+ * read-only mode and read time are the outermost transaction's).
+ */
+export function nestedOptions(
+  options: {
+    readonly isolation?: unknown;
+    readonly readOnly?: unknown;
+    readonly asOfSystemTime?: unknown;
+  } | undefined,
+  what: string,
+): void {
+  for (const field of ["isolation", "readOnly", "asOfSystemTime"] as const) {
+    if (options?.[field] !== undefined) {
+      throw new ValidationError(
+        `Cannot use ${field} for a nested ${what}: it is the outermost transaction's`,
+        { field },
+      );
+    }
+  }
+}

@@ -53,8 +53,12 @@ export type LinkOp =
 /** How a nested transaction ended. */
 export type SavepointOutcome = "release" | "rollback" | "keep";
 
-/** Applies `op` to `link`. */
-export function applyLinkOp(link: Link, op: LinkOp): void {
+/**
+ * Applies `op` to `link`. `sawRetryable`: a statement of the attempt failed with a retryable
+ * error, after which a nested transaction's failure is the outermost transaction's (CockroachDB
+ * then takes no rollback but to its restart savepoint).
+ */
+export function applyLinkOp(link: Link, op: LinkOp, sawRetryable = false): void {
   switch (op.op) {
     case "defer":
       link.failure = undefined;
@@ -78,7 +82,7 @@ export function applyLinkOp(link: Link, op: LinkOp): void {
       }
       if (op.outcome === "release") {
         link.pending.push({ text: `RELEASE SAVEPOINT ${op.name}`, protocol: false });
-      } else if (op.outcome === "rollback") {
+      } else if (op.outcome === "rollback" && !sawRetryable) {
         link.pending.push(
           { text: `ROLLBACK TO SAVEPOINT ${op.name}`, protocol: false },
           { text: `RELEASE SAVEPOINT ${op.name}`, protocol: false },

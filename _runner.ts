@@ -25,9 +25,10 @@ import {
   newLink,
   type Observe,
   protocolPending,
+  savepointOutcome,
   sendLinked,
 } from "./_link.ts";
-import { callSignal } from "./_checks.ts";
+import { callSignal, nestedOptions } from "./_checks.ts";
 import { poolBatch } from "./_batch.ts";
 import { aborted } from "./_driver.ts";
 import type { Observer, QueryCall } from "./_observe.ts";
@@ -55,6 +56,13 @@ export interface Runner {
     members: readonly BatchMember[],
     options: TransactionOptions | undefined,
   ): Promise<QueryResult[]>;
+  /**
+   * Runs `fn` under a savepoint of the transaction (a transaction handle's runner only): its
+   * first statement carries the savepoint; if it returns, the savepoint's release travels with
+   * the next statement; if it throws, the rollback to it, unless the error is the outermost
+   * transaction's to retry.
+   */
+  nest<T>(fn: () => Promise<T>): Promise<T>;
   readonly tables: TableCache;
   /** What the database tells about its work. */
   readonly observer: Observer;
@@ -174,6 +182,7 @@ export function poolRunner(pool: Pool, tables: TableCache, retry: TransactionOpt
       };
     },
     batch: (members, options) => poolBatch(pool, members, transactionSettings(options, retry)),
+    nest: () => Promise.reject(new TypeError("Cannot nest a transaction outside one")),
     tables,
     observer,
   };
@@ -208,6 +217,7 @@ export function attemptRunner(
     }
   };
   let savepoints = 0;
+  let nested = 0;
   const retry = context.attempt > 1;
   // The deferred statements (BEGIN, …) are observed as statements of their own.
   const observeDeferred: Observe = (text, send) =>
@@ -277,6 +287,22 @@ export function attemptRunner(
         if (isRetryable(error)) context.sawRetryable = true;
         throw failure;
       }
+    },
+    nest: async (fn) => {
+      check();
+      const name = `manticore_sp_${++nested}`;
+      const link = context.link;
+      applyLinkOp(link, { op: "savepoint", name });
+      let value;
+      try {
+        value = await fn();
+      } catch (error) {
+        const outcome = savepointOutcome(error, context.sawRetryable);
+        applyLinkOp(link, { op: "savepointEnd", name, outcome }, context.sawRetryable);
+        throw error;
+      }
+      applyLinkOp(link, { op: "savepointEnd", name, outcome: "release" });
+      return value;
     },
     cursorSession: async () => {
       check();
@@ -402,20 +428,5 @@ export async function transact<H, T>(
   } catch (error) {
     telemetry.end(error);
     throw error;
-  }
-}
-
-/**
- * Refuses the transaction options a savepoint inside a transaction cannot honour (its isolation,
- * read-only mode and read time are the outermost transaction's).
- */
-export function nestedOptions(options: TransactionOptions | undefined, what: string): void {
-  for (const field of ["isolation", "readOnly", "asOfSystemTime"] as const) {
-    if (options?.[field] !== undefined) {
-      throw new ValidationError(
-        `Cannot use ${field} for a nested ${what}: it is the outermost transaction's`,
-        { field },
-      );
-    }
   }
 }

@@ -29,7 +29,14 @@ import {
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
-import { callSignal, checkBatch, checkRecord, checkRecords, checkSql } from "./_checks.ts";
+import {
+  callSignal,
+  checkBatch,
+  checkRecord,
+  checkRecords,
+  checkSql,
+  nestedOptions,
+} from "./_checks.ts";
 import { batchError } from "./_errors.ts";
 import { BatchFailure } from "./_link.ts";
 import type { PoolStats, QueryCall } from "./_observe.ts";
@@ -692,11 +699,54 @@ let newTransaction: (runner: Runner) => AsyncTransaction;
 
 /**
  * The handle a `transaction()` callback receives: `execute`, `queryOne` and every CRUD helper,
- * all on the transaction's one connection. It cannot be used after the callback returns.
+ * all on the transaction's one connection, and `transaction()` to nest under a savepoint. It
+ * cannot be used after the callback returns.
  */
 export class AsyncTransaction extends AsyncQueryable {
+  readonly #runner: Runner;
+
   private constructor(runner: Runner) {
     super(runner);
+    this.#runner = runner;
+  }
+
+  /**
+   * Runs `fn` under a savepoint of this transaction and returns its value: if `fn` throws, what
+   * it did is rolled back (to the savepoint) and its error re-thrown, and the transaction goes
+   * on. The savepoint travels with `fn`'s first statement and its release with the next
+   * statement of the transaction (or its `COMMIT`): no round trip of their own. A serialization
+   * failure is not rolled back to the savepoint: the outermost transaction runs again, whole.
+   * Statements of the outer transaction should not run while `fn` does.
+   *
+   * @example Try something, go on without it if it fails
+   * ```ts ignore
+   * await db.transaction(async (tx) => {
+   *   await tx.insert("orders", order);
+   *   try {
+   *     await tx.transaction((inner) => inner.insert("coupons_used", { order: order.id, code }));
+   *   } catch (error) {
+   *     if (!(error instanceof UniqueViolationError)) throw error;
+   *   }
+   * });
+   * ```
+   * @param fn The work, given this handle.
+   * @param options Accepted for the same call on a database or a transaction; the retry
+   * options, `signal` and `timeout` are the outermost transaction's.
+   * @returns `fn`'s value.
+   * @throws {ValidationError} for `isolation`, `readOnly` or `asOfSystemTime`, which only the
+   * outermost transaction sets.
+   */
+  async transaction<T>(
+    fn: (tx: AsyncTransaction) => Promise<T> | T,
+    options?: TransactionOptions,
+  ): Promise<T> {
+    if (typeof fn !== "function") {
+      throw new ValidationError("Cannot run transaction: the callback must be a function", {
+        field: "fn",
+      });
+    }
+    nestedOptions(options, "transaction");
+    return await this.#runner.nest(async () => await fn(this));
   }
 
   static {

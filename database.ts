@@ -51,6 +51,8 @@ import { BridgeClient, type Channel } from "./_bridge_client.ts";
 import type { PoolStats } from "./_observe.ts";
 import { grantBridgeRequests } from "./_internal.ts";
 import { ValidationError } from "./errors.ts";
+import { isRetryable } from "./_errors.ts";
+import { nestedOptions } from "./_checks.ts";
 
 export type {
   Int8Mode,
@@ -564,8 +566,70 @@ let newTransaction: (channel: Channel) => Transaction;
  * ```
  */
 export class Transaction extends Queryable {
+  readonly #channel: Channel;
+  #savepoints = 0;
+
   private constructor(channel: Channel) {
     super(channel);
+    this.#channel = channel;
+  }
+
+  /**
+   * Runs `fn` under a savepoint of this transaction and returns its value: if `fn` throws, what
+   * it did is rolled back (to the savepoint) and its error re-thrown, and the transaction goes
+   * on. The savepoint travels with `fn`'s first statement and its release with the next
+   * statement of the transaction (or its `COMMIT`): no round trip of their own. A serialization
+   * failure is not rolled back to the savepoint: the outermost transaction runs again, whole.
+   * The callback must be synchronous.
+   *
+   * @example Try something, go on without it if it fails
+   * ```ts ignore
+   * db.transaction((tx) => {
+   *   tx.insert("orders", order);
+   *   try {
+   *     tx.transaction((inner) => inner.insert("coupons_used", { order: order.id, code }));
+   *   } catch (error) {
+   *     if (!(error instanceof UniqueViolationError)) throw error;
+   *   }
+   * });
+   * ```
+   * @param fn The work, given this handle.
+   * @param options Accepted for the same call on a database or a transaction; the retry
+   * options and `timeout` are the outermost transaction's.
+   * @returns `fn`'s value.
+   * @throws {ValidationError} for `isolation`, `readOnly` or `asOfSystemTime`, which only the
+   * outermost transaction sets, or when `fn` returns a promise.
+   */
+  transaction<T>(fn: (tx: Transaction) => T, options?: TransactionOptions): T {
+    if (typeof fn !== "function") {
+      throw new ValidationError("Cannot run transaction: the callback must be a function", {
+        field: "fn",
+      });
+    }
+    nestedOptions(options, "transaction");
+    const link = this.#channel.link;
+    if (link === undefined) throw new TypeError("Cannot nest a transaction outside one");
+    const name = `manticore_sp_${++this.#savepoints}`;
+    // Taken by the worker with the next request of the transaction (_link.ts).
+    link.push({ op: "savepoint", name });
+    let value: T;
+    try {
+      value = fn(this);
+      if (isThenable(value)) {
+        Promise.resolve(value).catch(() => {});
+        throw new ValidationError(
+          "Cannot run transaction: the callback returned a promise; Transaction.transaction() takes a synchronous callback",
+          { field: "fn" },
+        );
+      }
+    } catch (error) {
+      // The worker keeps the failure for the outermost transaction when the attempt met a
+      // retryable error before.
+      link.push({ op: "savepointEnd", name, outcome: isRetryable(error) ? "keep" : "rollback" });
+      throw error;
+    }
+    link.push({ op: "savepointEnd", name, outcome: "release" });
+    return value;
   }
 
   static {

@@ -464,3 +464,118 @@ Deno.test("batch() tells onQuery about each of its statements", async () => {
     ]);
   });
 });
+
+// Nested transactions
+
+Deno.test("tx.transaction() nests under a savepoint: an error undoes the inner part only, the outer transaction goes on and commits", async (t) => {
+  await withTable(async (table) => {
+    const insert = `INSERT INTO "${table}" (id) VALUES ($1)`;
+    await t.step("async", async () => {
+      await using proxy = await FaultProxy.start(testUrl());
+      await using db = new AsyncDatabase(proxy.url(testUrl()), { maxConnections: 1 });
+      await db.execute(insert, [1000]); // prepared: no describe round trip below
+      await db.execute(`DELETE FROM "${table}"`);
+      proxy.resetTurns();
+      const value = await db.transaction(async (tx) => {
+        await tx.execute(insert, [1]);
+        // Returns: kept. Its savepoint travels with its first statement, the release with
+        // the next statement.
+        const kept = await tx.transaction(async (inner) => {
+          await inner.execute(insert, [2]);
+          return "kept";
+        });
+        // Throws (a duplicate key after one insert): undone, the outer goes on.
+        const undone = await outcome(() =>
+          tx.transaction(async (inner) => {
+            await inner.execute(insert, [3]);
+            await inner.execute(insert, [1]);
+          })
+        );
+        assert.ok(undone instanceof UniqueViolationError, Deno.inspect(undone));
+        // Nested twice, and a nested transaction that sends nothing.
+        await tx.transaction((inner) =>
+          inner.transaction((innermost) => innermost.execute(insert, [4]))
+        );
+        assert.equal(await tx.transaction(() => "nothing sent"), "nothing sent");
+        await tx.execute(insert, [5]);
+        return kept;
+      });
+      assert.equal(value, "kept");
+      assert.deepEqual(await rows(table), [1, 2, 4, 5]);
+      // One round trip per statement, and COMMIT: the savepoints never wait on their own.
+      assert.equal(proxy.turns, 7);
+      // A nested transaction as the first thing: BEGIN and its savepoint go with its statement.
+      proxy.resetTurns();
+      await db.transaction((tx) => tx.transaction((inner) => inner.execute(insert, [6])));
+      assert.equal(proxy.turns, 2);
+      const isolation = await outcome(() =>
+        db.transaction((tx) => tx.transaction(() => 1, { isolation: "read committed" }))
+      );
+      assert.ok(isolation instanceof ValidationError && isolation.field === "isolation");
+    });
+    await t.step("sync", async () => {
+      const proxy = await ProxyWorker.start(testUrl(), 0);
+      try {
+        using db = new Database(proxy.url(testUrl()), { maxConnections: 1 });
+        db.execute(insert, [1000]);
+        db.execute(`DELETE FROM "${table}" WHERE id = 1000`);
+        await proxy.reset();
+        db.transaction((tx) => {
+          tx.execute(insert, [11]);
+          assert.throws(
+            () =>
+              tx.transaction((inner) => {
+                inner.execute(insert, [12]);
+                inner.execute(insert, [11]);
+              }),
+            UniqueViolationError,
+          );
+          tx.transaction((inner) => inner.execute(insert, [13]));
+          tx.execute(insert, [14]);
+        });
+        assert.equal((await proxy.count()).turns, 6);
+      } finally {
+        await proxy.close();
+      }
+    });
+    assert.deepEqual(await rows(table), [1, 2, 4, 5, 6, 11, 13, 14]);
+  });
+});
+
+Deno.test("a serialization failure in a nested transaction runs the outermost transaction again, whole", async (t) => {
+  await withTable(async (table) => {
+    await withFlaky(async (flaky) => {
+      const insert = `INSERT INTO "${table}" (id) VALUES ($1)`;
+      await t.step("async", async () => {
+        await using db = new AsyncDatabase(testUrl(), { maxConnections: 1 });
+        let attempts = 0;
+        await db.transaction(async (tx) => {
+          attempts++;
+          await tx.execute(insert, [attempts]);
+          await tx.transaction(async (inner) => {
+            await inner.execute(insert, [10 + attempts]);
+            await inner.execute(`SELECT "${flaky}"($1)`, [1]);
+          });
+        }, { initialBackoff: 1 });
+        assert.equal(attempts, 2);
+      });
+      await t.step("sync", () => {
+        using db = new Database(testUrl(), { maxConnections: 1 });
+        db.execute(`SELECT setval('"${flaky}_seq"', 1, false)`);
+        let attempts = 0;
+        db.transaction((tx) => {
+          attempts++;
+          tx.execute(insert, [20 + attempts]);
+          // Caught inside: still the outermost transaction's to retry.
+          try {
+            tx.transaction((inner) => inner.execute(`SELECT "${flaky}"($1)`, [1]));
+          } catch {
+            // The attempt is lost anyway: the runner runs it again.
+          }
+        }, { initialBackoff: 1 });
+        assert.equal(attempts, 2);
+      });
+      assert.deepEqual(await rows(table), [2, 12, 22]);
+    });
+  });
+});

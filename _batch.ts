@@ -86,13 +86,13 @@ async function attemptBatch(
       return { ...refused, again: isConnectionLoss(refused.error) };
     }
     const items = [
-      { text: begin },
+      { text: begin, prepare: !begin.includes("AS OF SYSTEM TIME") },
       ...members.map((m) => ({
         text: m.text,
         params: m.params,
         ...(signal === undefined ? {} : { options: { signal } }),
       })),
-      { text: "COMMIT" },
+      { text: "COMMIT", prepare: true },
     ];
     const results = session.pipeline(items);
     const settled = await Promise.allSettled(

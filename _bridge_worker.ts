@@ -218,6 +218,7 @@ async function handle(request: Request): Promise<unknown> {
       const statement = {
         text,
         params: [],
+        prepare: true,
         observe: (send: () => Promise<QueryResult>) => observe(text, send),
       };
       return (await sendLinked(entry.session, entry.link, statement, observe, true)).command;

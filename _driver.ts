@@ -83,6 +83,11 @@ export interface QueryOptions {
 export interface PipelineItem {
   readonly text: string;
   readonly params?: readonly unknown[];
+  /**
+   * Use a named prepared statement (cached per connection by text).
+   * @default {true with parameters, false without}
+   */
+  readonly prepare?: boolean;
   /** Its signal and whether to answer the host; it always goes by the extended protocol. */
   readonly options?: Pick<QueryOptions, "signal" | "host">;
 }
@@ -1010,10 +1015,9 @@ export function createDriver(
             const options: ChainOptions = {
               ...item.options,
               simple: false,
-              // A text without parameters goes unnamed: parsing it costs the server next to
-              // nothing, and one-off texts (a BEGIN AS OF SYSTEM TIME with its timestamp, a
-              // savepoint's name) do not fill the connection's cache of prepared statements.
-              prepare: params.length > 0,
+              // A text without parameters goes unnamed unless asked: one-off texts do not fill
+              // the connection's cache of prepared statements.
+              prepare: params.length > 0 || item.prepare === true,
               ...(i < last ? { sync: false } : {}),
               chain,
             };

@@ -111,6 +111,8 @@ export interface LinkedStatement {
   readonly text: string;
   readonly params: readonly unknown[];
   readonly options?: QueryOptions;
+  /** Prepared even without parameters, in a chain (the runner's own COMMIT). */
+  readonly prepare?: boolean;
   /** Runs the statement under the observer: `send` sends it. */
   observe(send: () => Promise<QueryResult>): Promise<QueryResult>;
 }
@@ -162,6 +164,13 @@ export async function flushLinked(
   await chain(session, link, deferred, undefined, observe);
 }
 
+// A deferred statement goes prepared: the same few texts (BEGIN with the transaction's options,
+// RELEASE, savepoints named by their depth) run again and again, and a prepared one is only
+// bound and run. A read at a given time is a text of its own each time.
+function deferredItem(d: Deferred): PipelineItem {
+  return { text: d.text, prepare: !d.text.includes("AS OF SYSTEM TIME") };
+}
+
 // A text without parameters may hold several statements, or `$n` meant for a statement it
 // prepares (PREPARE, a BEGIN ATOMIC body): the simple protocol's, as when it goes alone.
 function chainable(statement: LinkedStatement): boolean {
@@ -181,11 +190,12 @@ async function chain(
   statement: LinkedStatement | undefined,
   observe: Observe,
 ): Promise<QueryResult | undefined> {
-  const items: PipelineItem[] = deferred.map((d) => ({ text: d.text }));
+  const items: PipelineItem[] = deferred.map(deferredItem);
   if (statement !== undefined) {
     items.push({
       text: statement.text,
       params: statement.params,
+      ...(statement.prepare === undefined ? {} : { prepare: statement.prepare }),
       ...(statement.options === undefined ? {} : { options: statement.options }),
     });
   }
@@ -281,16 +291,16 @@ export async function batchLinked(
   let sent: ReturnType<typeof run>;
   if (items.every((item) => session.known(item))) {
     const results = session.pipeline([
-      ...deferred.map((d) => ({ text: d.text })),
+      ...deferred.map(deferredItem),
       ...items,
-      { text: release },
+      { text: release, prepare: true },
     ]);
     sent = run(results, deferred.length);
     await settleDeferred(link, deferred, results, observe.deferred);
   } else {
     // The savepoint goes first, the describes in the same write behind it: a statement the
     // server cannot parse fails under the savepoint, which is rolled back to.
-    const opened = session.pipeline(deferred.map((d) => ({ text: d.text })));
+    const opened = session.pipeline(deferred.map(deferredItem));
     const described = session.describe(items).then(
       (failure) => failure,
       (error: unknown) => ({ index: -1, error }),
@@ -298,7 +308,7 @@ export async function batchLinked(
     await settleDeferred(link, deferred, opened, observe.deferred);
     const refused = await described;
     if (refused !== undefined) return failed(link, name, refused, observe);
-    const results = session.pipeline([...items, { text: release }]);
+    const results = session.pipeline([...items, { text: release, prepare: true }]);
     sent = run(results, 0);
   }
   const settled = await sent.statements;

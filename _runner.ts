@@ -378,6 +378,7 @@ export async function transact<H, T>(
             const statement = {
               text: step.text,
               params: [],
+              prepare: true,
               observe: (send: () => Promise<QueryResult>) => observe(step.text, send),
             };
             return (await sendLinked(session as ReservedSession, link, statement, observe, true))

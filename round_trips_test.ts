@@ -579,3 +579,46 @@ Deno.test("a serialization failure in a nested transaction runs the outermost tr
     });
   });
 });
+
+Deno.test("a transaction whose first statement is a COPY or a cursor sends BEGIN before it: both run inside the transaction", async (t) => {
+  // Neither can travel in a chain: the deferred BEGIN goes alone first.
+  await withTable(async (table) => {
+    const sql = `SELECT id FROM "${table}" WHERE id >= $1 ORDER BY id`;
+    const undo = new Error("undo");
+    await t.step("async", async () => {
+      await using db = new AsyncDatabase(testUrl(), { maxConnections: 1 });
+      const records = [{ id: 1 }, { id: 2 }];
+      // Thrown after the COPY: rolled back, so the COPY ran in the transaction.
+      const undone = await outcome(() =>
+        db.transaction(async (tx) => {
+          await tx.batchInsert(table, records, { returning: false });
+          throw undo;
+        })
+      );
+      assert.equal(undone, undo);
+      assert.deepEqual(await rows(table), []);
+      await db.transaction((tx) => tx.batchInsert(table, records, { returning: false }));
+      const streamed: number[] = [];
+      await db.transaction(async (tx) => {
+        for await (const row of tx.stream<{ id: number }>(sql, [1])) streamed.push(row.id);
+      });
+      assert.deepEqual(streamed, [1, 2]);
+    });
+    await t.step("sync", async () => {
+      using db = new Database(testUrl(), { maxConnections: 1 });
+      const records = [{ id: 11 }, { id: 12 }];
+      assert.throws(() =>
+        db.transaction((tx) => {
+          tx.batchInsert(table, records, { returning: false });
+          throw undo;
+        }), (e: unknown) => e === undo);
+      assert.deepEqual(await rows(table), [1, 2]);
+      db.transaction((tx) => tx.batchInsert(table, records, { returning: false }));
+      const streamed: number[] = [];
+      db.transaction((tx) => {
+        for (const row of tx.stream<{ id: number }>(sql, [11])) streamed.push(row.id);
+      });
+      assert.deepEqual(streamed, [11, 12]);
+    });
+  });
+});

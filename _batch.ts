@@ -2,7 +2,7 @@
 // COMMIT, one Sync), sent again whole on a serialization failure and when its connection was
 // lost before anything of it could have committed (docs/round-trips.md, "batch"). The sync
 // `Database` forwards its `batch()` to its worker, which runs this.
-import type { QueryResult } from "./_driver.ts";
+import { PipelineRefused, type QueryResult } from "./_driver.ts";
 import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
 import { BatchFailure, type BatchMember } from "./_link.ts";
 import type { Observer } from "./_observe.ts";
@@ -94,7 +94,14 @@ async function attemptBatch(
       })),
       { text: "COMMIT", prepare: true },
     ];
-    const results = session.pipeline(items);
+    let results: Promise<QueryResult>[];
+    try {
+      results = session.pipeline(items);
+    } catch (error) {
+      // A value refused before anything was sent (describe() checks them first).
+      if (!(error instanceof PipelineRefused)) throw error;
+      return { index: error.index - 1, error: error.error, again: false };
+    }
     const settled = await Promise.allSettled(
       items.map((item, i) =>
         observer.statement(item.text, members[i - 1]?.params ?? [], info, () => results[i])

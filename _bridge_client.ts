@@ -195,6 +195,11 @@ export class Bridge {
   /** The current request reached the worker (its turn was handed over). */
   #handedOver = false;
 
+  /** The last request reached the worker (false when it failed before: its encoding, say). */
+  get delivered(): boolean {
+    return this.#handedOver;
+  }
+
   #call(request: Request): unknown {
     this.#handedOver = false;
     // The caller's span goes along, so that the worker's spans are its children.
@@ -415,6 +420,11 @@ export class LinkOps {
     this.#ops = [];
     return ops;
   }
+
+  /** Takes back operations whose request never reached the worker. */
+  restore(ops: readonly LinkOp[] | undefined): void {
+    if (ops !== undefined) this.#ops = [...ops, ...this.#ops];
+  }
 }
 
 /** What a {@linkcode Channel} sends through. */
@@ -470,7 +480,14 @@ export class Channel {
         : link === undefined
         ? { op: "call", method, args: trimmed, ref: this.#ref }
         : { op: "call", method, args: trimmed, ref: this.#ref, link }) as CallRequest;
-    return bridge.call(request) as ForwardedResult<M>;
+    try {
+      return bridge.call(request) as ForwardedResult<M>;
+    } catch (error) {
+      // A request that never reached the worker leaves the deferred statements (BEGIN) to the
+      // next one.
+      if (!bridge.delivered) this.#link?.restore(link);
+      throw error;
+    }
   }
 
   /** `AsyncQueryable.stream()` in the worker, `batchSize` rows across the bridge at a time. */
@@ -485,16 +502,22 @@ export class Channel {
     checkCrossable([params, options]);
     const id = ++streamCounter;
     const link = this.#link?.take();
-    let batch = bridge.call({
-      op: "streamOpen",
-      id,
-      sql,
-      params: params ?? [],
-      batchSize: options?.batchSize ?? 1000,
-      ...(this.#ref === undefined ? {} : { ref: this.#ref }),
-      ...(link === undefined ? {} : { link }),
-      ...(options?.timeout === undefined ? {} : { timeout: options.timeout }),
-    }) as StreamBatch;
+    let batch: StreamBatch;
+    try {
+      batch = bridge.call({
+        op: "streamOpen",
+        id,
+        sql,
+        params: params ?? [],
+        batchSize: options?.batchSize ?? 1000,
+        ...(this.#ref === undefined ? {} : { ref: this.#ref }),
+        ...(link === undefined ? {} : { link }),
+        ...(options?.timeout === undefined ? {} : { timeout: options.timeout }),
+      }) as StreamBatch;
+    } catch (error) {
+      if (!bridge.delivered) this.#link?.restore(link);
+      throw error;
+    }
     // An unfinished stream of the database holds a connection of the pool.
     const holds = pooled && !batch.done;
     if (holds) bridge.held++;

@@ -79,6 +79,11 @@ export interface QueryOptions {
   readonly host?: boolean;
 }
 
+/** Thrown by `pipeline()` when a value is refused: nothing was sent. */
+export class PipelineRefused {
+  constructor(readonly index: number, readonly error: Error) {}
+}
+
 /** One statement of a chain (see {@linkcode ReservedSession.pipeline}). */
 export interface PipelineItem {
   readonly text: string;
@@ -123,8 +128,8 @@ export interface ReservedSession extends Session {
    * until one fails; those after it do not run, and fail with code `CHAIN_SKIPPED` (the failure
    * as `cause`). Without a `BEGIN` among them they run as one implicit transaction. Every
    * statement but the last must need no describe round trip: no parameters, or parameter types
-   * the pool knows (`known()`). Values are checked before anything is sent: a refused one fails
-   * every statement, and none is sent.
+   * the pool knows (`known()`). Values are checked before anything is sent: for a refused one it
+   * throws `PipelineRefused`, and sends nothing.
    */
   pipeline(items: readonly PipelineItem[]): Promise<QueryResult>[];
   /**
@@ -1001,12 +1006,13 @@ export function createDriver(
           guard();
           // Every value is checked before anything is sent: a member refused on its own would
           // leave a chain without it, the statements after it running regardless.
-          let ready: (readonly unknown[])[];
-          try {
-            ready = items.map((item) => prepareParams(session, item.params ?? []));
-          } catch (error) {
-            const e = toDatabaseError(error, hostPorts);
-            return items.map(() => Promise.reject(e));
+          const ready: (readonly unknown[])[] = [];
+          for (const [index, item] of items.entries()) {
+            try {
+              ready.push(prepareParams(session, item.params ?? []));
+            } catch (error) {
+              throw new PipelineRefused(index, toDatabaseError(error, hostPorts));
+            }
           }
           const chain: { failed?: unknown } = {};
           const last = items.length - 1;

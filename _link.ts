@@ -5,7 +5,13 @@
 // transactions"). The async runner keeps one link per reserved connection; the sync bridge's
 // worker keeps the same for its transactions, and the calling thread sends it the same
 // operations (`LinkOp`).
-import type { PipelineItem, QueryOptions, QueryResult, ReservedSession } from "./_driver.ts";
+import {
+  type PipelineItem,
+  PipelineRefused,
+  type QueryOptions,
+  type QueryResult,
+  type ReservedSession,
+} from "./_driver.ts";
 import { isRetryable } from "./_errors.ts";
 import { highestPlaceholder, splitStatements } from "./_sql_scan.ts";
 
@@ -199,7 +205,15 @@ async function chain(
       ...(statement.options === undefined ? {} : { options: statement.options }),
     });
   }
-  const results = session.pipeline(items);
+  let results: Promise<QueryResult>[];
+  try {
+    results = session.pipeline(items);
+  } catch (error) {
+    // A value refused before anything was sent: the deferred statements wait for the next one.
+    if (!(error instanceof PipelineRefused)) throw error;
+    link.pending = [...deferred, ...link.pending];
+    throw error.error;
+  }
   let failed: unknown;
   const heads = deferred.map((d, i) =>
     observe(d.text, () => results[i]).then(() => {}, (error) => {
@@ -290,11 +304,19 @@ export async function batchLinked(
   });
   let sent: ReturnType<typeof run>;
   if (items.every((item) => session.known(item))) {
-    const results = session.pipeline([
-      ...deferred.map(deferredItem),
-      ...items,
-      { text: release, prepare: true },
-    ]);
+    let results: Promise<QueryResult>[];
+    try {
+      results = session.pipeline([
+        ...deferred.map(deferredItem),
+        ...items,
+        { text: release, prepare: true },
+      ]);
+    } catch (error) {
+      // A value refused before anything was sent: nothing of the batch ran.
+      if (!(error instanceof PipelineRefused)) throw error;
+      link.pending = [...deferred.slice(0, -1), ...link.pending];
+      throw new BatchFailure(error.index - deferred.length, error.error);
+    }
     sent = run(results, deferred.length);
     await settleDeferred(link, deferred, results, observe.deferred);
   } else {

@@ -110,7 +110,11 @@ export class Pool {
     if (!confirm || this.#dialect === "cockroach") return this.#dialect as Dialect;
     this.#confirmed ??= this.query("SELECT version() AS version").then(
       ({ rows }) => {
-        if (String(rows[0]?.version ?? "").includes("CockroachDB")) this.#dialect = "cockroach";
+        const driver = this.#driver;
+        if (String(rows[0]?.version ?? "").includes("CockroachDB") && driver !== undefined) {
+          this.#dialect = "cockroach";
+          this.observer.attach(this.#dialect, () => driver.counts());
+        }
         return this.#dialect as Dialect;
       },
       (error) => {

@@ -216,6 +216,33 @@ Deno.test("a statement whose kept parameter types no longer fit (a column's type
   });
 });
 
+Deno.test("a value refused in a transaction's first statement fails that statement only: BEGIN travels with the next one", async (t) => {
+  await withTable(async (table) => {
+    const insert = `INSERT INTO "${table}" (id) VALUES ($1)`;
+    const lone = "\ud800"; // a lone surrogate: refused before anything is sent
+    await t.step("async", async () => {
+      await using proxy = await FaultProxy.start(testUrl());
+      await using db = new AsyncDatabase(proxy.url(testUrl()), { maxConnections: 1 });
+      await db.execute(insert, [100]);
+      proxy.resetTurns();
+      await db.transaction(async (tx) => {
+        const refused = await outcome(() => tx.execute(insert, [lone]));
+        assert.ok(refused instanceof ValidationError, Deno.inspect(refused));
+        await tx.execute(insert, [1]);
+      });
+      assert.equal(proxy.turns, 2);
+    });
+    await t.step("sync", () => {
+      using db = new Database(testUrl(), { maxConnections: 1 });
+      db.transaction((tx) => {
+        assert.throws(() => tx.execute(insert, [lone]), ValidationError);
+        tx.execute(insert, [2]);
+      });
+    });
+    assert.deepEqual(await rows(table), [1, 2, 100]);
+  });
+});
+
 // batch()
 
 /** The test's statements on `table`: insert id, add to n, count. */

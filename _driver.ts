@@ -548,6 +548,17 @@ export function createDriver(
     }
     return unknownSerializer(value);
   };
+  // The result, with the connection's host:port when asked (the vendored driver notes which
+  // host ran the query).
+  function answer(
+    result: PgResult | PgResult[],
+    options: QueryOptions | undefined,
+    pending: Promise<PgResult>,
+  ): QueryResult {
+    if (!options?.host) return toResult(result);
+    const index = (pending as unknown as { hostIndex?: number }).hostIndex ?? 0;
+    return { ...toResult(result), host: hostPort(index) };
+  }
   function readTypes(s: Sql | ReservedSql, types: readonly number[]): Promise<void> {
     reading ??= (s.unsafe(TYPE_QUERY) as unknown as Promise<{ oid: number; typarray: number }[]>)
       .then((rows) => {
@@ -677,17 +688,14 @@ export function createDriver(
     signal?.addEventListener("abort", cancel, { once: true });
     // `.then` rather than an async function: one promise and one await less per statement.
     inFlight++;
-    const answer = (result: PgResult | PgResult[]): QueryResult => {
-      // Which connection answered, when asked (the vendored driver notes it on the query).
-      if (!options?.host) return toResult(result);
-      const index = (pending as unknown as { hostIndex?: number }).hostIndex ?? 0;
-      return { ...toResult(result), host: hostPort(index) };
-    };
     return pending.then((result) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);
       const unknown = unknownColumns(result);
-      return unknown === undefined ? answer(result) : parseUnknown(s, result, unknown).then(answer);
+      if (unknown !== undefined) {
+        return parseUnknown(s, result, unknown).then((read) => answer(read, options, pending));
+      }
+      return options?.host ? answer(result, options, pending) : toResult(result);
     }, async (error) => {
       inFlight--;
       signal?.removeEventListener("abort", cancel);

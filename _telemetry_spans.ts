@@ -152,7 +152,12 @@ function observeStatement<T>(
   if (operation === undefined) {
     summary = query!.summary;
   } else {
-    name = operation.batchSize === undefined ? operation.operation : `BATCH ${operation.operation}`;
+    // A batch of unlike statements (db.batch) names no operation: it is just a BATCH.
+    name = operation.batchSize === undefined
+      ? operation.operation
+      : operation.operation === ""
+      ? "BATCH"
+      : `BATCH ${operation.operation}`;
     collection = operation.collection;
     summary = collection === undefined ? name : `${name} ${collection}`;
   }

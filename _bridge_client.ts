@@ -581,6 +581,11 @@ export class BridgeClient {
     return this.#bridge?.version ?? "";
   }
 
+  /** This thread's side of the telemetry (transaction and migration spans, retries). */
+  get observer(): Observer {
+    return this.#observer;
+  }
+
   /** The running bridge; a failed one is replaced by a new worker. */
   use(): Bridge {
     if (this.#bridge?.alive) return this.#bridge;
@@ -639,11 +644,6 @@ export class BridgeClient {
   }
 
   /**
-   * Runs the transaction protocol of `_retry.ts` with blocking steps: the worker holds the
-   * connection, this thread runs `fn` (with the channel of the attempt) and sleeps between
-   * attempts.
-   */
-  /**
    * The worker's `stats()`, with this thread's transaction retries (the sync runner retries
    * here).
    */
@@ -656,6 +656,11 @@ export class BridgeClient {
     return { ...worker, retries };
   }
 
+  /**
+   * Runs the transaction protocol of `_retry.ts` with blocking steps: the worker holds the
+   * connection, this thread runs `fn` (with the channel of the attempt) and sleeps between
+   * attempts.
+   */
   transaction<T>(settings: TransactionSettings, fn: (channel: Channel) => T): T {
     if (settings.signal !== undefined) {
       throw new ValidationError(

@@ -46,11 +46,27 @@ export interface DatabaseInternals {
 }
 
 let readDatabase: ((db: AsyncDatabase) => DatabaseInternals) | undefined;
+let readSyncObserver: ((db: Database) => Observer) | undefined;
 let sendRequest: ((db: Database, request: Request) => unknown) | undefined;
 
 /** Called by `AsyncDatabase`'s static block. */
 export function grantDatabaseInternals(reader: (db: AsyncDatabase) => DatabaseInternals): void {
   readDatabase = reader;
+}
+
+/** Called by `Database`'s static block. */
+export function grantSyncObserver(reader: (db: Database) => Observer): void {
+  readSyncObserver = reader;
+}
+
+/**
+ * The observer on a sync `Database`'s own thread (transaction and migration spans).
+ *
+ * @throws {TypeError} when `db` is not a `Database`.
+ */
+export function syncObserverOf(db: Database): Observer {
+  if (readSyncObserver === undefined) throw new TypeError("Cannot use object: not a Database");
+  return readSyncObserver(db);
 }
 
 /** Called by `Database`'s static block. */

@@ -34,6 +34,8 @@ import type { AsyncDatabase, AsyncQueryable } from "./async_database.ts";
 import { runAsync, sleep } from "./_steps.ts";
 // #if async
 import { internalsOf } from "./_internal.ts";
+// #else
+// import { syncObserverOf } from "./_internal.ts";
 // #endif
 import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
@@ -130,14 +132,10 @@ function spansOf(db: AsyncDatabase): MigrationSpans {
   return internalsOf(db).observer;
 }
 // #else
-// // The sync `Database`'s observer, on the calling thread where the migration's statements
-// // are sent from, is not reachable through friend access yet: no migration spans.
-// const NO_SPANS: MigrationSpans = Object.freeze({
-//   migration: (): MigrationTelemetry => ({ run: (fn) => fn(), end() {} }),
-// });
-//
-// function spansOf(_db: Database): MigrationSpans {
-//   return NO_SPANS;
+// // The sync `Database`'s observer on the calling thread, from which the migration's statements
+// // are sent (their spans, made in the worker, become the migration span's children).
+// function spansOf(db: Database): MigrationSpans {
+//   return syncObserverOf(db);
 // }
 // #endif
 

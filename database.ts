@@ -49,7 +49,7 @@ import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from
 import type { AsyncQueryable } from "./async_database.ts";
 import { BridgeClient, type Channel } from "./_bridge_client.ts";
 import type { PoolStats } from "./_observe.ts";
-import { grantBridgeRequests } from "./_internal.ts";
+import { grantBridgeRequests, grantSyncObserver } from "./_internal.ts";
 import { ValidationError } from "./errors.ts";
 import { isRetryable } from "./_errors.ts";
 import { nestedOptions } from "./_checks.ts";
@@ -733,6 +733,7 @@ export class Database extends Queryable implements Disposable {
 
   static {
     grantBridgeRequests((db, request) => db.#client.use().call(request));
+    grantSyncObserver((db) => db.#client.observer);
   }
 
   /**

@@ -34,6 +34,7 @@
  */
 import type { Database, Queryable } from "./database.ts";
 import { runSync, sleepSync } from "./_steps.ts";
+import { syncObserverOf } from "./_internal.ts";
 import type { MigrationInfo, MigrationTelemetry } from "./_telemetry_spans.ts";
 import {
   createProgram,
@@ -96,14 +97,10 @@ interface MigrationSpans {
   migration(info: MigrationInfo): MigrationTelemetry;
 }
 
-// The sync `Database`'s observer, on the calling thread where the migration's statements
-// are sent from, is not reachable through friend access yet: no migration spans.
-const NO_SPANS: MigrationSpans = Object.freeze({
-  migration: (): MigrationTelemetry => ({ run: (fn) => fn(), end() {} }),
-});
-
-function spansOf(_db: Database): MigrationSpans {
-  return NO_SPANS;
+// The sync `Database`'s observer on the calling thread, from which the migration's statements
+// are sent (their spans, made in the worker, become the migration span's children).
+function spansOf(db: Database): MigrationSpans {
+  return syncObserverOf(db);
 }
 
 /**

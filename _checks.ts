@@ -1,5 +1,8 @@
 // What the CRUD helpers of `AsyncQueryable` refuse before anything is sent: SQL that is not a
-// string, parameters that do not match its placeholders, records that are not objects.
+// string, parameters that do not match its placeholders, records that are not objects; and what
+// a helper's statement is sent with (its signal, its name for the telemetry).
+import type { CallOptions } from "./_options.ts";
+import type { QueryCall } from "./_observe.ts";
 import type { Row } from "./_sql.ts";
 import { highestPlaceholder, splitStatements } from "./_sql_scan.ts";
 import { ValidationError } from "./errors.ts";
@@ -88,6 +91,21 @@ export function callSignal(
   const signals = [outer, signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)]
     .filter((s): s is AbortSignal => s !== undefined);
   return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+}
+
+/** How a helper's statement is sent: what aborts it, and what it is for the telemetry. */
+export function helperCall(
+  options: CallOptions | undefined,
+  operation?: string,
+  collection?: string,
+): QueryCall | undefined {
+  const signal = callSignal(options);
+  if (operation === undefined) return signal === undefined ? undefined : { signal };
+  return {
+    operation,
+    ...(collection === undefined ? {} : { collection }),
+    ...(signal === undefined ? {} : { signal }),
+  };
 }
 
 /**

@@ -9,7 +9,7 @@
 import process from "node:process";
 import postgres from "postgres";
 import { AsyncDatabase } from "../async_database.ts";
-import { ACCOUNTS, ensureAccounts, T_ACCOUNTS } from "./_cases.ts";
+import { ACCOUNTS, ensureAccounts, T_ACCOUNTS } from "./_context.ts";
 import { idSequence } from "./_harness.ts";
 
 const [url, mode = "library", countArg = "50000"] = Deno.args;

@@ -12,7 +12,8 @@ import pg from "npm:pg@^8";
 import { AsyncDatabase } from "../async_database.ts";
 import { OtlpReceiver } from "../_test_otlp.ts";
 import { startTestDatabase } from "../testing.ts";
-import { allCases, type BenchContext, setUp, type SyncDatabase, tearDown } from "./_cases.ts";
+import { allCases } from "./_cases.ts";
+import { type BenchContext, setUp, type SyncDatabase, tearDown } from "./_context.ts";
 import {
   type Case,
   type CaseResult,

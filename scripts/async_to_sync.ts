@@ -3,8 +3,8 @@
 //
 //   crud/async_table.ts                          → crud/table.ts
 //   async_migration.ts                           → migration.ts
-//   AsyncQueryable's public methods (async_database.ts)
-//                                                → the generated region of Queryable (database.ts)
+//   AsyncQueryable's public methods (_async_queryable.ts)
+//                                                → the generated region of Queryable (_queryable.ts)
 //
 // Usage: deno task sync           writes the generated files
 //        deno task sync --check   exits 1, with a summary, when a generated file differs from
@@ -61,6 +61,7 @@ const DENO_SYNC: ReadonlySet<string> = new Set([
 const MODULES: readonly (readonly [string, string])[] = [
   ["@manticore/cockroachdb/async-database", "@manticore/cockroachdb/database"],
   ["@manticore/cockroachdb/async-migration", "@manticore/cockroachdb/migration"],
+  ["_async_queryable.ts", "_queryable.ts"],
   ["async_database.ts", "database.ts"],
   ["async_migration.ts", "migration.ts"],
   ["async_table.ts", "table.ts"],
@@ -314,12 +315,12 @@ function isPublicMethod(member: ts.ClassElement): member is ts.MethodDeclaration
  * The public methods of `AsyncQueryable`, as `Queryable`'s: same signatures, overloads and docs
  * with the promises unwrapped, each body one call through the channel to the worker.
  */
-export function queryableMethods(asyncDatabase: string): string {
-  const source = parse(selectSync(asyncDatabase, "async_database.ts"));
+export function queryableMethods(asyncQueryable: string): string {
+  const source = parse(selectSync(asyncQueryable, QUERYABLE_SOURCE));
   const cls = source.statements.find((s): s is ts.ClassDeclaration =>
     ts.isClassDeclaration(s) && s.name?.text === "AsyncQueryable"
   );
-  if (cls === undefined) throw new Error("Cannot find class AsyncQueryable in async_database.ts");
+  if (cls === undefined) throw new Error(`Cannot find class AsyncQueryable in ${QUERYABLE_SOURCE}`);
   const methods = cls.members.filter(isPublicMethod);
   const replace = new Map<ts.Node, string>();
   for (const method of methods) {
@@ -363,6 +364,10 @@ function header(from: string): string {
 `;
 }
 
+/** The module of `AsyncQueryable`, and the module whose region holds `Queryable`'s methods. */
+const QUERYABLE_SOURCE = "_async_queryable.ts";
+const QUERYABLE_TARGET = "_queryable.ts";
+
 const REGION_NOTE = "  // Do not edit by hand: change AsyncQueryable and run `deno task sync`.\n";
 
 const REGION_OPEN = /^ *\/\/ #region generated from AsyncQueryable by scripts\/async_to_sync\.ts$/m;
@@ -402,18 +407,18 @@ async function generate(): Promise<Map<string, string>> {
     const text = selectSync(await read(from), from);
     files.set(to, await format(header(from) + syncCode(text)));
   }
-  const database = await read("database.ts");
-  const open = REGION_OPEN.exec(database);
-  const close = REGION_CLOSE.exec(database);
+  const target = await read(QUERYABLE_TARGET);
+  const open = REGION_OPEN.exec(target);
+  const close = REGION_CLOSE.exec(target);
   if (open === null || close === null || close.index < open.index) {
-    throw new Error("Cannot find the generated region of Queryable in database.ts");
+    throw new Error(`Cannot find the generated region of Queryable in ${QUERYABLE_TARGET}`);
   }
   const start = open.index + open[0].length;
-  const region = queryableMethods(await read("async_database.ts"));
+  const region = queryableMethods(await read(QUERYABLE_SOURCE));
   files.set(
-    "database.ts",
+    QUERYABLE_TARGET,
     await format(
-      database.slice(0, start) + "\n" + REGION_NOTE + region + database.slice(close.index),
+      target.slice(0, start) + "\n" + REGION_NOTE + region + target.slice(close.index),
     ),
   );
   return files;

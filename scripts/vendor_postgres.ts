@@ -397,8 +397,9 @@ export function readme(manifest: Manifest, patches: readonly Patch[]): string {
     "",
     ...patches.map((patch) => `- \`${patch.name}\`: ${subject(patch)}`),
     "",
-    "Only `../../_driver.ts` (and `../../vendor_postgres_test.ts`) import this copy. Its types",
-    `come from the npm package, pinned to the same version (\`npm:${name}@${version}\`).`,
+    "Only `../../_driver_pg.ts` and `../../_driver_types.ts` (and `../../vendor_postgres_test.ts`)",
+    "import this copy. Its types come from the npm package, pinned to the same version",
+    `(\`npm:${name}@${version}\`).`,
     "",
   ].join("\n");
 }

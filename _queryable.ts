@@ -1,0 +1,470 @@
+// `Queryable`: the raw SQL and CRUD surface of the synchronous `Database` and `Transaction`, each
+// method one call through the bridge (`Channel`). Exported by `database.ts`. Its methods are
+// generated from `AsyncQueryable`'s (`_async_queryable.ts`) by `scripts/async_to_sync.ts`: the
+// region between the markers is rewritten by `deno task sync`, and the compiler checks below that
+// the two surfaces stay equal.
+import type { TransactionOptions } from "./_config.ts";
+import type {
+  BatchInsertOptions,
+  BatchStatement,
+  BatchUpdateOptions,
+  CallOptions,
+  CreateTableOptions,
+  DropTableOptions,
+  StreamOptions,
+  UpsertOptions,
+} from "./_options.ts";
+import type { Row, SelectOptions, Where } from "./_sql.ts";
+import type { AsyncQueryable } from "./_async_queryable.ts";
+import type { Channel } from "./_bridge_client.ts";
+
+/**
+ * The raw SQL and CRUD surface shared by {@linkcode Database} and its transaction handle
+ * {@linkcode Transaction}: the synchronous twin of `AsyncQueryable`. Not constructed directly.
+ *
+ * Each method runs its `AsyncQueryable` namesake in the database's worker and blocks until the
+ * answer is there. Besides the errors each method documents, any of them throws
+ * `ConnectionError` when the worker cannot be reached (codes `WORKER_CRASHED`,
+ * `WORKER_TIMEOUT`).
+ */
+export abstract class Queryable {
+  readonly #channel: Channel;
+
+  /** @ignore */
+  protected constructor(channel: Channel) {
+    this.#channel = channel;
+  }
+
+  // #region generated from AsyncQueryable by scripts/async_to_sync.ts
+  // Do not edit by hand: change AsyncQueryable and run `deno task sync`.
+
+  /**
+   * Runs SQL and returns its rows (`[]` for statements without rows). Placeholders are
+   * `$1 … $n`; without params the text may hold several statements (the last one's rows are
+   * returned).
+   *
+   * @example
+   * ```ts ignore
+   * const rows = db.execute<{ n: number }>("SELECT $1::int AS n", [1]);
+   * ```
+   * @param sql The statement text.
+   * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
+   * @returns The rows.
+   * @throws {DatabaseError} with the SQLSTATE in `code` when the server refuses the statement
+   * (`57014` or `ABORTED` when it was aborted).
+   * @throws {ConnectionError} when the server cannot be reached.
+   */
+  execute<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): T[] {
+    return this.#channel.invoke("execute", [sql, params, options]) as T[];
+  }
+
+  /**
+   * Runs SQL and returns its first row, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = db.queryOne("SELECT * FROM users WHERE id = $1", [id]);
+   * ```
+   * @param sql The statement text.
+   * @param params The bind parameters.
+   * @param options `signal` and `timeout` (milliseconds): abort the statement.
+   * @returns The first row or `null`.
+   * @throws {DatabaseError} when the server refuses the statement.
+   */
+  queryOne<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: CallOptions,
+  ): T | null {
+    return this.#channel.invoke("queryOne", [sql, params, options]) as T | null;
+  }
+
+  /**
+   * `CREATE DATABASE IF NOT EXISTS`.
+   *
+   * @example
+   * ```ts ignore
+   * db.createDatabase("bank");
+   * ```
+   * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @throws {ValidationError} when the name cannot be an identifier.
+   */
+  createDatabase(name: string, options?: CallOptions): void {
+    this.#channel.invoke("createDatabase", [name, options]);
+  }
+
+  /**
+   * `DROP DATABASE IF EXISTS`.
+   *
+   * @example
+   * ```ts ignore
+   * db.dropDatabase("bank");
+   * ```
+   * @param name The database name.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @throws {ValidationError} when the name cannot be an identifier.
+   */
+  dropDatabase(name: string, options?: CallOptions): void {
+    this.#channel.invoke("dropDatabase", [name, options]);
+  }
+
+  /**
+   * Creates a table; column names are quoted, type strings used as given, order kept.
+   *
+   * @example
+   * ```ts ignore
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
+   * ```
+   * @param name The table name (`table` or `schema.table`).
+   * @param columns Column name → SQL type (with constraints and defaults).
+   * @param options `ifNotExists` (default true), `signal`, `timeout`.
+   * @throws {ValidationError} when a name cannot be an identifier.
+   */
+  createTable(
+    name: string,
+    columns: Readonly<Record<string, string>>,
+    options?: CreateTableOptions,
+  ): void {
+    this.#channel.invoke("createTable", [name, columns, options]);
+  }
+
+  /**
+   * Drops a table.
+   *
+   * @example
+   * ```ts ignore
+   * db.dropTable("users", { cascade: true });
+   * ```
+   * @param name The table name.
+   * @param options `ifExists` (default true), `cascade` (default false), `signal`, `timeout`.
+   * @throws {ValidationError} when the name cannot be an identifier.
+   */
+  dropTable(name: string, options?: DropTableOptions): void {
+    this.#channel.invoke("dropTable", [name, options]);
+  }
+
+  /**
+   * Whether a table exists (default schema `public`).
+   *
+   * @example
+   * ```ts ignore
+   * if (!db.tableExists("users")) console.log("not yet");
+   * ```
+   * @param name The table name (`table` or `schema.table`).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @returns True when the table exists.
+   * @throws {ValidationError} when the name cannot be an identifier.
+   */
+  tableExists(name: string, options?: CallOptions): boolean {
+    return this.#channel.invoke("tableExists", [name, options]);
+  }
+
+  /**
+   * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
+   *
+   * @example
+   * ```ts ignore
+   * const user = db.insert("users", { id: 1, name: "Ada" });
+   * ```
+   * @param table The table name.
+   * @param data Column → value; `undefined` values are left out.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @returns The inserted row.
+   * @throws {UniqueViolationError} on a duplicate key.
+   */
+  insert<T = Row>(table: string, data: Row, options?: CallOptions): T {
+    return this.#channel.invoke("insert", [table, data, options]) as T;
+  }
+
+  /**
+   * Selects rows.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
+   * ```
+   * @param table The table name.
+   * @param options `columns`, `where`, `orderBy`, `limit`, `offset`, `signal`, `timeout`.
+   * @returns The rows.
+   * @throws {ValidationError} when an option is malformed.
+   */
+  select<T = Row>(table: string, options?: SelectOptions & CallOptions): T[] {
+    return this.#channel.invoke("select", [table, options]) as T[];
+  }
+
+  /**
+   * Selects the first matching row, or `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const ada = db.selectOne("users", { where: { name: "Ada" } });
+   * ```
+   * @param table The table name.
+   * @param options As for `select`; `limit` is 1.
+   * @returns The row or `null`.
+   * @throws {ValidationError} when an option is malformed.
+   */
+  selectOne<T = Row>(
+    table: string,
+    options?: SelectOptions & CallOptions,
+  ): T | null {
+    return this.#channel.invoke("selectOne", [table, options]) as T | null;
+  }
+
+  /**
+   * Updates matching rows and returns every updated row.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = db.update("users", { name: "Ada L." }, { id: 1 });
+   * ```
+   * @param table The table name.
+   * @param data Column → new value (not empty).
+   * @param where Conditions (not empty).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @returns The updated rows.
+   * @throws {ValidationError} when `data` or `where` is empty.
+   */
+  update<T = Row>(
+    table: string,
+    data: Row,
+    where: Where,
+    options?: CallOptions,
+  ): T[] {
+    return this.#channel.invoke("update", [table, data, where, options]) as T[];
+  }
+
+  /**
+   * Deletes matching rows.
+   *
+   * @example
+   * ```ts ignore
+   * const removed = db.delete("users", { id: [1, 2, 3] });
+   * ```
+   * @param table The table name.
+   * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @returns The number of rows deleted.
+   * @throws {ValidationError} when `where` is empty.
+   */
+  delete(table: string, where: Where, options?: CallOptions): number {
+    return this.#channel.invoke("delete", [table, where, options]);
+  }
+
+  /**
+   * Inserts a row, or updates it when it conflicts: `UPSERT` on CockroachDB, `INSERT … ON
+   * CONFLICT … DO UPDATE` otherwise (on the primary key unless `conflictColumns` is given).
+   *
+   * @example
+   * ```ts ignore
+   * db.upsert("accounts", { id: 1, balance: "100" });
+   * ```
+   * @param table The table name.
+   * @param data Column → value.
+   * @param options `conflictColumns`, `signal`, `timeout`.
+   * @returns The inserted or updated row.
+   * @throws {ValidationError} when the table has no primary key and no `conflictColumns`.
+   */
+  upsert<T = Row>(table: string, data: Row, options?: UpsertOptions): T {
+    return this.#channel.invoke("upsert", [table, data, options]) as T;
+  }
+
+  /**
+   * Inserts many rows, one round trip per chunk, all in one transaction. Every record must have
+   * the same keys.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = db.batchInsert("users", [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * ```
+   * @param table The table name.
+   * @param records The rows.
+   * @param options `returning` (default true), `chunkSize`, `signal`, `timeout`.
+   * @returns The inserted rows, in input order.
+   * @throws {ValidationError} when records have differing keys.
+   */
+  batchInsert<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: BatchInsertOptions & { readonly returning?: true },
+  ): T[];
+  /**
+   * Inserts many rows without returning them (may use `COPY`).
+   *
+   * @example
+   * ```ts ignore
+   * const count = db.batchInsert("events", events, { returning: false });
+   * ```
+   * @param table The table name.
+   * @param records The rows.
+   * @param options `returning: false`, `chunkSize`, `signal`, `timeout`.
+   * @returns The number of rows inserted.
+   * @throws {ValidationError} when records have differing keys.
+   */
+  batchInsert(
+    table: string,
+    records: readonly Row[],
+    options: BatchInsertOptions & { readonly returning: false },
+  ): number;
+  batchInsert<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: BatchInsertOptions,
+  ): T[] | number {
+    return this.#channel.invoke(
+      "batchInsert",
+      [table, records, options] as Parameters<AsyncQueryable["batchInsert"]>,
+    ) as T[] | number;
+  }
+
+  /**
+   * Upserts many rows (see `upsert`), one round trip per chunk, in one transaction.
+   *
+   * @example
+   * ```ts ignore
+   * db.batchUpsert("accounts", [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]);
+   * ```
+   * @param table The table name.
+   * @param records The rows.
+   * @param options `conflictColumns`, `chunkSize`, `signal`, `timeout`.
+   * @returns The rows, in input order.
+   * @throws {ValidationError} when records have differing keys.
+   */
+  batchUpsert<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: UpsertOptions,
+  ): T[] {
+    return this.#channel.invoke("batchUpsert", [table, records, options]) as T[];
+  }
+
+  /**
+   * Updates many rows by key, in one transaction.
+   *
+   * @example
+   * ```ts ignore
+   * db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * ```
+   * @param table The table name.
+   * @param records Each record holds the key column and the columns to set.
+   * @param options `keyColumn` (default `"id"`), `signal`, `timeout`.
+   * @returns The updated rows, in input order (a key that matches nothing adds no row).
+   * @throws {ValidationError} when a record lacks the key or has nothing to set.
+   */
+  batchUpdate<T = Row>(
+    table: string,
+    records: readonly Row[],
+    options?: BatchUpdateOptions,
+  ): T[] {
+    return this.#channel.invoke("batchUpdate", [table, records, options]) as T[];
+  }
+
+  /**
+   * Counts rows.
+   *
+   * @example
+   * ```ts ignore
+   * const adults = db.count("users", { age: { gte: 18 } });
+   * ```
+   * @param table The table name.
+   * @param where Conditions.
+   * @param options `signal` and `timeout` (milliseconds): abort the call.
+   * @returns The number of matching rows.
+   * @throws {ValidationError} when `where` is malformed.
+   */
+  count(table: string, where?: Where, options?: CallOptions): number {
+    return this.#channel.invoke("count", [table, where, options]);
+  }
+
+  /**
+   * Runs the statements as one transaction, sent to the server together: one round trip when
+   * the pool has seen each statement before (it knows their parameter types), two otherwise.
+   * Returns one array of rows per statement. A failure rolls back the whole batch and names the
+   * statement: the error is that statement's own (`UniqueViolationError` for a duplicate key, …)
+   * with its index in `statementIndex`. A serialization failure (`40001`, `40P01`) sends the
+   * batch again, whole, under the retry options; a connection lost once the batch was written
+   * may have committed it: `AmbiguousCommitError` (unless `idempotent: true`). On a transaction
+   * handle the batch runs under a savepoint of the transaction: a failure rolls back the batch
+   * only, and a serialization failure is the transaction's to retry.
+   *
+   * @example A transfer in one round trip
+   * ```ts ignore
+   * const [debited, credited] = db.batch([
+   *   { sql: "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *", params: [10, 1] },
+   *   { sql: "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *", params: [10, 2] },
+   * ]);
+   * ```
+   * @param statements `{ sql, params? }`: one statement each.
+   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `idempotent`,
+   * `onRetry`, `signal` and `timeout`; on a transaction handle only `signal` and `timeout` (the
+   * rest is the transaction's).
+   * @returns The rows of each statement, in order.
+   * @throws {DatabaseError} the failed statement's error (or its subclass), with `statementIndex`.
+   * @throws {TransactionRetryError} when retries run out.
+   * @throws {AmbiguousCommitError} when the commit's outcome is unknown.
+   * @throws {ValidationError} when a statement is not `{ sql, params? }` holding one statement.
+   */
+  batch<T = Row>(
+    statements: readonly BatchStatement[],
+    options?: TransactionOptions,
+  ): T[][] {
+    return this.#channel.invoke("batch", [statements, options]) as T[][];
+  }
+
+  /**
+   * Streams the rows of a query through a SQL cursor (`DECLARE … CURSOR` in a transaction),
+   * `batchSize` rows per round trip: memory stays bounded whatever the result size. Breaking
+   * out of the loop closes the cursor; a stream that is neither finished nor broken out of
+   * holds a connection until the database is closed.
+   *
+   * @example
+   * ```ts ignore
+   * for (const row of db.stream("SELECT * FROM events ORDER BY id", [], { batchSize: 500 })) {
+   *   console.log(row);
+   * }
+   * ```
+   * @param sql A `SELECT` (or `VALUES`) statement.
+   * @param params The bind parameters.
+   * @param options `batchSize` (default 1000), `signal`, `timeout` (an aborted stream closes its
+   * cursor and gives its connection back).
+   * @returns An iterable of rows.
+   * @throws {ValidationError} when `batchSize` is not a positive integer.
+   */
+  *stream<T = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: StreamOptions,
+  ): Generator<T, void, undefined> {
+    yield* this.#channel.stream<T>(sql, params, options);
+  }
+  // #endregion generated
+}
+
+// The compiler keeps the twins' surfaces equal: every public method of `Queryable` has the
+// parameters of its `AsyncQueryable` namesake and returns what that one resolves to (an
+// `AsyncGenerator` becoming a `Generator`). A method on one side only, or a signature edited on
+// one side only, fails `deno check` with the method's name in the message.
+type Synced<R> = R extends Promise<infer V> ? V
+  : R extends AsyncGenerator<infer Y, infer Return, infer Next> ? Generator<Y, Return, Next>
+  : R;
+type ParametersOf<F> = F extends (...args: infer P) => unknown ? P : never;
+type ReturnOf<F> = F extends (...args: never) => infer R ? R : never;
+type Same<A, B> = (<G>() => G extends A ? 1 : 2) extends (<G>() => G extends B ? 1 : 2) ? true
+  : false;
+type MethodsOf<T> = { [K in keyof T]: T[K] extends (...args: never) => unknown ? K : never }[
+  keyof T
+];
+type Unsynced<Async, Sync> = {
+  [K in MethodsOf<Async> | MethodsOf<Sync>]: K extends keyof Async & keyof Sync
+    ? Same<ParametersOf<Sync[K]>, ParametersOf<Async[K]>> extends true
+      ? Same<ReturnOf<Sync[K]>, Synced<ReturnOf<Async[K]>>> extends true ? never : K
+    : K
+    : K;
+}[MethodsOf<Async> | MethodsOf<Sync>];
+({}) satisfies { [K in Unsynced<AsyncQueryable, Queryable>]: "differs between the twins" };

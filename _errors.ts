@@ -91,6 +91,29 @@ export function isConnectionLoss(error: unknown): boolean {
   return code !== undefined && CONNECTION_CODES.has(code);
 }
 
+// Codes of a connect that failed because the node is away (down, restarting, draining,
+// unreachable for now), as opposed to one refused for good (credentials, certificates, a
+// database that does not exist, a client that was closed).
+const NODE_AWAY_CODES: ReadonlySet<string> = new Set([
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now: starting up or shutting down
+]);
+
+/** True when a connect failed because the node is away for now (see `NODE_AWAY_CODES`). */
+export function isNodeAway(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && NODE_AWAY_CODES.has(code);
+}
+
 /** True when the transaction should be run again. */
 export function isRetryable(error: unknown): boolean {
   const code = errorCode(error);

@@ -7,7 +7,7 @@
 // with its own performer of the steps, so the retry protocol is written once.
 import type { Dialect } from "./_sql.ts";
 import { checkRetry, RETRY_DEFAULTS, type RetryInfo, type TransactionOptions } from "./_config.ts";
-import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
+import { errorCode, isConnectionLoss, isNodeAway, isRetryable } from "./_errors.ts";
 import {
   AmbiguousCommitError,
   ConnectionError,
@@ -184,6 +184,8 @@ export function* transactionSteps<T>(
   let needReserve = true;
   let needBegin = true;
   let open = false;
+  // The error of a COMMIT cut off in an earlier attempt (idempotent transactions run again).
+  let ambiguous: Error | undefined;
   try {
     for (;;) {
       attempt++;
@@ -196,8 +198,12 @@ export function* transactionSteps<T>(
           try {
             yield { kind: "reserve" };
           } catch (error) {
-            // No connection could be had at all: that is not a conflict to retry.
-            throw new Passthrough(error as Error);
+            // No connection could be had. On the first attempt that is not a conflict to retry:
+            // the server is down or refuses. After a connection was lost it is the node that went
+            // away with it (a restart, a drain): the attempt is retried within the budget, as the
+            // loss was. Anything else (credentials, a closed client, a cancel) ends the loop.
+            if (attempt === 1 || !isNodeAway(error)) throw new Passthrough(giveUp(error as Error));
+            throw error;
           }
           needReserve = false;
           needBegin = true;
@@ -299,6 +305,7 @@ export function* transactionSteps<T>(
               { cause: error },
             );
           }
+          ambiguous ??= error;
           needReserve = true;
         } else if (lost) {
           // Nothing was committed: the connection went away before COMMIT was sent, or the
@@ -329,19 +336,23 @@ export function* transactionSteps<T>(
         }
         if (attempt > options.maxRetries) {
           if (open) yield* rollback();
-          throw new TransactionRetryError(
-            `Cannot commit transaction: still failing with ${
-              code ?? "a retryable error"
-            } after ${attempt} attempts`,
-            { attempts: attempt, cause: error },
+          throw giveUp(
+            new TransactionRetryError(
+              `Cannot commit transaction: still failing with ${
+                code ?? "a retryable error"
+              } after ${attempt} attempts`,
+              { attempts: attempt, cause: error },
+            ),
           );
         }
         const delayMs = backoffDelay(attempt, options.initialBackoff, options.maxBackoff);
         if (options.deadline !== undefined && now() - started + delayMs > options.deadline) {
           if (open) yield* rollback();
-          throw new TransactionRetryError(
-            `Cannot commit transaction: deadline of ${options.deadline} ms passed after ${attempt} attempts`,
-            { attempts: attempt, cause: error, code: code ?? "40001" },
+          throw giveUp(
+            new TransactionRetryError(
+              `Cannot commit transaction: deadline of ${options.deadline} ms passed after ${attempt} attempts`,
+              { attempts: attempt, cause: error, code: code ?? "40001" },
+            ),
           );
         }
         options.onRetry?.({ attempt, delayMs, error } satisfies RetryInfo);
@@ -359,6 +370,18 @@ export function* transactionSteps<T>(
       }
     }
     yield { kind: "release" };
+  }
+
+  /**
+   * The error the loop ends with when it gives up. Once a COMMIT was cut off (an idempotent
+   * transaction runs again after that), giving up leaves its fate unknown: the error says so.
+   */
+  function giveUp(error: Error): Error {
+    if (ambiguous === undefined) return error;
+    return new AmbiguousCommitError(
+      `Cannot tell whether the transaction committed: a COMMIT was cut off (${ambiguous.message}), and running it again failed: ${error.message}`,
+      { cause: error },
+    );
   }
 
   function* rollback(): Generator<TransactionStep, void, unknown> {

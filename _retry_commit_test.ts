@@ -1,5 +1,6 @@
 // transactionSteps() without a server: a reserve that fails, a connection lost before or during
-// COMMIT (an ambiguous commit), COMMIT answering ROLLBACK, backoff and the deadline.
+// COMMIT (an ambiguous commit), a connect refused after a loss, COMMIT answering ROLLBACK, backoff
+// and the deadline.
 import assert from "node:assert/strict";
 import type { RetryInfo } from "./_config.ts";
 import {
@@ -168,6 +169,108 @@ Deno.test("transactionSteps() with idempotent: true runs an ambiguous commit aga
     "COMMIT",
     "release",
   ]);
+});
+
+function refusedError(code = "ECONNREFUSED"): ConnectionError {
+  return new ConnectionError('Cannot connect to "h:1": connection refused', { code });
+}
+
+Deno.test("transactionSteps() after a lost connection retries a connect the node refuses, within the budget", () => {
+  // A node restarting: the connection is lost, then connects are refused for a while.
+  const run = drive<string>({
+    reserve: (count) => {
+      if (count === 2 || count === 3) throw refusedError();
+    },
+    callback: (attempt) => {
+      if (attempt === 1) throw lostError();
+      return "back";
+    },
+    state: (attempt) => ({ lost: attempt === 1, sawRetryable: false }),
+  });
+  assert.equal(run.value, "back");
+  assert.deepEqual(run.log, [
+    "reserve",
+    PG_FIRST,
+    "state",
+    "reserve",
+    "state",
+    "reserve",
+    "state",
+    "reserve",
+    PG_FIRST,
+    "state",
+    "COMMIT",
+    "release",
+  ]);
+});
+
+Deno.test("transactionSteps() after a lost connection ends at once on a connect refused for good", () => {
+  const denied = new DatabaseError("Cannot connect: password authentication failed", {
+    code: "28P01",
+    severity: "FATAL",
+  });
+  const run = drive({
+    reserve: (count) => {
+      if (count === 2) throw denied;
+    },
+    callback: (attempt) => {
+      if (attempt === 1) throw lostError();
+    },
+    state: (attempt) => ({ lost: attempt === 1, sawRetryable: false }),
+  });
+  assert.equal(run.error, denied);
+  assert.deepEqual(run.log, ["reserve", PG_FIRST, "state", "reserve", "release"]);
+});
+
+Deno.test("transactionSteps() after a lost connection gives up with TransactionRetryError when the node stays away", () => {
+  const run = drive({
+    reserve: (count) => {
+      if (count > 1) throw refusedError();
+    },
+    callback: () => {
+      throw lostError();
+    },
+    state: () => ({ lost: true, sawRetryable: false }),
+  }, { maxRetries: 3 });
+  assert.ok(run.error instanceof TransactionRetryError, String(run.error));
+  assert.equal(run.error.attempts, 4);
+  assert.equal(run.log.filter((step) => step === "reserve").length, 4);
+});
+
+Deno.test("transactionSteps() with idempotent: true reports AmbiguousCommitError when the rerun after a cut COMMIT cannot connect", () => {
+  // The first COMMIT may have committed; the rerun never ran: the outcome is unknown, and the
+  // error says so rather than a plain connection error.
+  for (
+    const [label, reserve] of [
+      ["refused for good", (count: number) => {
+        if (count > 1) {
+          throw new DatabaseError("Cannot connect: database is gone", {
+            code: "3D000",
+            severity: "FATAL",
+          });
+        }
+      }],
+      ["away until retries run out", (count: number) => {
+        if (count > 1) throw refusedError();
+      }],
+    ] as const
+  ) {
+    let lost = false;
+    const run = drive({
+      reserve,
+      query: (text) => {
+        if (text === "COMMIT") {
+          lost = true;
+          throw lostError();
+        }
+        return text;
+      },
+      state: () => ({ lost, sawRetryable: false }),
+    }, { idempotent: true, maxRetries: 2 });
+    assert.ok(run.error instanceof AmbiguousCommitError, `${label}: ${run.error}`);
+    assert.match(run.error.message, /COMMIT was cut off/, label);
+    assert.ok(run.error.cause instanceof Error, label);
+  }
 });
 
 Deno.test("transactionSteps() treats COMMIT answering ROLLBACK as a failure, not a success", () => {

@@ -57,8 +57,15 @@ export abstract class AsyncQueryable {
    * returned).
    *
    * @example
-   * ```ts ignore
-   * const rows = await db.execute<{ n: number }>("SELECT $1::int AS n", [1]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)"); // []
+   * await db.execute("INSERT INTO notes VALUES ($1, $2)", [1, "hello"]);
+   * const rows = await db.execute<{ body: string }>("SELECT body FROM notes WHERE id = $1", [1]);
+   * console.log(rows); // [{ body: "hello" }]
+   * await db.execute("DROP TABLE notes");
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
@@ -81,8 +88,16 @@ export abstract class AsyncQueryable {
    * Runs SQL and returns its first row, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const user = await db.queryOne("SELECT * FROM users WHERE id = $1", [id]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.execute("CREATE TABLE users (id INT PRIMARY KEY, name TEXT)");
+   * await db.execute("INSERT INTO users VALUES (1, 'Ada')");
+   * const user = await db.queryOne<{ name: string }>("SELECT name FROM users WHERE id = $1", [1]);
+   * console.log(user); // { name: "Ada" }
+   * console.log(await db.queryOne("SELECT name FROM users WHERE id = $1", [2])); // null
+   * await db.execute("DROP TABLE users");
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
@@ -104,8 +119,13 @@ export abstract class AsyncQueryable {
    * `CREATE DATABASE IF NOT EXISTS`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
    * await db.createDatabase("bank");
+   * await db.createDatabase("bank"); // there already: nothing happens
+   * await db.dropDatabase("bank");
    * ```
    * @param name The database name.
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -133,8 +153,13 @@ export abstract class AsyncQueryable {
    * `DROP DATABASE IF EXISTS`.
    *
    * @example
-   * ```ts ignore
-   * await db.dropDatabase("bank");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createDatabase("archive");
+   * await db.dropDatabase("archive");
+   * await db.dropDatabase("archive"); // gone already: nothing happens
    * ```
    * @param name The database name.
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -148,8 +173,14 @@ export abstract class AsyncQueryable {
    * Creates a table; column names are quoted, type strings used as given, order kept.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
    * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
+   * await db.createTable("users", { id: "INT PRIMARY KEY" }); // there already: nothing happens
+   * console.log(await db.select("users")); // []
+   * await db.dropTable("users");
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param columns Column name → SQL type (with constraints and defaults).
@@ -172,8 +203,15 @@ export abstract class AsyncQueryable {
    * Drops a table.
    *
    * @example
-   * ```ts ignore
-   * await db.dropTable("users", { cascade: true });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("authors", { id: "INT PRIMARY KEY" });
+   * await db.createTable("books", { id: "INT PRIMARY KEY", author_id: "INT REFERENCES authors" });
+   * await db.dropTable("authors", { cascade: true }); // and the foreign key of books
+   * await db.dropTable("books");
+   * await db.dropTable("books"); // gone already: nothing happens
    * ```
    * @param name The table name.
    * @param options `ifExists` (default true), `cascade` (default false), `signal`, `timeout`.
@@ -191,8 +229,14 @@ export abstract class AsyncQueryable {
    * Whether a table exists (default schema `public`).
    *
    * @example
-   * ```ts ignore
-   * if (!(await db.tableExists("users"))) console.log("not yet");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * console.log(await db.tableExists("users")); // false
+   * await db.createTable("users", { id: "INT PRIMARY KEY" });
+   * console.log(await db.tableExists("users")); // true
+   * await db.dropTable("users");
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -209,8 +253,14 @@ export abstract class AsyncQueryable {
    * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
    * const user = await db.insert("users", { id: 1, name: "Ada" });
+   * console.log(user); // { id: 1, name: "Ada" }
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param data Column → value; `undefined` values are left out.
@@ -229,8 +279,24 @@ export abstract class AsyncQueryable {
    * Selects rows.
    *
    * @example
-   * ```ts ignore
-   * const rows = await db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT", age: "INT" });
+   * await db.batchInsert("users", [
+   *   { id: 1, name: "Grace", age: 85 },
+   *   { id: 2, name: "Tim", age: 12 },
+   *   { id: 3, name: "Ada", age: 36 },
+   * ]);
+   * const adults = await db.select("users", {
+   *   columns: ["name"],
+   *   where: { age: { gte: 18 } },
+   *   orderBy: "name",
+   *   limit: 10,
+   * });
+   * console.log(adults); // [{ name: "Ada" }, { name: "Grace" }]
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param options `columns`, `where`, `orderBy`, `limit`, `offset`, `signal`, `timeout`.
@@ -247,8 +313,15 @@ export abstract class AsyncQueryable {
    * Selects the first matching row, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const ada = await db.selectOne("users", { where: { name: "Ada" } });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * await db.insert("users", { id: 1, name: "Ada" });
+   * console.log(await db.selectOne("users", { where: { name: "Ada" } })); // { id: 1, name: "Ada" }
+   * console.log(await db.selectOne("users", { where: { name: "Bob" } })); // null
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param options As for `select`; `limit` is 1.
@@ -267,8 +340,15 @@ export abstract class AsyncQueryable {
    * Updates matching rows and returns every updated row.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * await db.insert("users", { id: 1, name: "Ada" });
    * const rows = await db.update("users", { name: "Ada L." }, { id: 1 });
+   * console.log(rows); // [{ id: 1, name: "Ada L." }]
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param data Column → new value (not empty).
@@ -293,8 +373,15 @@ export abstract class AsyncQueryable {
    * Deletes matching rows.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY" });
+   * await db.batchInsert("users", [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 4 }]);
    * const removed = await db.delete("users", { id: [1, 2, 3] });
+   * console.log(removed); // 3
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
@@ -312,8 +399,15 @@ export abstract class AsyncQueryable {
    * CONFLICT … DO UPDATE` otherwise (on the primary key unless `conflictColumns` is given).
    *
    * @example
-   * ```ts ignore
-   * await db.upsert("accounts", { id: 1, balance: "100" });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * await db.upsert("accounts", { id: 1, balance: "100" }); // inserts
+   * const account = await db.upsert("accounts", { id: 1, balance: "150" }); // updates
+   * console.log(account); // { id: 1, balance: "150" }
+   * await db.dropTable("accounts");
    * ```
    * @param table The table name.
    * @param data Column → value.
@@ -337,8 +431,14 @@ export abstract class AsyncQueryable {
    * the same keys.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
    * const rows = await db.batchInsert("users", [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * console.log(rows); // [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -355,8 +455,15 @@ export abstract class AsyncQueryable {
    * Inserts many rows without returning them (may use `COPY`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("events", { id: "INT PRIMARY KEY", kind: "TEXT" });
+   * const events = Array.from({ length: 5000 }, (_, id) => ({ id, kind: "click" }));
    * const count = await db.batchInsert("events", events, { returning: false });
+   * console.log(count); // 5000
+   * await db.dropTable("events");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -381,8 +488,16 @@ export abstract class AsyncQueryable {
    * Upserts many rows (see `upsert`), one round trip per chunk, in one transaction.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * await db.insert("accounts", { id: 1, balance: "5" });
    * await db.batchUpsert("accounts", [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]);
+   * console.log(await db.select("accounts", { orderBy: "id" }));
+   * // [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]
+   * await db.dropTable("accounts");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -402,8 +517,15 @@ export abstract class AsyncQueryable {
    * Updates many rows by key, in one transaction.
    *
    * @example
-   * ```ts ignore
-   * await db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * await db.batchInsert("users", [{ id: 1, name: "a" }, { id: 2, name: "b" }]);
+   * const rows = await db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * console.log(rows); // [{ id: 1, name: "A" }, { id: 2, name: "B" }]
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param records Each record holds the key column and the columns to set.
@@ -423,8 +545,15 @@ export abstract class AsyncQueryable {
    * Counts rows.
    *
    * @example
-   * ```ts ignore
-   * const adults = await db.count("users", { age: { gte: 18 } });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("users", { id: "INT PRIMARY KEY", age: "INT" });
+   * await db.batchInsert("users", [{ id: 1, age: 36 }, { id: 2, age: 12 }, { id: 3, age: 85 }]);
+   * console.log(await db.count("users", { age: { gte: 18 } })); // 2
+   * console.log(await db.count("users")); // 3
+   * await db.dropTable("users");
    * ```
    * @param table The table name.
    * @param where Conditions.
@@ -450,11 +579,20 @@ export abstract class AsyncQueryable {
    * only, and a serialization failure is the transaction's to retry.
    *
    * @example A transfer in one round trip
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * await db.batchInsert("accounts", [{ id: 1, balance: "100" }, { id: 2, balance: "0" }]);
+   * const debit = "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *";
+   * const credit = "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *";
    * const [debited, credited] = await db.batch([
-   *   { sql: "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *", params: [10, 1] },
-   *   { sql: "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *", params: [10, 2] },
+   *   { sql: debit, params: [10, 1] },
+   *   { sql: credit, params: [10, 2] },
    * ]);
+   * console.log(debited, credited); // [{ id: 1, balance: "90" }] [{ id: 2, balance: "10" }]
+   * await db.dropTable("accounts");
    * ```
    * @param statements `{ sql, params? }`: one statement each.
    * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `idempotent`,
@@ -494,10 +632,21 @@ export abstract class AsyncQueryable {
    * holds a connection until the database is closed.
    *
    * @example
-   * ```ts ignore
-   * for await (const row of db.stream("SELECT * FROM events ORDER BY id", [], { batchSize: 500 })) {
-   *   console.log(row);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("events", { id: "INT PRIMARY KEY", kind: "TEXT" });
+   * const kinds = ["click", "view", "view"];
+   * const events = Array.from({ length: 1200 }, (_, id) => ({ id, kind: kinds[id % 3] }));
+   * await db.batchInsert("events", events, { returning: false });
+   * let clicks = 0;
+   * const sql = "SELECT kind FROM events ORDER BY id";
+   * for await (const event of db.stream<{ kind: string }>(sql, [], { batchSize: 500 })) {
+   *   if (event.kind === "click") clicks++; // 500 rows a round trip
    * }
+   * console.log(clicks); // 400
+   * await db.dropTable("events");
    * ```
    * @param sql A `SELECT` (or `VALUES`) statement.
    * @param params The bind parameters.

@@ -44,8 +44,15 @@ export abstract class Queryable {
    * returned).
    *
    * @example
-   * ```ts ignore
-   * const rows = db.execute<{ n: number }>("SELECT $1::int AS n", [1]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)"); // []
+   * db.execute("INSERT INTO notes VALUES ($1, $2)", [1, "hello"]);
+   * const rows = db.execute<{ body: string }>("SELECT body FROM notes WHERE id = $1", [1]);
+   * console.log(rows); // [{ body: "hello" }]
+   * db.execute("DROP TABLE notes");
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
@@ -67,8 +74,16 @@ export abstract class Queryable {
    * Runs SQL and returns its first row, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const user = db.queryOne("SELECT * FROM users WHERE id = $1", [id]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.execute("CREATE TABLE users (id INT PRIMARY KEY, name TEXT)");
+   * db.execute("INSERT INTO users VALUES (1, 'Ada')");
+   * const user = db.queryOne<{ name: string }>("SELECT name FROM users WHERE id = $1", [1]);
+   * console.log(user); // { name: "Ada" }
+   * console.log(db.queryOne("SELECT name FROM users WHERE id = $1", [2])); // null
+   * db.execute("DROP TABLE users");
    * ```
    * @param sql The statement text.
    * @param params The bind parameters.
@@ -88,8 +103,13 @@ export abstract class Queryable {
    * `CREATE DATABASE IF NOT EXISTS`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
    * db.createDatabase("bank");
+   * db.createDatabase("bank"); // there already: nothing happens
+   * db.dropDatabase("bank");
    * ```
    * @param name The database name.
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -103,8 +123,13 @@ export abstract class Queryable {
    * `DROP DATABASE IF EXISTS`.
    *
    * @example
-   * ```ts ignore
-   * db.dropDatabase("bank");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createDatabase("archive");
+   * db.dropDatabase("archive");
+   * db.dropDatabase("archive"); // gone already: nothing happens
    * ```
    * @param name The database name.
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -118,8 +143,14 @@ export abstract class Queryable {
    * Creates a table; column names are quoted, type strings used as given, order kept.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
    * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
+   * db.createTable("users", { id: "INT PRIMARY KEY" }); // there already: nothing happens
+   * console.log(db.select("users")); // []
+   * db.dropTable("users");
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param columns Column name → SQL type (with constraints and defaults).
@@ -138,8 +169,15 @@ export abstract class Queryable {
    * Drops a table.
    *
    * @example
-   * ```ts ignore
-   * db.dropTable("users", { cascade: true });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("authors", { id: "INT PRIMARY KEY" });
+   * db.createTable("books", { id: "INT PRIMARY KEY", author_id: "INT REFERENCES authors" });
+   * db.dropTable("authors", { cascade: true }); // and the foreign key of books
+   * db.dropTable("books");
+   * db.dropTable("books"); // gone already: nothing happens
    * ```
    * @param name The table name.
    * @param options `ifExists` (default true), `cascade` (default false), `signal`, `timeout`.
@@ -153,8 +191,14 @@ export abstract class Queryable {
    * Whether a table exists (default schema `public`).
    *
    * @example
-   * ```ts ignore
-   * if (!db.tableExists("users")) console.log("not yet");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * console.log(db.tableExists("users")); // false
+   * db.createTable("users", { id: "INT PRIMARY KEY" });
+   * console.log(db.tableExists("users")); // true
+   * db.dropTable("users");
    * ```
    * @param name The table name (`table` or `schema.table`).
    * @param options `signal` and `timeout` (milliseconds): abort the call.
@@ -169,8 +213,14 @@ export abstract class Queryable {
    * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT NOT NULL" });
    * const user = db.insert("users", { id: 1, name: "Ada" });
+   * console.log(user); // { id: 1, name: "Ada" }
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param data Column → value; `undefined` values are left out.
@@ -186,8 +236,24 @@ export abstract class Queryable {
    * Selects rows.
    *
    * @example
-   * ```ts ignore
-   * const rows = db.select("users", { where: { age: { gte: 18 } }, orderBy: "name", limit: 10 });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT", age: "INT" });
+   * db.batchInsert("users", [
+   *   { id: 1, name: "Grace", age: 85 },
+   *   { id: 2, name: "Tim", age: 12 },
+   *   { id: 3, name: "Ada", age: 36 },
+   * ]);
+   * const adults = db.select("users", {
+   *   columns: ["name"],
+   *   where: { age: { gte: 18 } },
+   *   orderBy: "name",
+   *   limit: 10,
+   * });
+   * console.log(adults); // [{ name: "Ada" }, { name: "Grace" }]
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param options `columns`, `where`, `orderBy`, `limit`, `offset`, `signal`, `timeout`.
@@ -202,8 +268,15 @@ export abstract class Queryable {
    * Selects the first matching row, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const ada = db.selectOne("users", { where: { name: "Ada" } });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * db.insert("users", { id: 1, name: "Ada" });
+   * console.log(db.selectOne("users", { where: { name: "Ada" } })); // { id: 1, name: "Ada" }
+   * console.log(db.selectOne("users", { where: { name: "Bob" } })); // null
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param options As for `select`; `limit` is 1.
@@ -221,8 +294,15 @@ export abstract class Queryable {
    * Updates matching rows and returns every updated row.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * db.insert("users", { id: 1, name: "Ada" });
    * const rows = db.update("users", { name: "Ada L." }, { id: 1 });
+   * console.log(rows); // [{ id: 1, name: "Ada L." }]
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param data Column → new value (not empty).
@@ -244,8 +324,15 @@ export abstract class Queryable {
    * Deletes matching rows.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY" });
+   * db.batchInsert("users", [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 4 }]);
    * const removed = db.delete("users", { id: [1, 2, 3] });
+   * console.log(removed); // 3
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param where Conditions (not empty; use `TRUNCATE` to empty a table).
@@ -262,8 +349,15 @@ export abstract class Queryable {
    * CONFLICT … DO UPDATE` otherwise (on the primary key unless `conflictColumns` is given).
    *
    * @example
-   * ```ts ignore
-   * db.upsert("accounts", { id: 1, balance: "100" });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * db.upsert("accounts", { id: 1, balance: "100" }); // inserts
+   * const account = db.upsert("accounts", { id: 1, balance: "150" }); // updates
+   * console.log(account); // { id: 1, balance: "150" }
+   * db.dropTable("accounts");
    * ```
    * @param table The table name.
    * @param data Column → value.
@@ -280,8 +374,14 @@ export abstract class Queryable {
    * the same keys.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
    * const rows = db.batchInsert("users", [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * console.log(rows); // [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -298,8 +398,15 @@ export abstract class Queryable {
    * Inserts many rows without returning them (may use `COPY`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("events", { id: "INT PRIMARY KEY", kind: "TEXT" });
+   * const events = Array.from({ length: 5000 }, (_, id) => ({ id, kind: "click" }));
    * const count = db.batchInsert("events", events, { returning: false });
+   * console.log(count); // 5000
+   * db.dropTable("events");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -327,8 +434,16 @@ export abstract class Queryable {
    * Upserts many rows (see `upsert`), one round trip per chunk, in one transaction.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * db.insert("accounts", { id: 1, balance: "5" });
    * db.batchUpsert("accounts", [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]);
+   * console.log(db.select("accounts", { orderBy: "id" }));
+   * // [{ id: 1, balance: "10" }, { id: 2, balance: "20" }]
+   * db.dropTable("accounts");
    * ```
    * @param table The table name.
    * @param records The rows.
@@ -348,8 +463,15 @@ export abstract class Queryable {
    * Updates many rows by key, in one transaction.
    *
    * @example
-   * ```ts ignore
-   * db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", name: "TEXT" });
+   * db.batchInsert("users", [{ id: 1, name: "a" }, { id: 2, name: "b" }]);
+   * const rows = db.batchUpdate("users", [{ id: 1, name: "A" }, { id: 2, name: "B" }]);
+   * console.log(rows); // [{ id: 1, name: "A" }, { id: 2, name: "B" }]
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param records Each record holds the key column and the columns to set.
@@ -369,8 +491,15 @@ export abstract class Queryable {
    * Counts rows.
    *
    * @example
-   * ```ts ignore
-   * const adults = db.count("users", { age: { gte: 18 } });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("users", { id: "INT PRIMARY KEY", age: "INT" });
+   * db.batchInsert("users", [{ id: 1, age: 36 }, { id: 2, age: 12 }, { id: 3, age: 85 }]);
+   * console.log(db.count("users", { age: { gte: 18 } })); // 2
+   * console.log(db.count("users")); // 3
+   * db.dropTable("users");
    * ```
    * @param table The table name.
    * @param where Conditions.
@@ -394,11 +523,20 @@ export abstract class Queryable {
    * only, and a serialization failure is the transaction's to retry.
    *
    * @example A transfer in one round trip
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * db.batchInsert("accounts", [{ id: 1, balance: "100" }, { id: 2, balance: "0" }]);
+   * const debit = "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *";
+   * const credit = "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *";
    * const [debited, credited] = db.batch([
-   *   { sql: "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING *", params: [10, 1] },
-   *   { sql: "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING *", params: [10, 2] },
+   *   { sql: debit, params: [10, 1] },
+   *   { sql: credit, params: [10, 2] },
    * ]);
+   * console.log(debited, credited); // [{ id: 1, balance: "90" }] [{ id: 2, balance: "10" }]
+   * db.dropTable("accounts");
    * ```
    * @param statements `{ sql, params? }`: one statement each.
    * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `idempotent`,
@@ -424,10 +562,21 @@ export abstract class Queryable {
    * holds a connection until the database is closed.
    *
    * @example
-   * ```ts ignore
-   * for (const row of db.stream("SELECT * FROM events ORDER BY id", [], { batchSize: 500 })) {
-   *   console.log(row);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("events", { id: "INT PRIMARY KEY", kind: "TEXT" });
+   * const kinds = ["click", "view", "view"];
+   * const events = Array.from({ length: 1200 }, (_, id) => ({ id, kind: kinds[id % 3] }));
+   * db.batchInsert("events", events, { returning: false });
+   * let clicks = 0;
+   * const sql = "SELECT kind FROM events ORDER BY id";
+   * for (const event of db.stream<{ kind: string }>(sql, [], { batchSize: 500 })) {
+   *   if (event.kind === "click") clicks++; // 500 rows a round trip
    * }
+   * console.log(clicks); // 400
+   * db.dropTable("events");
    * ```
    * @param sql A `SELECT` (or `VALUES`) statement.
    * @param params The bind parameters.

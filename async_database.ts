@@ -11,13 +11,17 @@
  * documentation is made in `AsyncQueryable`'s module, then `deno task sync`.
  *
  * @example Connect, write and read
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb/async-database";
  *
- * await using db = new AsyncDatabase("postgresql://root@localhost:26257/defaultdb");
- * await db.createTable("users", { id: "UUID PRIMARY KEY DEFAULT gen_random_uuid()", name: "TEXT" });
+ * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+ * await db.createTable("users", {
+ *   id: "UUID PRIMARY KEY DEFAULT gen_random_uuid()",
+ *   name: "TEXT",
+ * });
  * const ada = await db.insert("users", { name: "Ada" });
- * console.log(await db.select("users", { where: { id: ada.id } }));
+ * console.log(await db.select("users", { where: { id: ada.id } })); // [{ id: "…", name: "Ada" }]
+ * await db.dropTable("users");
  * ```
  *
  * @module
@@ -105,15 +109,27 @@ export class AsyncTransaction extends AsyncQueryable {
    * Statements of the outer transaction should not run while `fn` does.
    *
    * @example Try something, go on without it if it fails
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase, UniqueViolationError } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("orders", { id: "INT PRIMARY KEY" });
+   * await db.createTable("coupons_used", { code: "TEXT PRIMARY KEY", order_id: "INT NOT NULL" });
+   * await db.insert("coupons_used", { code: "WELCOME", order_id: 1 });
+   *
    * await db.transaction(async (tx) => {
-   *   await tx.insert("orders", order);
+   *   await tx.insert("orders", { id: 2 });
    *   try {
-   *     await tx.transaction((inner) => inner.insert("coupons_used", { order: order.id, code }));
+   *     await tx.transaction((inner) =>
+   *       inner.insert("coupons_used", { code: "WELCOME", order_id: 2 })
+   *     );
    *   } catch (error) {
-   *     if (!(error instanceof UniqueViolationError)) throw error;
+   *     if (!(error instanceof UniqueViolationError)) throw error; // used already: no discount
    *   }
    * });
+   * console.log(await db.count("orders")); // 1: the order is kept
+   * await db.dropTable("orders");
+   * await db.dropTable("coupons_used");
    * ```
    * @param fn The work, given this handle.
    * @param options Accepted for the same call on a database or a transaction; the retry
@@ -145,12 +161,15 @@ export class AsyncTransaction extends AsyncQueryable {
  * and every later call fails with `ConnectionError`.
  *
  * @example Options, URL and environment
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb";
  *
- * const db = new AsyncDatabase({ host: "localhost", port: 26257, database: "bank" });
- * const fromUrl = AsyncDatabase.fromUrl("postgresql://root@localhost:26257/bank?sslmode=disable");
- * const fromEnv = new AsyncDatabase(); // DATABASE_URL, then PGHOST, PGPORT, …
+ * // Nothing connects before the first statement (or `connect()`).
+ * await using bank = new AsyncDatabase({ host: "localhost", port: 26257, database: "bank" });
+ * await using fromUrl = AsyncDatabase.fromUrl("postgresql://root@localhost:26257/bank");
+ * await using fromEnv = new AsyncDatabase(); // DATABASE_URL, then PGHOST, PGPORT, …
+ * await fromEnv.connect();
+ * console.log(String(fromEnv)); // AsyncDatabase(postgresql://root@…), never the password
  * ```
  */
 export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
@@ -246,8 +265,13 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * and retries by the SQLSTATE that caused them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.execute("SELECT 1");
    * const { used, idle, pending, retries } = db.stats();
+   * console.log(used, idle, pending, retries); // 0 1 0 {}
    * ```
    * @returns The numbers.
    */
@@ -277,11 +301,20 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
    * `BEGIN` and no `COMMIT`.
    *
    * @example A transfer
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * await db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * await db.batchInsert("accounts", [{ id: 1, balance: "100" }, { id: 2, balance: "0" }]);
+   *
    * await db.transaction(async (tx) => {
-   *   await tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = $1", [from]);
-   *   await tx.execute("UPDATE accounts SET balance = balance + 10 WHERE id = $1", [to]);
+   *   await tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [10, 1]);
+   *   await tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", [10, 2]);
    * });
+   * console.log(await db.select("accounts", { orderBy: "id" }));
+   * // [{ id: 1, balance: "90" }, { id: 2, balance: "10" }]
+   * await db.dropTable("accounts");
    * ```
    * @param fn The work; it may run more than once.
    * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `onRetry`;

@@ -16,13 +16,14 @@
  * `scripts/async_to_sync.ts` (`deno task sync`); each is one call across the bridge.
  *
  * @example Connect, write and read
- * ```ts ignore
+ * ```ts
  * import { Database } from "@manticore/cockroachdb/database";
  *
- * using db = new Database("postgresql://root@localhost:26257/defaultdb");
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
  * db.createTable("users", { id: "UUID PRIMARY KEY DEFAULT gen_random_uuid()", name: "TEXT" });
  * const ada = db.insert("users", { name: "Ada" });
- * console.log(db.select("users", { where: { id: ada.id } }));
+ * console.log(db.select("users", { where: { id: ada.id } })); // [{ id: "…", name: "Ada" }]
+ * db.dropTable("users");
  * ```
  *
  * @module
@@ -109,11 +110,19 @@ let newTransaction: (channel: Channel) => Transaction;
  * callback returns.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Database } from "@manticore/cockroachdb";
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+ * db.batchInsert("accounts", [{ id: 1, balance: "100" }, { id: 2, balance: "100" }]);
  * db.transaction((tx) => {
  *   tx.update("accounts", { balance: "90" }, { id: 1 });
  *   tx.update("accounts", { balance: "110" }, { id: 2 });
  * });
+ * console.log(db.select("accounts", { orderBy: "id" }));
+ * // [{ id: 1, balance: "90" }, { id: 2, balance: "110" }]
+ * db.dropTable("accounts");
  * ```
  */
 export class Transaction extends Queryable {
@@ -134,15 +143,25 @@ export class Transaction extends Queryable {
    * The callback must be synchronous.
    *
    * @example Try something, go on without it if it fails
-   * ```ts ignore
+   * ```ts
+   * import { Database, UniqueViolationError } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("orders", { id: "INT PRIMARY KEY" });
+   * db.createTable("coupons_used", { code: "TEXT PRIMARY KEY", order_id: "INT NOT NULL" });
+   * db.insert("coupons_used", { code: "WELCOME", order_id: 1 });
+   *
    * db.transaction((tx) => {
-   *   tx.insert("orders", order);
+   *   tx.insert("orders", { id: 2 });
    *   try {
-   *     tx.transaction((inner) => inner.insert("coupons_used", { order: order.id, code }));
+   *     tx.transaction((inner) => inner.insert("coupons_used", { code: "WELCOME", order_id: 2 }));
    *   } catch (error) {
-   *     if (!(error instanceof UniqueViolationError)) throw error;
+   *     if (!(error instanceof UniqueViolationError)) throw error; // used already: no discount
    *   }
    * });
+   * console.log(db.count("orders")); // 1: the order is kept
+   * db.dropTable("orders");
+   * db.dropTable("coupons_used");
    * ```
    * @param fn The work, given this handle.
    * @param options Accepted for the same call on a database or a transaction; the retry
@@ -211,12 +230,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * constructor asks for it, or throws `ConnectionError` with code `WORKER_PERMISSION`).
  *
  * @example Options, URL and environment
- * ```ts ignore
+ * ```ts
  * import { Database } from "@manticore/cockroachdb";
  *
- * using db = new Database({ host: "localhost", port: 26257, database: "bank" });
- * const fromUrl = Database.fromUrl("postgresql://root@localhost:26257/bank", { connect: false });
- * fromUrl.close();
+ * using db = new Database(); // DATABASE_URL, then PGHOST, PGPORT, …: connects now
+ * // With `connect: false` nothing connects before the first statement (or `connect()`).
+ * using bank = new Database({ host: "localhost", port: 26257, database: "bank", connect: false });
+ * using fromUrl = Database.fromUrl("postgresql://root@localhost:26257/bank", { connect: false });
+ * console.log(String(db)); // Database(postgresql://root@…), never the password
  * ```
  */
 export class Database extends Queryable implements Disposable {
@@ -291,8 +312,12 @@ export class Database extends Queryable implements Disposable {
    * Same as `new Database(url, options)`.
    *
    * @example
-   * ```ts ignore
-   * using db = Database.fromUrl("postgresql://root@localhost:26257/defaultdb");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = Database.fromUrl(Deno.env.get("DATABASE_URL")!, { applicationName: "billing" });
+   * const sql = "SELECT current_setting('application_name') AS name";
+   * console.log(db.queryOne(sql)); // { name: "billing" }
    * ```
    * @param url A `postgresql://` URL.
    * @param options Connection options, which win over the URL.
@@ -308,9 +333,12 @@ export class Database extends Queryable implements Disposable {
    * constructor, and lazily on first use after `connect: false`.
    *
    * @example
-   * ```ts ignore
-   * const db = new Database({ connect: false });
-   * db.connect();
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!, { connect: false }); // no worker yet
+   * db.connect(); // starts the worker, opens the pool, checks the server
+   * console.log(db.serverVersion); // "PostgreSQL 15.…", or "CockroachDB CCL v…"
    * ```
    * @throws {ConnectionError} naming host and port, within `connectTimeout`.
    */
@@ -323,8 +351,15 @@ export class Database extends Queryable implements Disposable {
    * `ConnectionError` (code `CONNECTION_CLOSED`); make a new `Database` to connect again.
    *
    * @example
-   * ```ts ignore
-   * db.close();
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * const db = new Database(Deno.env.get("DATABASE_URL")!);
+   * try {
+   *   db.execute("SELECT 1");
+   * } finally {
+   *   db.close(); // what `using db = …` does at the end of its scope
+   * }
    * ```
    */
   close(): void {
@@ -350,8 +385,13 @@ export class Database extends Queryable implements Disposable {
    * transactions: see `AsyncDatabase.stats()`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.execute("SELECT 1");
    * const { used, idle, retries } = db.stats();
+   * console.log(used, idle, retries); // 0 2 {}: connecting opened minConnections
    * ```
    * @returns The numbers.
    */
@@ -390,11 +430,20 @@ export class Database extends Queryable implements Disposable {
    * sent with it runs. A callback that sends nothing sends no `BEGIN` and no `COMMIT`.
    *
    * @example A transfer
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * db.createTable("accounts", { id: "INT PRIMARY KEY", balance: "DECIMAL NOT NULL" });
+   * db.batchInsert("accounts", [{ id: 1, balance: "100" }, { id: 2, balance: "0" }]);
+   *
    * db.transaction((tx) => {
-   *   tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = $1", [from]);
-   *   tx.execute("UPDATE accounts SET balance = balance + 10 WHERE id = $1", [to]);
+   *   tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [10, 1]);
+   *   tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", [10, 2]);
    * });
+   * console.log(db.select("accounts", { orderBy: "id" }));
+   * // [{ id: 1, balance: "90" }, { id: 2, balance: "10" }]
+   * db.dropTable("accounts");
    * ```
    * @param fn The work; it may run more than once.
    * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `onRetry`.

@@ -13,7 +13,7 @@
  * starts one): the async API runs on Deno Deploy.
  *
  * @example Quick tour
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb";
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
@@ -22,6 +22,8 @@
  * await db.transaction(async (tx) => {
  *   await tx.update("accounts", { balance: "90" }, { id: 1 });
  * });
+ * console.log(await db.select("accounts")); // [{ id: 1, balance: "90" }]
+ * await db.dropTable("accounts");
  * ```
  *
  * @module

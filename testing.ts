@@ -207,13 +207,14 @@ export interface TestDatabase extends AsyncDisposable {
  * ```
  *
  * @example A fresh database on an existing server
- * ```ts ignore
+ * ```ts
  * import { startTestDatabase } from "@manticore/cockroachdb/testing";
  *
- * await using test = await startTestDatabase({
- *   url: "postgresql://root@localhost:26257/defaultdb?sslmode=disable",
- * });
- * console.log(test.url); // postgresql://root@localhost:26257/test_…?sslmode=disable
+ * // Any server the user may create databases on, such as the CockroachDB node at
+ * // postgresql://root@localhost:26257/defaultdb?sslmode=disable.
+ * const server = Deno.env.get("DATABASE_URL")!;
+ * await using test = await startTestDatabase({ url: server });
+ * console.log(test.url); // there: postgresql://root@localhost:26257/test_…?sslmode=disable
  * ```
  */
 export async function startTestDatabase(

@@ -8,7 +8,7 @@
  * - The error classes, as in `@manticore/cockroachdb/crud/exceptions`.
  *
  * @example Declare, create and use a table
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb";
  * import { AsyncTable, RecordNotFoundError } from "@manticore/cockroachdb/crud";
  *
@@ -29,13 +29,16 @@
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
  * const teas = new Teas(db);
- * const sencha = await teas.create({ name: "Sencha", price: "12.99" });
+ * await teas.create({ name: "Sencha", price: "12.99" });
+ * await teas.create({ name: "Gyokuro", price: "34.50" });
  * console.log(await teas.list({ where: { price: { lt: "20" } }, orderBy: "name" }));
+ * // [{ id: "…", name: "Sencha", price: "12.99" }]
  * try {
  *   await teas.read("00000000-0000-4000-8000-000000000000");
  * } catch (error) {
- *   if (!(error instanceof RecordNotFoundError)) throw error;
+ *   if (!(error instanceof RecordNotFoundError)) throw error; // no such tea
  * }
+ * await teas.drop();
  * ```
  *
  * @module

@@ -9,7 +9,8 @@
  * the bridge (`bigint`, `Date`, `Uint8Array`, parsed JSON, `null`, numeric strings) and errors
  * keep their classes, codes and causes.
  *
- * Importing this module starts nothing; constructing a `Database` starts its worker.
+ * Importing this module starts nothing; constructing a `Database` starts its worker (with
+ * `connect: false`, its first call does).
  * Each `Database` serves the one thread that uses it; several threads may each own one.
  *
  * The methods of {@linkcode Queryable} are generated from `AsyncQueryable`'s by

@@ -18,14 +18,25 @@
  *   over, the migration in flight is rolled back rather than recorded twice.
  *
  * @example Apply every pending migration
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb/async-database";
  * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
  *
+ * const dir = Deno.makeTempDirSync(); // in a project: "migrations"
+ * await Deno.writeTextFile(
+ *   `${dir}/V1__create_users.sql`,
+ *   "CREATE TABLE users (id INT8 PRIMARY KEY, email TEXT UNIQUE)\n-- DOWN\nDROP TABLE users\n",
+ * );
+ *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
- * const migrations = new AsyncMigration(db, { migrationsDir: "migrations" });
+ * const migrations = new AsyncMigration(db, { migrationsDir: dir });
  * const result = await migrations.migrate();
  * console.log(`applied ${result.applied}, now at version ${result.toVersion}`);
+ * // applied 1, now at version 1
+ *
+ * await migrations.rollback(); // DROP TABLE users
+ * await db.execute("DROP TABLE _migrations, _migrations_lock");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module
@@ -198,19 +209,22 @@ function performer(
  * does not exist yet reads as nothing applied.
  *
  * @example Write, apply, inspect and revert a migration
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase, AsyncMigration } from "@manticore/cockroachdb";
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
- * const m = new AsyncMigration(db, { migrationsDir: "migrations" });
+ * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
  * await m.createMigration(
  *   "create_users",
  *   "CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), email TEXT UNIQUE)",
  *   "DROP TABLE users",
- * ); // → "migrations/V1__create_users.sql"
+ * ); // → "/tmp/…/V1__create_users.sql"
  * await m.migrate(); // { applied: 1, direction: "up", fromVersion: 0, toVersion: 1, … }
  * console.log(await m.status()); // [{ version: 1, name: "create_users", state: "applied", … }]
  * await m.rollback(); // reverts version 1
+ *
+ * await db.execute("DROP TABLE _migrations, _migrations_lock");
+ * await Deno.remove(m.migrationsDir, { recursive: true });
  * ```
  */
 export class AsyncMigration {
@@ -224,8 +238,13 @@ export class AsyncMigration {
    * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
    *
    * @example A directory next to the module, whatever the current directory
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
    * const m = new AsyncMigration(db, { migrationsDir: new URL("./migrations", import.meta.url) });
+   * console.log(m.migrationsDir); // "/path/to/your/module/migrations"
    * ```
    * @param db The database to migrate.
    * @param options The directory (a path or a `file:` URL), table names and lock timings.
@@ -280,8 +299,15 @@ export class AsyncMigration {
    * migration; this is for creating them ahead, e.g. before granting a role access to them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
    * await new AsyncMigration(db).initialize();
+   * console.log(await db.tableExists("_migrations"), await db.tableExists("_migrations_lock"));
+   * // true true
+   * await db.execute("DROP TABLE _migrations, _migrations_lock");
    * ```
    * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
@@ -302,8 +328,18 @@ export class AsyncMigration {
    * Reads the migration files, sorted by version.
    *
    * @example
-   * ```ts ignore
-   * for (const m of await migrations.loadMigrations()) console.log(m.version, m.name, m.path);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * for (const file of await m.loadMigrations()) console.log(file.version, file.name, file.path);
+   * // 1 create_cats /tmp/…/V1__create_cats.sql
+   * // 2 create_dogs /tmp/…/V2__create_dogs.sql
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The migrations.
    * @throws {MigrationError} for a missing directory (code `MIGRATION_DIRECTORY_NOT_FOUND`,
@@ -320,9 +356,22 @@ export class AsyncMigration {
    * directory when it does not exist; writes nothing to the database.
    *
    * @example
-   * ```ts ignore
-   * const path = await migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
-   * // → "migrations/V3__add_email.sql"
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const path = await m.createMigration(
+   *   "add email",
+   *   "ALTER TABLE users ADD COLUMN email TEXT",
+   *   "ALTER TABLE users DROP COLUMN email",
+   * ); // → "/tmp/…/V1__add_email.sql"
+   * console.log(await Deno.readTextFile(path));
+   * // ALTER TABLE users ADD COLUMN email TEXT
+   * // -- DOWN
+   * // ALTER TABLE users DROP COLUMN email
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @param name The name; whitespace becomes `_`.
    * @param upSql The SQL that applies it.
@@ -342,10 +391,19 @@ export class AsyncMigration {
    * do, writes nothing.
    *
    * @example Apply, then go back to version 1
-   * ```ts ignore
-   * const up = await migrations.migrate();
-   * const down = await migrations.migrate({ targetVersion: 1 });
-   * console.log(up.applied, down.direction); // 3 "down"
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * const up = await m.migrate();
+   * const down = await m.migrate({ targetVersion: 1 });
+   * console.log(up.applied, down.direction, down.toVersion); // 2 down 1
+   * await db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @param options The target, dry run, what to allow, and a progress callback.
    * @returns What ran, with each migration's time.
@@ -364,10 +422,21 @@ export class AsyncMigration {
    * nothing is reverted.
    *
    * @example
-   * ```ts ignore
-   * await migrations.rollback(); // the last one
-   * await migrations.rollback({ count: 2 });
-   * await migrations.rollback({ targetVersion: 0 }); // everything
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate();
+   * await m.rollback(); // the last one (or { count: 2 }: the last two)
+   * console.log(await m.getCurrentVersion()); // 1
+   * await m.rollback({ targetVersion: 0 }); // everything
+   * console.log(await db.tableExists("cats")); // false
+   * await db.execute("DROP TABLE _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @param options `count` or `targetVersion`, dry run, allowModified, progress callback.
    * @returns What ran.
@@ -382,8 +451,18 @@ export class AsyncMigration {
    * The applied versions, ascending (none while the tracking table does not exist).
    *
    * @example
-   * ```ts ignore
-   * console.log(await migrations.getAppliedVersions()); // [1, 2]
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate();
+   * console.log(await m.getAppliedVersions()); // [1, 2]
+   * await db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The versions.
    */
@@ -395,8 +474,18 @@ export class AsyncMigration {
    * The highest applied version, or 0.
    *
    * @example
-   * ```ts ignore
-   * console.log(await migrations.getCurrentVersion()); // 2
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate();
+   * console.log(await m.getCurrentVersion()); // 2
+   * await db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The version.
    */
@@ -409,8 +498,22 @@ export class AsyncMigration {
    * exist). Reads only the table, not the directory.
    *
    * @example
-   * ```ts ignore
-   * for (const h of await migrations.getMigrationHistory()) console.log(h.version, h.name, h.appliedAt);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate();
+   * for (const h of await m.getMigrationHistory()) {
+   *   console.log(h.version, h.name, h.appliedAt);
+   * }
+   * // 1 create_cats 2026-01-05T09:30:00.120Z
+   * // 2 create_dogs 2026-01-05T09:30:00.135Z
+   * await db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The rows.
    */
@@ -422,8 +525,18 @@ export class AsyncMigration {
    * The files not applied yet, by version (out-of-order ones included).
    *
    * @example
-   * ```ts ignore
-   * console.log((await migrations.pending()).map((m) => m.path));
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate({ targetVersion: 1 });
+   * console.log((await m.pending()).map((file) => file.name)); // ["create_dogs"]
+   * await db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The migrations.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -437,8 +550,20 @@ export class AsyncMigration {
    * its checksum changed since) or `missing` (a tracking row without a file).
    *
    * @example
-   * ```ts ignore
-   * for (const s of await migrations.status()) console.log(s.version, s.name, s.state);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * await m.migrate({ targetVersion: 1 });
+   * for (const s of await m.status()) console.log(s.version, s.name, s.state);
+   * // 1 create_cats applied
+   * // 2 create_dogs pending
+   * await db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns One entry per version.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -452,9 +577,19 @@ export class AsyncMigration {
    * pending ones and no-transaction migrations that stopped part way.
    *
    * @example
-   * ```ts ignore
-   * const report = await migrations.verify();
-   * if (!report.ok) console.error(report.modified.map((s) => s.path));
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const cats = await m.createMigration("create cats", "CREATE TABLE cats (id INT)");
+   * await m.migrate();
+   * await Deno.writeTextFile(cats, "CREATE TABLE cats (id INT, name TEXT)"); // edited once applied
+   * const report = await m.verify();
+   * if (!report.ok) console.error(report.modified.map((s) => s.name)); // ["create_cats"]
+   * await db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * await Deno.remove(m.migrationsDir, { recursive: true });
    * ```
    * @returns The report; `ok` when there is nothing to report.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -469,8 +604,14 @@ export class AsyncMigration {
    * `MigrationError` (code `MIGRATION_LOCK_LOST`) rather than apply anything twice.
    *
    * @example
-   * ```ts ignore
-   * if (await migrations.unlock()) console.log("released a lock");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const m = new AsyncMigration(db);
+   * if (await m.unlock()) console.log("released a lock");
+   * else console.log("no lock was held"); // no lock was held
    * ```
    * @returns Whether a lock was held (never one while the lock table does not exist, which
    * this does not create).

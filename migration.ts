@@ -20,14 +20,25 @@
  *   over, the migration in flight is rolled back rather than recorded twice.
  *
  * @example Apply every pending migration
- * ```ts ignore
+ * ```ts
  * import { Database } from "@manticore/cockroachdb/database";
  * import { Migration } from "@manticore/cockroachdb/migration";
  *
+ * const dir = Deno.makeTempDirSync(); // in a project: "migrations"
+ * Deno.writeTextFileSync(
+ *   `${dir}/V1__create_users.sql`,
+ *   "CREATE TABLE users (id INT8 PRIMARY KEY, email TEXT UNIQUE)\n-- DOWN\nDROP TABLE users\n",
+ * );
+ *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
- * const migrations = new Migration(db, { migrationsDir: "migrations" });
+ * const migrations = new Migration(db, { migrationsDir: dir });
  * const result = migrations.migrate();
  * console.log(`applied ${result.applied}, now at version ${result.toVersion}`);
+ * // applied 1, now at version 1
+ *
+ * migrations.rollback(); // DROP TABLE users
+ * db.execute("DROP TABLE _migrations, _migrations_lock");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * @module
@@ -160,19 +171,22 @@ function performer(
  * does not exist yet reads as nothing applied.
  *
  * @example Write, apply, inspect and revert a migration
- * ```ts ignore
+ * ```ts
  * import { Database, Migration } from "@manticore/cockroachdb";
  *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
- * const m = new Migration(db, { migrationsDir: "migrations" });
+ * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
  * m.createMigration(
  *   "create_users",
  *   "CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), email TEXT UNIQUE)",
  *   "DROP TABLE users",
- * ); // → "migrations/V1__create_users.sql"
+ * ); // → "/tmp/…/V1__create_users.sql"
  * m.migrate(); // { applied: 1, direction: "up", fromVersion: 0, toVersion: 1, … }
  * console.log(m.status()); // [{ version: 1, name: "create_users", state: "applied", … }]
  * m.rollback(); // reverts version 1
+ *
+ * db.execute("DROP TABLE _migrations, _migrations_lock");
+ * Deno.removeSync(m.migrationsDir, { recursive: true });
  * ```
  */
 export class Migration {
@@ -183,8 +197,13 @@ export class Migration {
    * A runner for the files of `migrationsDir`. Nothing is read or written until a method runs.
    *
    * @example A directory next to the module, whatever the current directory
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
    * const m = new Migration(db, { migrationsDir: new URL("./migrations", import.meta.url) });
+   * console.log(m.migrationsDir); // "/path/to/your/module/migrations"
    * ```
    * @param db The database to migrate.
    * @param options The directory (a path or a `file:` URL), table names and lock timings.
@@ -239,8 +258,15 @@ export class Migration {
    * migration; this is for creating them ahead, e.g. before granting a role access to them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
    * new Migration(db).initialize();
+   * console.log(db.tableExists("_migrations"), db.tableExists("_migrations_lock"));
+   * // true true
+   * db.execute("DROP TABLE _migrations, _migrations_lock");
    * ```
    * @throws {MigrationError} naming the tables when the server refuses (a role without CREATE).
    */
@@ -252,8 +278,18 @@ export class Migration {
    * Reads the migration files, sorted by version.
    *
    * @example
-   * ```ts ignore
-   * for (const m of migrations.loadMigrations()) console.log(m.version, m.name, m.path);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * for (const file of m.loadMigrations()) console.log(file.version, file.name, file.path);
+   * // 1 create_cats /tmp/…/V1__create_cats.sql
+   * // 2 create_dogs /tmp/…/V2__create_dogs.sql
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The migrations.
    * @throws {MigrationError} for a missing directory (code `MIGRATION_DIRECTORY_NOT_FOUND`,
@@ -270,9 +306,22 @@ export class Migration {
    * directory when it does not exist; writes nothing to the database.
    *
    * @example
-   * ```ts ignore
-   * const path = migrations.createMigration("add email", "ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE users DROP COLUMN email");
-   * // → "migrations/V3__add_email.sql"
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const path = m.createMigration(
+   *   "add email",
+   *   "ALTER TABLE users ADD COLUMN email TEXT",
+   *   "ALTER TABLE users DROP COLUMN email",
+   * ); // → "/tmp/…/V1__add_email.sql"
+   * console.log(Deno.readTextFileSync(path));
+   * // ALTER TABLE users ADD COLUMN email TEXT
+   * // -- DOWN
+   * // ALTER TABLE users DROP COLUMN email
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @param name The name; whitespace becomes `_`.
    * @param upSql The SQL that applies it.
@@ -292,10 +341,19 @@ export class Migration {
    * do, writes nothing.
    *
    * @example Apply, then go back to version 1
-   * ```ts ignore
-   * const up = migrations.migrate();
-   * const down = migrations.migrate({ targetVersion: 1 });
-   * console.log(up.applied, down.direction); // 3 "down"
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * const up = m.migrate();
+   * const down = m.migrate({ targetVersion: 1 });
+   * console.log(up.applied, down.direction, down.toVersion); // 2 down 1
+   * db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @param options The target, dry run, what to allow, and a progress callback.
    * @returns What ran, with each migration's time.
@@ -314,10 +372,21 @@ export class Migration {
    * nothing is reverted.
    *
    * @example
-   * ```ts ignore
-   * migrations.rollback(); // the last one
-   * migrations.rollback({ count: 2 });
-   * migrations.rollback({ targetVersion: 0 }); // everything
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate();
+   * m.rollback(); // the last one (or { count: 2 }: the last two)
+   * console.log(m.getCurrentVersion()); // 1
+   * m.rollback({ targetVersion: 0 }); // everything
+   * console.log(db.tableExists("cats")); // false
+   * db.execute("DROP TABLE _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @param options `count` or `targetVersion`, dry run, allowModified, progress callback.
    * @returns What ran.
@@ -332,8 +401,18 @@ export class Migration {
    * The applied versions, ascending (none while the tracking table does not exist).
    *
    * @example
-   * ```ts ignore
-   * console.log(migrations.getAppliedVersions()); // [1, 2]
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate();
+   * console.log(m.getAppliedVersions()); // [1, 2]
+   * db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The versions.
    */
@@ -345,8 +424,18 @@ export class Migration {
    * The highest applied version, or 0.
    *
    * @example
-   * ```ts ignore
-   * console.log(migrations.getCurrentVersion()); // 2
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate();
+   * console.log(m.getCurrentVersion()); // 2
+   * db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The version.
    */
@@ -359,8 +448,22 @@ export class Migration {
    * exist). Reads only the table, not the directory.
    *
    * @example
-   * ```ts ignore
-   * for (const h of migrations.getMigrationHistory()) console.log(h.version, h.name, h.appliedAt);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate();
+   * for (const h of m.getMigrationHistory()) {
+   *   console.log(h.version, h.name, h.appliedAt);
+   * }
+   * // 1 create_cats 2026-01-05T09:30:00.120Z
+   * // 2 create_dogs 2026-01-05T09:30:00.135Z
+   * db.execute("DROP TABLE cats, dogs, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The rows.
    */
@@ -372,8 +475,18 @@ export class Migration {
    * The files not applied yet, by version (out-of-order ones included).
    *
    * @example
-   * ```ts ignore
-   * console.log(migrations.pending().map((m) => m.path));
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate({ targetVersion: 1 });
+   * console.log(m.pending().map((file) => file.name)); // ["create_dogs"]
+   * db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The migrations.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -387,8 +500,20 @@ export class Migration {
    * its checksum changed since) or `missing` (a tracking row without a file).
    *
    * @example
-   * ```ts ignore
-   * for (const s of migrations.status()) console.log(s.version, s.name, s.state);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
+   * m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
+   * m.migrate({ targetVersion: 1 });
+   * for (const s of m.status()) console.log(s.version, s.name, s.state);
+   * // 1 create_cats applied
+   * // 2 create_dogs pending
+   * db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns One entry per version.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -402,9 +527,19 @@ export class Migration {
    * pending ones and no-transaction migrations that stopped part way.
    *
    * @example
-   * ```ts ignore
-   * const report = migrations.verify();
-   * if (!report.ok) console.error(report.modified.map((s) => s.path));
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const cats = m.createMigration("create cats", "CREATE TABLE cats (id INT)");
+   * m.migrate();
+   * Deno.writeTextFileSync(cats, "CREATE TABLE cats (id INT, name TEXT)"); // edited once applied
+   * const report = m.verify();
+   * if (!report.ok) console.error(report.modified.map((s) => s.name)); // ["create_cats"]
+   * db.execute("DROP TABLE cats, _migrations, _migrations_lock");
+   * Deno.removeSync(m.migrationsDir, { recursive: true });
    * ```
    * @returns The report; `ok` when there is nothing to report.
    * @throws {MigrationError} for a missing directory, as `loadMigrations()`.
@@ -419,8 +554,14 @@ export class Migration {
    * `MigrationError` (code `MIGRATION_LOCK_LOST`) rather than apply anything twice.
    *
    * @example
-   * ```ts ignore
-   * if (migrations.unlock()) console.log("released a lock");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Migration } from "@manticore/cockroachdb/migration";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const m = new Migration(db);
+   * if (m.unlock()) console.log("released a lock");
+   * else console.log("no lock was held"); // no lock was held
    * ```
    * @returns Whether a lock was held (never one while the lock table does not exist, which
    * this does not create).

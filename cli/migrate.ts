@@ -35,10 +35,14 @@
  * or the database cannot be reached, 2 on bad usage (with the usage text).
  *
  * @example Run it from code
- * ```ts ignore
+ * ```ts
  * import { main } from "@manticore/cockroachdb/cli/migrate";
  *
- * Deno.exit(await main(["up", "--url", "postgresql://root@localhost:26257/defaultdb"]));
+ * // In a script of your own: Deno.exit(await main(Deno.args));
+ * const dir = await Deno.makeTempDir(); // in a project: "migrations", the default
+ * const code = await main(["up", "--dir", dir]); // the database in DATABASE_URL, or --url
+ * console.log(code); // 0 (it printed "Nothing to do: at version 0.")
+ * await Deno.remove(dir);
  * ```
  *
  * @module
@@ -399,8 +403,15 @@ function printCreated(out: Output, path: string, json: boolean): void {
  * Runs the command line and answers the exit status (it does not exit).
  *
  * @example
- * ```ts ignore
- * const code = await main(["status", "--json"]);
+ * ```ts
+ * import { main } from "@manticore/cockroachdb/cli/migrate";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await main(["create", "add users", "--dir", dir]); // writes V1__add_users.sql, prints its path
+ * const code = await main(["status", "--json", "--dir", dir]);
+ * // prints [{ "version": 1, "name": "add_users", "state": "pending", … }]
+ * console.log(code); // 0
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @param args The arguments after the script name.
  * @param out Where to print; the console by default.

@@ -2,7 +2,7 @@
  * `AsyncTable`: CRUD bound to one table, over an `AsyncDatabase` or a transaction handle.
  *
  * @example A declared table
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb";
  * import { AsyncTable } from "@manticore/cockroachdb/crud";
  *
@@ -24,7 +24,8 @@
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
  * const users = new Users(db); // CREATE TABLE IF NOT EXISTS, before the first use
  * const ada = await users.create({ name: "Ada", email: "ada@example.com" });
- * console.log(await users.read(ada.id));
+ * console.log(await users.read(ada.id)); // { id: "…", name: "Ada", email: "ada@example.com" }
+ * await users.drop();
  * ```
  *
  * @module
@@ -89,22 +90,40 @@ function isAsyncQueryable(value: unknown): value is AsyncQueryable {
  * checks again (and, with a schema, creates the table again).
  *
  * @example Attach to an existing table
- * ```ts ignore
+ * ```ts
  * import { AsyncDatabase } from "@manticore/cockroachdb";
  * import { AsyncTable } from "@manticore/cockroachdb/crud";
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+ * await db.execute("CREATE TABLE events (id INT8 PRIMARY KEY, kind TEXT NOT NULL)");
+ * await db.execute("INSERT INTO events VALUES (1, 'login'), (2, 'logout'), (3, 'login')");
+ *
  * const events = new AsyncTable<{ id: bigint; kind: string }>("events", { db });
  * console.log(await events.list({ where: { kind: "login" }, orderBy: "id DESC", limit: 10 }));
+ * // [{ id: 3n, kind: "login" }, { id: 1n, kind: "login" }]
+ * await events.drop();
  * ```
  *
  * @example In a transaction
- * ```ts ignore
- * await db.transaction(async (tx) => {
- *   const accounts = new AsyncTable("accounts", { db }).withTransaction(tx);
- *   await accounts.update(1, { balance: "90.00" });
- *   await accounts.update(2, { balance: "110.00" });
+ * ```ts
+ * import { AsyncDatabase } from "@manticore/cockroachdb";
+ * import { AsyncTable } from "@manticore/cockroachdb/crud";
+ *
+ * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+ * const accounts = new AsyncTable<{ id: number; balance: string }>("accounts", {
+ *   db,
+ *   schema: { id: "INT4 PRIMARY KEY", balance: "DECIMAL(12,2) NOT NULL" },
  * });
+ * await accounts.batchCreate([{ id: 1, balance: "100.00" }, { id: 2, balance: "100.00" }]);
+ *
+ * await db.transaction(async (tx) => {
+ *   const inTx = accounts.withTransaction(tx);
+ *   await inTx.update(1, { balance: "90.00" });
+ *   await inTx.update(2, { balance: "110.00" });
+ * });
+ * console.log(await accounts.list({ orderBy: "id" }));
+ * // [{ id: 1, balance: "90.00" }, { id: 2, balance: "110.00" }]
+ * await accounts.drop();
  * ```
  */
 export class AsyncTable<T extends object = Row> {
@@ -185,10 +204,16 @@ export class AsyncTable<T extends object = Row> {
    * first uses at the same time share one run); with options it runs again with them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
    * const notes = await new AsyncTable("notes", { db }).initialize({
-   *   schema: { id: "SERIAL PRIMARY KEY", body: "TEXT" },
+   *   schema: { id: "INT4 PRIMARY KEY", body: "TEXT" },
    * });
+   * console.log(await db.tableExists("notes")); // true
+   * await notes.drop();
    * ```
    * @param options `schema` (not stored) and `ifNotExists`.
    * @returns This table.
@@ -209,8 +234,17 @@ export class AsyncTable<T extends object = Row> {
    * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
    *
    * @example
-   * ```ts ignore
-   * const user = await users.create({ name: "Ada" });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * console.log(await users.create({ id: 1, name: "Ada" })); // { id: 1, name: "Ada" }
+   * await users.drop();
    * ```
    * @param data Column → value.
    * @returns The inserted row.
@@ -225,8 +259,18 @@ export class AsyncTable<T extends object = Row> {
    * The row with this primary key.
    *
    * @example
-   * ```ts ignore
-   * const user = await users.read(id);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
+   * console.log(await users.read(1)); // { id: 1, name: "Ada" }
+   * await users.drop();
    * ```
    * @param id The primary key value.
    * @returns The row.
@@ -243,9 +287,19 @@ export class AsyncTable<T extends object = Row> {
    * The row with this primary key, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const user = await users.get(id);
-   * if (user === null) console.log("no such user");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
+   * console.log(await users.get(1)); // { id: 1, name: "Ada" }
+   * console.log(await users.get(2)); // null
+   * await users.drop();
    * ```
    * @param id The primary key value.
    * @returns The row or `null`.
@@ -260,8 +314,23 @@ export class AsyncTable<T extends object = Row> {
    * The rows with these primary keys, in primary key order; ids without a row are left out.
    *
    * @example
-   * ```ts ignore
-   * const some = await users.getMany([id1, id2]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.batchCreate([
+   *   { id: 1, name: "Ada" },
+   *   { id: 2, name: "Grace" },
+   *   { id: 3, name: "Alan" },
+   * ]);
+   * console.log(await users.getMany([3, 1, 9]));
+   * // [{ id: 1, name: "Ada" }, { id: 3, name: "Alan" }]
+   * await users.drop();
    * ```
    * @param ids The primary key values (`[]` returns `[]`).
    * @returns The rows.
@@ -281,8 +350,20 @@ export class AsyncTable<T extends object = Row> {
    * The first row matching `where`, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const ada = await users.findOne({ email: "ada@example.com" });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; email: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", email: "TEXT UNIQUE" },
+   * });
+   * await users.create({ id: 1, email: "ada@example.com" });
+   * console.log(await users.findOne({ email: "ada@example.com" }));
+   * // { id: 1, email: "ada@example.com" }
+   * console.log(await users.findOne({ email: "bob@example.com" })); // null
+   * await users.drop();
    * ```
    * @param where Conditions (see `Where`).
    * @returns The row or `null`.
@@ -295,8 +376,18 @@ export class AsyncTable<T extends object = Row> {
    * Updates the row with this primary key and returns it.
    *
    * @example
-   * ```ts ignore
-   * const user = await users.update(id, { name: "Ada Lovelace" });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
+   * console.log(await users.update(1, { name: "Lovelace" })); // { id: 1, name: "Lovelace" }
+   * await users.drop();
    * ```
    * @param id The primary key value.
    * @param data Column → new value (not empty).
@@ -315,8 +406,19 @@ export class AsyncTable<T extends object = Row> {
    * Updates every row matching `where`.
    *
    * @example
-   * ```ts ignore
-   * const banned = await users.updateWhere({ active: false }, { banned: true });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; active: boolean; banned: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", active: "BOOL NOT NULL", banned: "BOOL DEFAULT false" },
+   * });
+   * await users.batchCreate([{ id: 1, active: true }, { id: 2, active: false }]);
+   * console.log(await users.updateWhere({ active: false }, { banned: true }));
+   * // [{ id: 2, active: false, banned: true }]
+   * await users.drop();
    * ```
    * @param where Conditions (not empty).
    * @param data Column → new value (not empty).
@@ -331,8 +433,19 @@ export class AsyncTable<T extends object = Row> {
    * Deletes the row with this primary key.
    *
    * @example
-   * ```ts ignore
-   * if (!(await users.delete(id))) console.log("already gone");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
+   * console.log(await users.delete(1)); // true
+   * if (!(await users.delete(1))) console.log("already gone"); // already gone
+   * await users.drop();
    * ```
    * @param id The primary key value.
    * @returns Whether a row was deleted.
@@ -347,8 +460,22 @@ export class AsyncTable<T extends object = Row> {
    * Deletes every row matching `where`.
    *
    * @example
-   * ```ts ignore
-   * const removed = await sessions.deleteWhere({ expires_at: { lt: new Date() } });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const sessions = new AsyncTable<{ id: number; expires_at: Date }>("sessions", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", expires_at: "TIMESTAMPTZ NOT NULL" },
+   * });
+   * const hour = 60 * 60 * 1000;
+   * await sessions.batchCreate([
+   *   { id: 1, expires_at: new Date(Date.now() - hour) },
+   *   { id: 2, expires_at: new Date(Date.now() + hour) },
+   * ]);
+   * console.log(await sessions.deleteWhere({ expires_at: { lt: new Date() } })); // 1
+   * await sessions.drop();
    * ```
    * @param where Conditions (not empty: use `truncate()` to empty the table).
    * @returns The number of rows deleted.
@@ -362,8 +489,29 @@ export class AsyncTable<T extends object = Row> {
    * The rows matching `where`, in `orderBy` order, after `offset`, at most `limit`.
    *
    * @example
-   * ```ts ignore
-   * const page = await users.list({ where: { active: true }, orderBy: "name", limit: 20, offset: 40 });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string; active: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL", active: "BOOL NOT NULL" },
+   * });
+   * await users.batchCreate([
+   *   { id: 1, name: "Ada", active: true },
+   *   { id: 2, name: "Grace", active: true },
+   *   { id: 3, name: "Alan", active: false },
+   *   { id: 4, name: "Edsger", active: true },
+   * ]);
+   * const page = await users.list({
+   *   where: { active: true },
+   *   orderBy: "name",
+   *   limit: 2,
+   *   offset: 1,
+   * });
+   * console.log(page.map((user) => user.name)); // ["Edsger", "Grace"]
+   * await users.drop();
    * ```
    * @param options `where`, `orderBy`, `limit`, `offset`.
    * @returns The rows (`[]` when none match).
@@ -378,8 +526,22 @@ export class AsyncTable<T extends object = Row> {
    * Counts the rows matching `where` (every row without it).
    *
    * @example
-   * ```ts ignore
-   * const active = await users.count({ active: true });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string; active: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL", active: "BOOL NOT NULL" },
+   * });
+   * await users.batchCreate([
+   *   { id: 1, name: "Ada", active: true },
+   *   { id: 2, name: "Alan", active: false },
+   * ]);
+   * console.log(await users.count({ active: true })); // 1
+   * console.log(await users.count()); // 2
+   * await users.drop();
    * ```
    * @param where Conditions.
    * @returns The number of rows.
@@ -392,8 +554,19 @@ export class AsyncTable<T extends object = Row> {
    * Whether a row has this primary key.
    *
    * @example
-   * ```ts ignore
-   * if (await users.exists(id)) console.log("found");
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
+   * if (await users.exists(1)) console.log("found"); // found
+   * console.log(await users.exists(2)); // false
+   * await users.drop();
    * ```
    * @param id The primary key value.
    * @returns True when the row exists.
@@ -409,8 +582,21 @@ export class AsyncTable<T extends object = Row> {
    * … DO UPDATE` on PostgreSQL (on the primary key unless `conflictColumns` is given).
    *
    * @example
-   * ```ts ignore
-   * await settings.upsert({ key: "theme", value: "dark" });
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const settings = new AsyncTable<{ key: string; value: string }>("settings", {
+   *   db,
+   *   schema: { key: "TEXT PRIMARY KEY", value: "TEXT NOT NULL" },
+   *   primaryKey: "key",
+   * });
+   * await settings.upsert({ key: "theme", value: "light" });
+   * console.log(await settings.upsert({ key: "theme", value: "dark" }));
+   * // { key: "theme", value: "dark" }
+   * console.log(await settings.count()); // 1
+   * await settings.drop();
    * ```
    * @param data Column → value, the conflict columns included.
    * @param options `conflictColumns`.
@@ -426,8 +612,18 @@ export class AsyncTable<T extends object = Row> {
    * keys.
    *
    * @example
-   * ```ts ignore
-   * const created = await users.batchCreate([{ name: "Ada" }, { name: "Grace" }]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * const created = await users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * console.log(created); // [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]
+   * await users.drop();
    * ```
    * @param records The rows (`[]` returns `[]`).
    * @returns The inserted rows, in input order.
@@ -441,8 +637,20 @@ export class AsyncTable<T extends object = Row> {
    * Updates many rows by key, in one transaction.
    *
    * @example
-   * ```ts ignore
-   * await users.batchUpdate([{ id: a, name: "A" }, { id: b, name: "B" }]);
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * await users.batchUpdate([{ id: 1, name: "Lovelace" }, { id: 2, name: "Hopper" }]);
+   * console.log(await users.list({ orderBy: "id" }));
+   * // [{ id: 1, name: "Lovelace" }, { id: 2, name: "Hopper" }]
+   * await users.drop();
    * ```
    * @param records Each holds the key column and the columns to set (`[]` returns `[]`).
    * @param options `keyColumn` (default: the primary key).
@@ -463,8 +671,19 @@ export class AsyncTable<T extends object = Row> {
    * Deletes every row (`TRUNCATE TABLE`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
    * await users.truncate();
+   * console.log(await users.count()); // 0
+   * await users.drop();
    * ```
    */
   async truncate(): Promise<void> {
@@ -477,8 +696,18 @@ export class AsyncTable<T extends object = Row> {
    * schema, it creates the table again.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * await users.create({ id: 1, name: "Ada" });
    * await users.drop();
+   * console.log(await db.tableExists("users")); // false
    * ```
    */
   async drop(): Promise<void> {
@@ -490,10 +719,30 @@ export class AsyncTable<T extends object = Row> {
    * Runs raw SQL on the table's database (or transaction) once the table is usable.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const orders = new AsyncTable<{ id: number; category: string; amount: string }>("orders", {
+   *   db,
+   *   schema: {
+   *     id: "INT4 PRIMARY KEY",
+   *     category: "TEXT NOT NULL",
+   *     amount: "DECIMAL(10,2) NOT NULL",
+   *   },
+   * });
+   * await orders.batchCreate([
+   *   { id: 1, category: "books", amount: "12.50" },
+   *   { id: 2, category: "tea", amount: "8.00" },
+   *   { id: 3, category: "books", amount: "7.50" },
+   * ]);
    * const totals = await orders.execute<{ category: string; total: string }>(
    *   `SELECT category, sum(amount) AS total FROM orders GROUP BY category ORDER BY category`,
    * );
+   * console.log(totals);
+   * // [{ category: "books", total: "20.00" }, { category: "tea", total: "8.00" }]
+   * await orders.drop();
    * ```
    * @param sql The statement text (`$1 … $n` placeholders).
    * @param params The bind parameters.
@@ -513,12 +762,22 @@ export class AsyncTable<T extends object = Row> {
    * subclass whose constructor takes other arguments overrides this method.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { AsyncDatabase } from "@manticore/cockroachdb";
+   * import { AsyncTable } from "@manticore/cockroachdb/crud";
+   *
+   * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
+   * const users = new AsyncTable<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
    * await db.transaction(async (tx) => {
    *   const t = users.withTransaction(tx);
-   *   const user = await t.create({ name: "Ada" });
+   *   const user = await t.create({ id: 1, name: "Ada" });
    *   await t.update(user.id, { name: "Ada Lovelace" });
    * });
+   * console.log(await users.read(1)); // { id: 1, name: "Ada Lovelace" }
+   * await users.drop();
    * ```
    * @param tx The handle a `transaction()` callback receives.
    * @returns A table object bound to `tx`.

@@ -4,7 +4,7 @@
  * `Table`: CRUD bound to one table, over a `Database` or a transaction handle.
  *
  * @example A declared table
- * ```ts ignore
+ * ```ts
  * import { Database } from "@manticore/cockroachdb";
  * import { Table } from "@manticore/cockroachdb/crud";
  *
@@ -26,7 +26,8 @@
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
  * const users = new Users(db); // CREATE TABLE IF NOT EXISTS, before the first use
  * const ada = users.create({ name: "Ada", email: "ada@example.com" });
- * console.log(users.read(ada.id));
+ * console.log(users.read(ada.id)); // { id: "…", name: "Ada", email: "ada@example.com" }
+ * users.drop();
  * ```
  *
  * @module
@@ -91,22 +92,40 @@ function isQueryable(value: unknown): value is Queryable {
  * checks again (and, with a schema, creates the table again).
  *
  * @example Attach to an existing table
- * ```ts ignore
+ * ```ts
  * import { Database } from "@manticore/cockroachdb";
  * import { Table } from "@manticore/cockroachdb/crud";
  *
  * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * db.execute("CREATE TABLE events (id INT8 PRIMARY KEY, kind TEXT NOT NULL)");
+ * db.execute("INSERT INTO events VALUES (1, 'login'), (2, 'logout'), (3, 'login')");
+ *
  * const events = new Table<{ id: bigint; kind: string }>("events", { db });
  * console.log(events.list({ where: { kind: "login" }, orderBy: "id DESC", limit: 10 }));
+ * // [{ id: 3n, kind: "login" }, { id: 1n, kind: "login" }]
+ * events.drop();
  * ```
  *
  * @example In a transaction
- * ```ts ignore
- * db.transaction((tx) => {
- *   const accounts = new Table("accounts", { db }).withTransaction(tx);
- *   accounts.update(1, { balance: "90.00" });
- *   accounts.update(2, { balance: "110.00" });
+ * ```ts
+ * import { Database } from "@manticore/cockroachdb";
+ * import { Table } from "@manticore/cockroachdb/crud";
+ *
+ * using db = new Database(Deno.env.get("DATABASE_URL")!);
+ * const accounts = new Table<{ id: number; balance: string }>("accounts", {
+ *   db,
+ *   schema: { id: "INT4 PRIMARY KEY", balance: "DECIMAL(12,2) NOT NULL" },
  * });
+ * accounts.batchCreate([{ id: 1, balance: "100.00" }, { id: 2, balance: "100.00" }]);
+ *
+ * db.transaction((tx) => {
+ *   const inTx = accounts.withTransaction(tx);
+ *   inTx.update(1, { balance: "90.00" });
+ *   inTx.update(2, { balance: "110.00" });
+ * });
+ * console.log(accounts.list({ orderBy: "id" }));
+ * // [{ id: 1, balance: "90.00" }, { id: 2, balance: "110.00" }]
+ * accounts.drop();
  * ```
  */
 export class Table<T extends object = Row> {
@@ -182,10 +201,16 @@ export class Table<T extends object = Row> {
    * first uses at the same time share one run); with options it runs again with them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
    * const notes = new Table("notes", { db }).initialize({
-   *   schema: { id: "SERIAL PRIMARY KEY", body: "TEXT" },
+   *   schema: { id: "INT4 PRIMARY KEY", body: "TEXT" },
    * });
+   * console.log(db.tableExists("notes")); // true
+   * notes.drop();
    * ```
    * @param options `schema` (not stored) and `ifNotExists`.
    * @returns This table.
@@ -206,8 +231,17 @@ export class Table<T extends object = Row> {
    * Inserts one row and returns it; `{}` inserts `DEFAULT VALUES`.
    *
    * @example
-   * ```ts ignore
-   * const user = users.create({ name: "Ada" });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * console.log(users.create({ id: 1, name: "Ada" })); // { id: 1, name: "Ada" }
+   * users.drop();
    * ```
    * @param data Column → value.
    * @returns The inserted row.
@@ -222,8 +256,18 @@ export class Table<T extends object = Row> {
    * The row with this primary key.
    *
    * @example
-   * ```ts ignore
-   * const user = users.read(id);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
+   * console.log(users.read(1)); // { id: 1, name: "Ada" }
+   * users.drop();
    * ```
    * @param id The primary key value.
    * @returns The row.
@@ -240,9 +284,19 @@ export class Table<T extends object = Row> {
    * The row with this primary key, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const user = users.get(id);
-   * if (user === null) console.log("no such user");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
+   * console.log(users.get(1)); // { id: 1, name: "Ada" }
+   * console.log(users.get(2)); // null
+   * users.drop();
    * ```
    * @param id The primary key value.
    * @returns The row or `null`.
@@ -257,8 +311,23 @@ export class Table<T extends object = Row> {
    * The rows with these primary keys, in primary key order; ids without a row are left out.
    *
    * @example
-   * ```ts ignore
-   * const some = users.getMany([id1, id2]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.batchCreate([
+   *   { id: 1, name: "Ada" },
+   *   { id: 2, name: "Grace" },
+   *   { id: 3, name: "Alan" },
+   * ]);
+   * console.log(users.getMany([3, 1, 9]));
+   * // [{ id: 1, name: "Ada" }, { id: 3, name: "Alan" }]
+   * users.drop();
    * ```
    * @param ids The primary key values (`[]` returns `[]`).
    * @returns The rows.
@@ -278,8 +347,20 @@ export class Table<T extends object = Row> {
    * The first row matching `where`, or `null`.
    *
    * @example
-   * ```ts ignore
-   * const ada = users.findOne({ email: "ada@example.com" });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; email: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", email: "TEXT UNIQUE" },
+   * });
+   * users.create({ id: 1, email: "ada@example.com" });
+   * console.log(users.findOne({ email: "ada@example.com" }));
+   * // { id: 1, email: "ada@example.com" }
+   * console.log(users.findOne({ email: "bob@example.com" })); // null
+   * users.drop();
    * ```
    * @param where Conditions (see `Where`).
    * @returns The row or `null`.
@@ -292,8 +373,18 @@ export class Table<T extends object = Row> {
    * Updates the row with this primary key and returns it.
    *
    * @example
-   * ```ts ignore
-   * const user = users.update(id, { name: "Ada Lovelace" });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
+   * console.log(users.update(1, { name: "Lovelace" })); // { id: 1, name: "Lovelace" }
+   * users.drop();
    * ```
    * @param id The primary key value.
    * @param data Column → new value (not empty).
@@ -312,8 +403,19 @@ export class Table<T extends object = Row> {
    * Updates every row matching `where`.
    *
    * @example
-   * ```ts ignore
-   * const banned = users.updateWhere({ active: false }, { banned: true });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; active: boolean; banned: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", active: "BOOL NOT NULL", banned: "BOOL DEFAULT false" },
+   * });
+   * users.batchCreate([{ id: 1, active: true }, { id: 2, active: false }]);
+   * console.log(users.updateWhere({ active: false }, { banned: true }));
+   * // [{ id: 2, active: false, banned: true }]
+   * users.drop();
    * ```
    * @param where Conditions (not empty).
    * @param data Column → new value (not empty).
@@ -328,8 +430,19 @@ export class Table<T extends object = Row> {
    * Deletes the row with this primary key.
    *
    * @example
-   * ```ts ignore
-   * if (!users.delete(id)) console.log("already gone");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
+   * console.log(users.delete(1)); // true
+   * if (!users.delete(1)) console.log("already gone"); // already gone
+   * users.drop();
    * ```
    * @param id The primary key value.
    * @returns Whether a row was deleted.
@@ -344,8 +457,22 @@ export class Table<T extends object = Row> {
    * Deletes every row matching `where`.
    *
    * @example
-   * ```ts ignore
-   * const removed = sessions.deleteWhere({ expires_at: { lt: new Date() } });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const sessions = new Table<{ id: number; expires_at: Date }>("sessions", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", expires_at: "TIMESTAMPTZ NOT NULL" },
+   * });
+   * const hour = 60 * 60 * 1000;
+   * sessions.batchCreate([
+   *   { id: 1, expires_at: new Date(Date.now() - hour) },
+   *   { id: 2, expires_at: new Date(Date.now() + hour) },
+   * ]);
+   * console.log(sessions.deleteWhere({ expires_at: { lt: new Date() } })); // 1
+   * sessions.drop();
    * ```
    * @param where Conditions (not empty: use `truncate()` to empty the table).
    * @returns The number of rows deleted.
@@ -359,8 +486,29 @@ export class Table<T extends object = Row> {
    * The rows matching `where`, in `orderBy` order, after `offset`, at most `limit`.
    *
    * @example
-   * ```ts ignore
-   * const page = users.list({ where: { active: true }, orderBy: "name", limit: 20, offset: 40 });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string; active: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL", active: "BOOL NOT NULL" },
+   * });
+   * users.batchCreate([
+   *   { id: 1, name: "Ada", active: true },
+   *   { id: 2, name: "Grace", active: true },
+   *   { id: 3, name: "Alan", active: false },
+   *   { id: 4, name: "Edsger", active: true },
+   * ]);
+   * const page = users.list({
+   *   where: { active: true },
+   *   orderBy: "name",
+   *   limit: 2,
+   *   offset: 1,
+   * });
+   * console.log(page.map((user) => user.name)); // ["Edsger", "Grace"]
+   * users.drop();
    * ```
    * @param options `where`, `orderBy`, `limit`, `offset`.
    * @returns The rows (`[]` when none match).
@@ -375,8 +523,22 @@ export class Table<T extends object = Row> {
    * Counts the rows matching `where` (every row without it).
    *
    * @example
-   * ```ts ignore
-   * const active = users.count({ active: true });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string; active: boolean }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL", active: "BOOL NOT NULL" },
+   * });
+   * users.batchCreate([
+   *   { id: 1, name: "Ada", active: true },
+   *   { id: 2, name: "Alan", active: false },
+   * ]);
+   * console.log(users.count({ active: true })); // 1
+   * console.log(users.count()); // 2
+   * users.drop();
    * ```
    * @param where Conditions.
    * @returns The number of rows.
@@ -389,8 +551,19 @@ export class Table<T extends object = Row> {
    * Whether a row has this primary key.
    *
    * @example
-   * ```ts ignore
-   * if (users.exists(id)) console.log("found");
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
+   * if (users.exists(1)) console.log("found"); // found
+   * console.log(users.exists(2)); // false
+   * users.drop();
    * ```
    * @param id The primary key value.
    * @returns True when the row exists.
@@ -406,8 +579,21 @@ export class Table<T extends object = Row> {
    * … DO UPDATE` on PostgreSQL (on the primary key unless `conflictColumns` is given).
    *
    * @example
-   * ```ts ignore
-   * settings.upsert({ key: "theme", value: "dark" });
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const settings = new Table<{ key: string; value: string }>("settings", {
+   *   db,
+   *   schema: { key: "TEXT PRIMARY KEY", value: "TEXT NOT NULL" },
+   *   primaryKey: "key",
+   * });
+   * settings.upsert({ key: "theme", value: "light" });
+   * console.log(settings.upsert({ key: "theme", value: "dark" }));
+   * // { key: "theme", value: "dark" }
+   * console.log(settings.count()); // 1
+   * settings.drop();
    * ```
    * @param data Column → value, the conflict columns included.
    * @param options `conflictColumns`.
@@ -423,8 +609,18 @@ export class Table<T extends object = Row> {
    * keys.
    *
    * @example
-   * ```ts ignore
-   * const created = users.batchCreate([{ name: "Ada" }, { name: "Grace" }]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * const created = users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * console.log(created); // [{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]
+   * users.drop();
    * ```
    * @param records The rows (`[]` returns `[]`).
    * @returns The inserted rows, in input order.
@@ -438,8 +634,20 @@ export class Table<T extends object = Row> {
    * Updates many rows by key, in one transaction.
    *
    * @example
-   * ```ts ignore
-   * users.batchUpdate([{ id: a, name: "A" }, { id: b, name: "B" }]);
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+   * users.batchUpdate([{ id: 1, name: "Lovelace" }, { id: 2, name: "Hopper" }]);
+   * console.log(users.list({ orderBy: "id" }));
+   * // [{ id: 1, name: "Lovelace" }, { id: 2, name: "Hopper" }]
+   * users.drop();
    * ```
    * @param records Each holds the key column and the columns to set (`[]` returns `[]`).
    * @param options `keyColumn` (default: the primary key).
@@ -460,8 +668,19 @@ export class Table<T extends object = Row> {
    * Deletes every row (`TRUNCATE TABLE`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.batchCreate([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
    * users.truncate();
+   * console.log(users.count()); // 0
+   * users.drop();
    * ```
    */
   truncate(): void {
@@ -474,8 +693,18 @@ export class Table<T extends object = Row> {
    * schema, it creates the table again.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
+   * users.create({ id: 1, name: "Ada" });
    * users.drop();
+   * console.log(db.tableExists("users")); // false
    * ```
    */
   drop(): void {
@@ -487,10 +716,30 @@ export class Table<T extends object = Row> {
    * Runs raw SQL on the table's database (or transaction) once the table is usable.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const orders = new Table<{ id: number; category: string; amount: string }>("orders", {
+   *   db,
+   *   schema: {
+   *     id: "INT4 PRIMARY KEY",
+   *     category: "TEXT NOT NULL",
+   *     amount: "DECIMAL(10,2) NOT NULL",
+   *   },
+   * });
+   * orders.batchCreate([
+   *   { id: 1, category: "books", amount: "12.50" },
+   *   { id: 2, category: "tea", amount: "8.00" },
+   *   { id: 3, category: "books", amount: "7.50" },
+   * ]);
    * const totals = orders.execute<{ category: string; total: string }>(
    *   `SELECT category, sum(amount) AS total FROM orders GROUP BY category ORDER BY category`,
    * );
+   * console.log(totals);
+   * // [{ category: "books", total: "20.00" }, { category: "tea", total: "8.00" }]
+   * orders.drop();
    * ```
    * @param sql The statement text (`$1 … $n` placeholders).
    * @param params The bind parameters.
@@ -510,12 +759,22 @@ export class Table<T extends object = Row> {
    * subclass whose constructor takes other arguments overrides this method.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Database } from "@manticore/cockroachdb";
+   * import { Table } from "@manticore/cockroachdb/crud";
+   *
+   * using db = new Database(Deno.env.get("DATABASE_URL")!);
+   * const users = new Table<{ id: number; name: string }>("users", {
+   *   db,
+   *   schema: { id: "INT4 PRIMARY KEY", name: "TEXT NOT NULL" },
+   * });
    * db.transaction((tx) => {
    *   const t = users.withTransaction(tx);
-   *   const user = t.create({ name: "Ada" });
+   *   const user = t.create({ id: 1, name: "Ada" });
    *   t.update(user.id, { name: "Ada Lovelace" });
    * });
+   * console.log(users.read(1)); // { id: 1, name: "Ada Lovelace" }
+   * users.drop();
    * ```
    * @param tx The handle a `transaction()` callback receives.
    * @returns A table object bound to `tx`.

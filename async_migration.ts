@@ -22,7 +22,7 @@
  * import { AsyncDatabase } from "@manticore/cockroachdb/async-database";
  * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
  *
- * const dir = Deno.makeTempDirSync(); // in a project: "migrations"
+ * const dir = await Deno.makeTempDir(); // in a project: "migrations"
  * await Deno.writeTextFile(
  *   `${dir}/V1__create_users.sql`,
  *   "CREATE TABLE users (id INT8 PRIMARY KEY, email TEXT UNIQUE)\n-- DOWN\nDROP TABLE users\n",
@@ -213,7 +213,7 @@ function performer(
  * import { AsyncDatabase, AsyncMigration } from "@manticore/cockroachdb";
  *
  * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
- * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+ * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
  * await m.createMigration(
  *   "create_users",
  *   "CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), email TEXT UNIQUE)",
@@ -333,7 +333,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * for (const file of await m.loadMigrations()) console.log(file.version, file.name, file.path);
@@ -361,7 +361,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * const path = await m.createMigration(
    *   "add email",
    *   "ALTER TABLE users ADD COLUMN email TEXT",
@@ -396,7 +396,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * const up = await m.migrate();
@@ -427,7 +427,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate();
@@ -456,7 +456,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate();
@@ -479,7 +479,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate();
@@ -503,7 +503,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate();
@@ -530,7 +530,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate({ targetVersion: 1 });
@@ -555,7 +555,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * await m.createMigration("create cats", "CREATE TABLE cats (id INT)", "DROP TABLE cats");
    * await m.createMigration("create dogs", "CREATE TABLE dogs (id INT)", "DROP TABLE dogs");
    * await m.migrate({ targetVersion: 1 });
@@ -582,7 +582,7 @@ export class AsyncMigration {
    * import { AsyncMigration } from "@manticore/cockroachdb/async-migration";
    *
    * await using db = new AsyncDatabase(Deno.env.get("DATABASE_URL")!);
-   * const m = new AsyncMigration(db, { migrationsDir: Deno.makeTempDirSync() });
+   * const m = new AsyncMigration(db, { migrationsDir: await Deno.makeTempDir() });
    * const cats = await m.createMigration("create cats", "CREATE TABLE cats (id INT)");
    * await m.migrate();
    * await Deno.writeTextFile(cats, "CREATE TABLE cats (id INT, name TEXT)"); // edited once applied

@@ -45,6 +45,8 @@ const RENAMES: ReadonlyMap<string, string> = new Map([
 
 /** `Deno.<name>` calls that have a `Deno.<name>Sync` twin. */
 const DENO_SYNC: ReadonlySet<string> = new Set([
+  "makeTempDir",
+  "makeTempFile",
   "readDir",
   "readTextFile",
   "readFile",

@@ -156,9 +156,10 @@ export function buildBatchInsert(
     const end = Math.min(start + perChunk, records.length);
     const params: unknown[] = new Array((end - start) * width);
     let p = 0;
+    // Index loops, not iterators: this runs for every value of the batch.
     for (let r = start; r < end; r++) {
-      const record = records[r];
-      for (let c = 0; c < width; c++) params[p++] = record[columns[c]];
+      const record = records[r]!;
+      for (let c = 0; c < width; c++) params[p++] = record[columns[c]!];
     }
     const key = `${end - start}:${shape}`;
     let text = batchCache.get(key);

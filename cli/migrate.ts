@@ -51,6 +51,7 @@ import {
   type MigrateResult,
   type MigrationHistoryEntry,
   type MigrationProgress,
+  type MigrationState,
   type MigrationStatus,
   type VerifyResult,
 } from "../async_migration.ts";
@@ -284,7 +285,7 @@ function printResult(out: Output, result: MigrateResult, elapsed: number): void 
   );
 }
 
-const STATE_COLOR: Readonly<Record<string, string>> = {
+const STATE_COLOR: Readonly<Record<MigrationState, string>> = {
   applied: "color: green",
   pending: "color: yellow",
   modified: "color: red",

@@ -333,7 +333,7 @@ export abstract class AsyncQueryable {
     options?: SelectOptions & CallOptions,
   ): Promise<T | null> {
     const rows = await this.select<T>(table, { ...options, limit: 1 });
-    return rows.length === 0 ? null : rows[0];
+    return rows[0] ?? null;
   }
 
   /**

@@ -2,7 +2,7 @@
 // COMMIT, one Sync), sent again whole on a serialization failure and when its connection was
 // lost before anything of it could have committed (docs/round-trips.md, "batch"). The sync
 // `Database` forwards its `batch()` to its worker, which runs this.
-import { PipelineRefused, type QueryResult } from "./_driver.ts";
+import { answerOf, PipelineRefused, type QueryResult } from "./_driver.ts";
 import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
 import { BatchFailure, type BatchMember } from "./_link.ts";
 import type { Observer } from "./_observe.ts";
@@ -104,7 +104,12 @@ async function attemptBatch(
     }
     const settled = await Promise.allSettled(
       items.map((item, i) =>
-        observer.statement(item.text, members[i - 1]?.params ?? [], info, () => results[i])
+        observer.statement(
+          item.text,
+          members[i - 1]?.params ?? [],
+          info,
+          () => answerOf(results, i),
+        )
       ),
     );
     const first = settled.findIndex((r) => r.status === "rejected");

@@ -268,6 +268,14 @@ export function headerOf(buffer: SharedArrayBuffer): Int32Array {
   return new Int32Array(buffer, 0, HEADER_BYTES / 4);
 }
 
+/** Reads a header slot (a plain read: the turn's `Atomics` calls order it). */
+export function slot(header: Int32Array, index: number): number {
+  const value = header[index];
+  // Every slot constant above is below HEADER_BYTES / 4, the length of every header view.
+  if (value === undefined) throw new RangeError(`Cannot read header slot ${index}: no such slot`);
+  return value;
+}
+
 /** A new shared buffer, growable where the runtime allows it. */
 export function createSharedBuffer(): SharedArrayBuffer {
   try {
@@ -406,7 +414,7 @@ export function writeChunk(
 
 /** The total length of the message whose chunk is in the buffer. */
 export function totalLength(header: Int32Array): number {
-  return header[TOTAL_HIGH] * 0x80000000 + header[TOTAL_LOW];
+  return slot(header, TOTAL_HIGH) * 0x80000000 + slot(header, TOTAL_LOW);
 }
 
 /** Copies the chunk in the buffer into `target` at `offset`; answers the bytes copied. */
@@ -416,7 +424,7 @@ export function readChunk(
   target: Uint8Array,
   offset: number,
 ): number {
-  const length = header[CHUNK];
+  const length = slot(header, CHUNK);
   target.set(new Uint8Array(buffer, HEADER_BYTES, length), offset);
   return length;
 }
@@ -438,7 +446,7 @@ export function markDead(buffer: SharedArrayBuffer, header: Int32Array, reason: 
 
 /** The reason the worker wrote when it died, or `""`. */
 export function deathReason(buffer: SharedArrayBuffer, header: Int32Array): string {
-  const length = header[DEATH_REASON];
+  const length = slot(header, DEATH_REASON);
   if (!(length > 0)) return "";
   return new TextDecoder().decode(new Uint8Array(buffer, HEADER_BYTES, length).slice());
 }
@@ -461,7 +469,7 @@ export interface ErrorRecord {
 
 type ErrorClass = new (...args: never[]) => Error;
 
-const ERROR_CLASSES: Readonly<Record<string, ErrorClass>> = {
+const ERROR_CLASSES: ReadonlyMap<string, ErrorClass> = new Map(Object.entries({
   Error,
   TypeError,
   RangeError,
@@ -479,7 +487,7 @@ const ERROR_CLASSES: Readonly<Record<string, ErrorClass>> = {
   TransactionRetryError,
   AmbiguousCommitError,
   MigrationError,
-};
+}));
 
 const MAX_CAUSE_DEPTH = 5;
 
@@ -515,7 +523,7 @@ export function encodeError(error: unknown, depth = 0): ErrorRecord {
     if (cloneable(value)) fields[key] = value;
   }
   let type = error.constructor?.name ?? "Error";
-  if (!Object.hasOwn(ERROR_CLASSES, type)) type = "Error";
+  if (!ERROR_CLASSES.has(type)) type = "Error";
   const record: {
     name: string;
     type: string;
@@ -537,7 +545,7 @@ export function encodeError(error: unknown, depth = 0): ErrorRecord {
  * this thread) whose prototype is the class's, and then it receives the original's own fields.
  */
 export function decodeError(record: ErrorRecord): Error {
-  const type = Object.hasOwn(ERROR_CLASSES, record.type) ? ERROR_CLASSES[record.type] : Error;
+  const type = ERROR_CLASSES.get(record.type) ?? Error;
   let cause: unknown = undefined;
   if (record.cause !== undefined) {
     cause = "type" in record.cause ? decodeError(record.cause) : record.cause.value;

@@ -31,6 +31,7 @@ import {
   KIND_REQUEST,
   readChunk,
   type Request,
+  slot,
   STARTING,
   STATUS,
   totalLength,
@@ -218,8 +219,8 @@ export class Bridge {
     let parts: unknown[][] | undefined;
     let events: BridgeEvent[] | undefined;
     for (;;) {
-      const kind = header[KIND];
-      const format = header[FORMAT];
+      const kind = slot(header, KIND);
+      const format = slot(header, FORMAT);
       const total = totalLength(header);
       // A fresh buffer: deserialized Uint8Arrays are views into it, so it must not be reused.
       const answer = new Uint8Array(total);

@@ -50,6 +50,7 @@ import {
   readChunk,
   READY,
   type Request,
+  slot,
   STATUS,
   type StreamBatch,
   totalLength,
@@ -332,7 +333,7 @@ async function waitForTurn(): Promise<void> {
 
 async function receive(): Promise<Request> {
   await waitForTurn();
-  const format = header[FORMAT];
+  const format = slot(header, FORMAT);
   const total = totalLength(header);
   const message = new Uint8Array(total);
   let offset = readChunk(buffer, header, message, 0);

@@ -119,6 +119,18 @@ export interface ReservedSession extends Session {
   known(item: PipelineItem): boolean;
 }
 
+/** The answer to item `index` of a chain: `pipeline()` gives one per item, in order. */
+export function answerOf(
+  answers: readonly Promise<QueryResult>[],
+  index: number,
+): Promise<QueryResult> {
+  const answer = answers[index];
+  if (answer === undefined) {
+    throw new RangeError(`Cannot find the answer to item ${index} of a chain of ${answers.length}`);
+  }
+  return answer;
+}
+
 /** The pool. */
 export interface Driver extends Session {
   reserve(): Promise<ReservedSession>;

@@ -193,18 +193,19 @@ export async function reserve(pool: ReservingPool): Promise<ReservedSession> {
       // The types of each statement's parameters: those the pool keeps, or the server's
       // answer to a describe (several describes pipeline: patch 0021).
       const types: (readonly number[] | Promise<readonly number[]>)[] = items.map((item, i) => {
-        if (ready[i].length === 0) return [];
-        const signature = signatureOf(item.text, ready[i]);
+        const params = ready[i]!; // one per item: the loop above returned at the first refused
+        if (params.length === 0) return [];
+        const signature = signatureOf(item.text, params);
         const kept = pool.types.statementTypes.get(signature) ?? state.described.get(signature);
         if (kept !== undefined) return kept;
         const describing = session.unsafe(
           item.text,
-          ready[i] as unknown[] as postgresTypes.ParameterOrJSON<never>[],
+          params as unknown[] as postgresTypes.ParameterOrJSON<never>[],
           { prepare: true, onexecute: register } as never,
         ) as unknown as { describe(): Promise<{ types: number[] }> };
         return settle(
           describing.describe().then(({ types }) => {
-            const given = types.slice(0, ready[i].length);
+            const given = types.slice(0, params.length);
             // Also when the pool's cache is full: prepared on this connection now.
             state.described.set(signature, given);
             return given;

@@ -131,7 +131,7 @@ Deno.test("driver: a chain runs until a statement fails; the statements after it
       params: [id, v],
     });
     const count = async () =>
-      (await driver.query(`SELECT count(*)::int AS n FROM "${table}"`)).rows[0].n;
+      (await driver.query(`SELECT count(*)::int AS n FROM "${table}"`)).rows[0]?.n;
     try {
       const session = await driver.reserve();
       try {
@@ -169,7 +169,7 @@ Deno.test("driver: a chain runs until a statement fails; the statements after it
           "CHAIN_SKIPPED",
           "CHAIN_SKIPPED",
         ]);
-        const skipped = await failed[3].catch((e) => e);
+        const skipped = await failed[3]?.catch((e) => e);
         assert.equal((skipped.cause as DatabaseError).code, "23505");
         // The members settle once the connection's status is known: in a failed transaction.
         assert.equal(session.status, "E");
@@ -205,9 +205,10 @@ Deno.test("driver: a chain runs until a statement fails; the statements after it
 Deno.test("driver: a backend terminated in the middle of a chain settles every member, and the session is lost", async () => {
   await withDriver(2, async (driver) => {
     const session = await driver.reserve();
-    const [{ pid }] = (await session.query("SELECT pg_backend_pid() AS pid")).rows as {
+    const [backend] = (await session.query("SELECT pg_backend_pid() AS pid")).rows as {
       pid: number;
     }[];
+    assert.ok(backend);
     const chain = session.pipeline([
       { text: "BEGIN" },
       { text: "SELECT pg_sleep(5)" },
@@ -215,9 +216,9 @@ Deno.test("driver: a backend terminated in the middle of a chain settles every m
       { text: "COMMIT" },
     ]);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await driver.query("SELECT pg_terminate_backend($1)", [pid]);
+    await driver.query("SELECT pg_terminate_backend($1)", [backend.pid]);
     const settled = await within(Promise.allSettled(chain), 5000, "the chain");
-    assert.equal(settled[0].status, "fulfilled", "BEGIN answered before the end");
+    assert.equal(settled[0]?.status, "fulfilled", "BEGIN answered before the end");
     for (const r of settled.slice(1)) {
       assert.ok(
         r.status === "rejected" && r.reason instanceof ConnectionError,

@@ -122,7 +122,7 @@ export function isRetryable(error: unknown): boolean {
 
 function tableFromMessage(message: string): string {
   const match = /relation "([^"]+)" does not exist/.exec(message);
-  return match ? match[1] : "";
+  return match?.[1] ?? "";
 }
 
 /**

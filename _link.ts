@@ -6,6 +6,7 @@
 // worker keeps the same for its transactions, and the calling thread sends it the same
 // operations (`LinkOp`).
 import {
+  answerOf,
   type PipelineItem,
   PipelineRefused,
   type QueryOptions,
@@ -216,7 +217,7 @@ async function chain(
   }
   let failed: unknown;
   const heads = deferred.map((d, i) =>
-    observe(d.text, () => results[i]).then(() => {}, (error) => {
+    observe(d.text, () => answerOf(results, i)).then(() => {}, (error) => {
       failed ??= error;
       if (d.protocol) link.failure ??= error;
       throw error;
@@ -232,7 +233,7 @@ async function chain(
     await outcome;
     return undefined;
   }
-  const last = results[results.length - 1];
+  const last = answerOf(results, results.length - 1);
   return await statement.observe(() =>
     last.catch(async (error) => {
       await outcome.catch(() => {});
@@ -295,9 +296,9 @@ export async function batchLinked(
   // Every promise gets its handler at once: a failure of what goes before makes the rest fail.
   const run = (results: Promise<QueryResult>[], from: number) => ({
     statements: Promise.allSettled(
-      members.map((m, i) => observe.statement(m, () => results[from + i])),
+      members.map((m, i) => observe.statement(m, () => answerOf(results, from + i))),
     ),
-    released: observe.deferred(release, () => results[results.length - 1]).then(
+    released: observe.deferred(release, () => answerOf(results, results.length - 1)).then(
       () => undefined,
       (error: unknown) => ({ error }),
     ),
@@ -365,7 +366,7 @@ async function settleDeferred(
 ): Promise<void> {
   let failed: unknown;
   const heads = deferred.map((d, i) =>
-    observe(d.text, () => results[i]).then(() => {}, (error) => {
+    observe(d.text, () => answerOf(results, i)).then(() => {}, (error) => {
       failed ??= error;
       if (d.protocol) link.failure ??= error;
     })

@@ -164,7 +164,7 @@ function lex(sql: string): { sanitized: string; tokens: Token[] } {
       }
     } else {
       if (c === 40 || c === 41 || c === 44 || c === 59 || c === 46) {
-        tokens.push({ text: sql[i], word: "", quoted: false });
+        tokens.push({ text: sql.charAt(i), word: "", quoted: false });
       }
       i++;
     }
@@ -265,7 +265,10 @@ const CLAUSE_WORDS: ReadonlySet<string> = new Set([
 ]);
 
 // Words after which UPDATE or DELETE is part of a clause.
-const NOT_AN_OPERATION_AFTER: ReadonlySet<string | undefined> = new Set(["DO", "FOR", "KEY", "ON"]);
+const NOT_AN_OPERATION_AFTER: ReadonlySet<string> = new Set(["DO", "FOR", "KEY", "ON"]);
+
+// What the reader sees before the first token and past the last: no word, no punctuation.
+const NO_TOKEN: Token = { text: "", word: "", quoted: false };
 
 const SUMMARY_LIMIT = 255;
 
@@ -295,19 +298,18 @@ function summarize(tokens: readonly Token[]): string | undefined {
   // The FROM-list state of the enclosing parentheses.
   const stack: { expect: Expect; afterTarget: boolean }[] = [];
   let i = 0;
+  const at = (k: number): Token => tokens[k] ?? NO_TOKEN;
   const name = (): string => {
     // A qualified name: a.b, "a"."b".
-    let text = tokens[i].text;
-    while (
-      tokens[i + 1]?.text === "." && tokens[i + 2] && (tokens[i + 2].word || tokens[i + 2].quoted)
-    ) {
-      text += "." + tokens[i + 2].text;
+    let text = at(i).text;
+    while (at(i + 1).text === "." && (at(i + 2).word || at(i + 2).quoted)) {
+      text += "." + at(i + 2).text;
       i += 2;
     }
     return text;
   };
   for (; i < tokens.length; i++) {
-    const t = tokens[i];
+    const t = at(i);
     if (t.text === ";") {
       statementStart = true;
       skipStatement = false;
@@ -322,13 +324,13 @@ function summarize(tokens: readonly Token[]): string | undefined {
       if (t.word === "") continue;
       if (t.word === "CREATE" || t.word === "ALTER" || t.word === "DROP") {
         let k = i + 1;
-        while (tokens[k] && OBJECT_MODIFIERS.has(tokens[k].word)) k++;
-        const kind = tokens[k];
-        if (kind && OBJECT_KINDS.has(kind.word)) {
+        while (OBJECT_MODIFIERS.has(at(k).word)) k++;
+        const kind = at(k);
+        if (OBJECT_KINDS.has(kind.word)) {
           add(`${t.text} ${kind.text}`);
           i = k + 1;
-          while (tokens[i] && OBJECT_MODIFIERS.has(tokens[i].word)) i++;
-          if (tokens[i] && (tokens[i].quoted || (tokens[i].word && tokens[i].word !== "ON"))) {
+          while (OBJECT_MODIFIERS.has(at(i).word)) i++;
+          if (at(i).quoted || (at(i).word && at(i).word !== "ON")) {
             add(name());
           } else i--;
           // CREATE … AS SELECT goes on to its query; ALTER and DROP name no more targets.
@@ -341,7 +343,7 @@ function summarize(tokens: readonly Token[]): string | undefined {
       }
       if (t.word === "TRUNCATE") {
         let op = t.text;
-        if (tokens[i + 1]?.word === "TABLE") op += ` ${tokens[++i].text}`;
+        if (at(i + 1).word === "TABLE") op += ` ${at(++i).text}`;
         add(op);
         expect = "list";
         afterTarget = false;
@@ -350,7 +352,7 @@ function summarize(tokens: readonly Token[]): string | undefined {
       if (t.word === "COPY") {
         add(t.text);
         // COPY t [(columns)] FROM …: one target; COPY (query) TO …: the query's.
-        if (tokens[i + 1] && (tokens[i + 1].quoted || tokens[i + 1].word)) {
+        if (at(i + 1).quoted || at(i + 1).word) {
           i++;
           add(name());
           skipStatement = true;
@@ -389,7 +391,7 @@ function summarize(tokens: readonly Token[]): string | undefined {
     if (expect !== "none" && !afterTarget && (t.quoted || (t.word && !CLAUSE_WORDS.has(t.word)))) {
       const target = name();
       // In a FROM list a name followed by "(" is a function (generate_series(…)), not a table.
-      if (expect === "list" && tokens[i + 1]?.text === "(") {
+      if (expect === "list" && at(i + 1).text === "(") {
         afterTarget = true;
         continue;
       }
@@ -404,7 +406,7 @@ function summarize(tokens: readonly Token[]): string | undefined {
     expect = "none";
     afterTarget = false;
     // ON CONFLICT DO UPDATE, FOR [NO KEY] UPDATE, ON DELETE CASCADE: clauses, not operations.
-    if (QUERY_OPERATIONS.has(t.word) && !NOT_AN_OPERATION_AFTER.has(tokens[i - 1]?.word)) {
+    if (QUERY_OPERATIONS.has(t.word) && !NOT_AN_OPERATION_AFTER.has(at(i - 1).word)) {
       add(t.text);
       if (t.word === "UPDATE") expect = "one";
     } else if (t.word === "FROM" || t.word === "USING") {

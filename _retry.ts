@@ -93,7 +93,10 @@ export function asOfSystemTimeSql(value: string): string {
  * The statements that open a transaction for the options and server: `BEGIN`, and on
  * CockroachDB its retry savepoint (one statement each, for the extended protocol).
  */
-export function buildBegin(options: TransactionOptions, dialect: Dialect): string[] {
+export function buildBegin(
+  options: TransactionOptions,
+  dialect: Dialect,
+): [string, ...string[]] {
   const modes: string[] = [];
   if (options.isolation !== undefined) {
     const level = ISOLATION[options.isolation];

@@ -56,11 +56,12 @@ export function withCapturedContext<T>(carrier: TraceCarrier | undefined, fn: ()
   const match = typeof carrier.traceparent === "string"
     ? TRACEPARENT.exec(carrier.traceparent)
     : null;
-  if (match === null) return fn();
+  const [, traceId, spanId, flags] = match ?? [];
+  if (traceId === undefined || spanId === undefined || flags === undefined) return fn();
   const spanContext: SpanContext = {
-    traceId: match[1],
-    spanId: match[2],
-    traceFlags: parseInt(match[3], 16),
+    traceId,
+    spanId,
+    traceFlags: parseInt(flags, 16),
     isRemote: true,
   };
   if (!isSpanContextValid(spanContext)) return fn(); // all-zero ids

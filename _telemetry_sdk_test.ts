@@ -225,6 +225,7 @@ Deno.test({
         duplicate,
       );
       const [select, insert] = tracer.spans;
+      assert.ok(select && insert, "two spans");
       const base = {
         "db.system.name": "cockroachdb",
         "db.namespace": "defaultdb",
@@ -255,8 +256,8 @@ Deno.test({
       const durations = records.filter((r) => r.instrument === "db.client.operation.duration");
       assert.equal(durations.length, 2);
       assert.ok(durations.every((r) => r.value >= 0 && r.value < 10));
-      assert.deepEqual(durations[0].attributes, { ...base, "db.query.summary": "SELECT t" });
-      assert.deepEqual(durations[1].attributes, {
+      assert.deepEqual(durations[0]?.attributes, { ...base, "db.query.summary": "SELECT t" });
+      assert.deepEqual(durations[1]?.attributes, {
         ...base,
         "db.operation.name": "BATCH INSERT",
         "db.collection.name": "t",
@@ -283,6 +284,7 @@ Deno.test({
       tx.end(new AmbiguousCommitError("Cannot tell"));
       tx.end();
       const [txSpan, statement] = tracer.spans;
+      assert.ok(txSpan && statement, "two spans");
       assert.equal(txSpan.name, "transaction");
       assert.equal(txSpan.options.kind, 0); // INTERNAL
       assert.equal(trace.getSpan(statement.parent), txSpan);
@@ -325,9 +327,11 @@ Deno.test({
 
       const committed = startTransaction(target);
       committed.end();
-      assert.equal(tracer.spans[2].attributes["manticore.db.transaction.outcome"], "committed");
-      assert.equal(tracer.spans[2].attributes["manticore.db.transaction.attempts"], 1);
-      assert.deepEqual(tracer.spans[2].status, { code: 0 });
+      const committedSpan = tracer.spans[2];
+      assert.ok(committedSpan, "a third span");
+      assert.equal(committedSpan.attributes["manticore.db.transaction.outcome"], "committed");
+      assert.equal(committedSpan.attributes["manticore.db.transaction.attempts"], 1);
+      assert.deepEqual(committedSpan.status, { code: 0 });
 
       const migration = startMigration(target, {
         version: 7,
@@ -339,6 +343,7 @@ Deno.test({
       );
       migration.end(new DatabaseError("x", { code: "42P01", severity: "ERROR" }));
       const [m, drop] = tracer.spans.slice(3);
+      assert.ok(m && drop, "a migration span and its statement's");
       assert.equal(m.name, "revert migration");
       assert.deepEqual(m.attributes, {
         "db.system.name": "cockroachdb",
@@ -416,9 +421,11 @@ Deno.test({
       pool.connectionCreated(0.25);
       pool.connectionWaited(0.5);
       assert.equal(callbacks.length, 1);
+      const [callback] = callbacks;
+      assert.ok(callback);
       const observed: [string, number, Attributes | undefined][] = [];
       const collect = () =>
-        callbacks[0]({
+        callback({
           observe: (metric: Observable, value: number, attributes?: Attributes) =>
             observed.push([(metric as unknown as { name: string }).name, value, attributes]),
         });
@@ -476,7 +483,7 @@ Deno.test({
       );
       assert.deepEqual(inserted, [1, 2]);
       assert.deepEqual(tracer.spans.map((s) => s.name), ["BATCH INSERT t"]);
-      assert.equal(tracer.spans[0].attributes["db.operation.batch.size"], 2);
+      assert.equal(tracer.spans[0]?.attributes["db.operation.batch.size"], 2);
       assert.deepEqual(
         records.filter((r) => r.instrument === "db.client.operation.duration").map((r) =>
           r.attributes?.["db.query.summary"]

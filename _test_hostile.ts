@@ -24,7 +24,9 @@ export function int(random: Random, n: number): number {
 }
 
 export function pick<T>(random: Random, items: readonly T[]): T {
-  return items[int(random, items.length)];
+  if (items.length === 0) throw new RangeError("Cannot pick an item: the list is empty");
+  // Below the length: `random()` is below 1. A cast, not a check: an item may be undefined.
+  return items[int(random, items.length)] as T;
 }
 
 const utf8 = new TextEncoder();

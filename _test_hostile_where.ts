@@ -30,25 +30,26 @@ type Comparable = bigint | string;
 /** PostgreSQL's LIKE (backslash escape) as a RegExp over code points; null when invalid. */
 function likeRegExp(pattern: string): RegExp | null {
   let source = "";
-  const chars = [...pattern];
-  for (let k = 0; k < chars.length; k++) {
-    const char = chars[k];
-    if (char === "\\") {
-      if (k === chars.length - 1) return null; // LIKE pattern must not end with escape character
-      source += chars[++k].replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-    } else if (char === "%") source += "[^]*";
+  let escaped = false;
+  for (const char of pattern) {
+    if (escaped) {
+      source += char.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+      escaped = false;
+    } else if (char === "\\") escaped = true;
+    else if (char === "%") source += "[^]*";
     else if (char === "_") source += "[^]";
     else source += char.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   }
+  if (escaped) return null; // LIKE pattern must not end with escape character
   return new RegExp(`^${source}$`, "u");
 }
 
 /** Code-point order: what the "C" collation gives for UTF-8 text. */
 function compareCodePoints(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
+  const x = Array.from(a, (c) => c.codePointAt(0)!);
+  const y = Array.from(b, (c) => c.codePointAt(0)!);
   for (let k = 0; k < Math.min(x.length, y.length); k++) {
-    const d = x[k].codePointAt(0)! - y[k].codePointAt(0)!;
+    const d = x[k]! - y[k]!;
     if (d !== 0) return d;
   }
   return x.length - y.length;
@@ -267,13 +268,13 @@ function orderText(text: string): OrderSpec | "validation" | "reject" {
   const spec: OrderSpec = [];
   let unknown = false;
   for (const raw of text.split(",")) {
-    const match = ORDER_ITEM.exec(raw.trim());
-    if (match === null) return "validation";
-    if (!["id", "t", "i"].includes(match[1])) unknown = true;
+    const [, column, direction, nulls] = ORDER_ITEM.exec(raw.trim()) ?? [];
+    if (column === undefined) return "validation";
+    if (!["id", "t", "i"].includes(column)) unknown = true;
     spec.push({
-      column: match[1] as "id" | "t" | "i",
-      desc: match[2]?.toLowerCase() === "desc",
-      nullsFirst: match[3] === undefined ? undefined : match[3].toLowerCase() === "first",
+      column: column as "id" | "t" | "i",
+      desc: direction?.toLowerCase() === "desc",
+      nullsFirst: nulls === undefined ? undefined : nulls.toLowerCase() === "first",
     });
   }
   return unknown ? "reject" : spec;
@@ -359,9 +360,11 @@ export function orderBy(
 
 export function sortedBy(rows: readonly ModelRow[], spec: OrderSpec): boolean {
   for (let k = 1; k < rows.length; k++) {
+    const before = rows[k - 1]!;
+    const row = rows[k]!;
     for (const { column, desc, nullsFirst } of spec) {
-      const a = rows[k - 1][column];
-      const b = rows[k][column];
+      const a = before[column];
+      const b = row[column];
       if (a === b) continue;
       // PostgreSQL: NULLS LAST for ASC, NULLS FIRST for DESC, unless told.
       const nullFirst = nullsFirst ?? desc;

@@ -323,7 +323,8 @@ export class OtlpReceiver implements AsyncDisposable {
    */
   span(filter: SpanFilter): ExportedSpan {
     const found = this.findSpans(filter);
-    if (found.length !== 1) {
+    const [span, ...others] = found;
+    if (span === undefined || others.length > 0) {
       const names = this.spans().map((s) =>
         `${s.name} (${s.spanId} ← ${s.parentSpanId || "root"})`
       );
@@ -333,7 +334,7 @@ export class OtlpReceiver implements AsyncDisposable {
         }`,
       );
     }
-    return found[0];
+    return span;
   }
 
   /** The span's parent, if it was received. */

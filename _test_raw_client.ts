@@ -51,7 +51,7 @@ export function errorFields(m: Received): Record<string, string> {
   let at = 0;
   while (at < m.body.length && m.body[at] !== 0) {
     const end = m.body.indexOf(0, at + 1);
-    fields[String.fromCharCode(m.body[at])] = decoder.decode(m.body.subarray(at + 1, end));
+    fields[String.fromCharCode(m.body[at]!)] = decoder.decode(m.body.subarray(at + 1, end));
     at = end + 1;
   }
   return fields;
@@ -115,10 +115,11 @@ export class RawClient {
   async read(): Promise<Received | null> {
     while (true) {
       if (this.#buffer.length >= 5) {
-        const length = new DataView(this.#buffer.buffer, this.#buffer.byteOffset).getInt32(1);
+        const view = new DataView(this.#buffer.buffer, this.#buffer.byteOffset);
+        const length = view.getInt32(1);
         if (this.#buffer.length >= 1 + length) {
           const m = {
-            type: String.fromCharCode(this.#buffer[0]),
+            type: String.fromCharCode(view.getUint8(0)),
             body: this.#buffer.slice(5, 1 + length),
           };
           this.#buffer = this.#buffer.slice(1 + length);
@@ -173,8 +174,8 @@ export class RawClient {
 
 /** The status byte of the last ReadyForQuery among `messages`. */
 export function lastStatus(messages: readonly Received[]): string {
-  const ready = messages.filter((m) => m.type === "Z").at(-1);
-  return ready ? String.fromCharCode(ready.body[0]) : "";
+  const status = messages.filter((m) => m.type === "Z").at(-1)?.body[0];
+  return status === undefined ? "" : String.fromCharCode(status);
 }
 
 export async function waitFor(what: string, condition: () => boolean, ms = 10_000): Promise<void> {

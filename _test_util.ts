@@ -93,7 +93,9 @@ export async function withRestrictedRole(
   fn: (role: string, url: URL) => Promise<void>,
 ): Promise<void> {
   const role = uniqueName(options.prefix);
-  const [{ name }] = await db.execute<{ name: string }>("SELECT current_database() AS name");
+  const [database] = await db.execute<{ name: string }>("SELECT current_database() AS name");
+  assert.ok(database);
+  const { name } = database;
   await db.execute(`CREATE ROLE ${role} LOGIN`);
   try {
     await db.execute(`GRANT CONNECT ON DATABASE "${name}" TO ${role}`);

@@ -41,12 +41,11 @@ export async function loadTls(config: ResolvedConfig): Promise<TlsSettings | und
   if (config.sslmode === "verify-ca") {
     return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
   }
-  const host = config.hosts[0];
   return {
     ...base,
     rejectUnauthorized: true,
     checkServerIdentity: (_servername: string, certificate: unknown) =>
-      checkIdentity(config.hosts, host, certificate),
+      checkIdentity(config.hosts, certificate),
   };
 }
 
@@ -74,7 +73,6 @@ function matchesName(pattern: string, host: string): boolean {
 // every host is checked here against the certificate's subjectAltName (or CN without SANs).
 function checkIdentity(
   hosts: readonly string[],
-  _first: string,
   certificate: unknown,
 ): Error | undefined {
   const cert = (certificate ?? {}) as PeerCertificate;

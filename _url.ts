@@ -114,7 +114,8 @@ export function parseUrl(url: string): UrlParts {
       "url",
     );
   }
-  const [, , authority, path, query] = match;
+  // The authority group always takes part (it may be empty); the path and query may not.
+  const [, , authority = "", path, query] = match;
   const parts: UrlParts = {};
   const at = authority.lastIndexOf("@");
   const hostPart = at >= 0 ? authority.slice(at + 1) : authority;

@@ -236,8 +236,8 @@ Deno.test("AsyncDatabase.batchUpdate() updates by key in input order", async () 
       { id: 2, age: 86 },
     ]);
     assert.deepEqual(ids(rows), [4, 1, 2]);
-    assert.equal(rows[1].name, "Ada L.");
-    assert.equal(rows[1].city, "Paris");
+    assert.equal(rows[1]?.name, "Ada L.");
+    assert.equal(rows[1]?.city, "Paris");
     assert.equal((await db.selectOne(table, { where: { id: 4 } }))?.age, 72);
     const byName = await db.batchUpdate(table, [{ name: "Alan", age: 42 }], {
       keyColumn: "name",

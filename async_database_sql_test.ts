@@ -51,6 +51,7 @@ Deno.test("AsyncDatabase.execute() returns every value type as documented", asyn
     };
     const inserted = await db.insert(table, row);
     const [read] = await db.select(table);
+    assert.ok(read);
     for (const got of [inserted, read]) {
       assert.equal(got.id, 1);
       assert.equal(got.small, 7);

@@ -14,6 +14,7 @@ import {
   countOutcomes,
   createBank,
   dropBank,
+  type Outcome,
   planTransfers,
   prng,
   runTransfers,
@@ -27,7 +28,7 @@ async function assertSurvivedRestart(
   db: AsyncDatabase,
   bank: Bank,
   result: WorkloadResult,
-): Promise<Record<string, number>> {
+): Promise<Record<Outcome, number>> {
   const audit = await auditBank(db, bank, result.transfers);
   console.log(
     `${label}: ${Deno.inspect(countOutcomes(result.transfers))}, errors ${

@@ -64,8 +64,8 @@ Deno.test("Database: its worker crashing in the middle of transfers loses nothin
     );
     assert.deepEqual(untyped, []);
     for (const i of crashed) {
-      assert.equal(transfers[i].runs, 2, `transfer ${i} ran again on a fresh worker`);
-      assert.equal(transfers[i].outcome, "committed");
+      assert.equal(transfers[i]?.runs, 2, `transfer ${i} ran again on a fresh worker`);
+      assert.equal(transfers[i]?.outcome, "committed");
     }
     assert.equal(audit.total, audit.expectedTotal);
     assert.deepEqual(audit.duplicates, []);

@@ -142,6 +142,7 @@ async function crudWithIdentifiers(
 ): Promise<void> {
   const context = `table ${show(table)}, columns ${show(names)}`;
   const [a, b] = names;
+  assert.ok(a !== undefined && b !== undefined, `two columns at least: ${context}`);
   const value = () => {
     let text = hostileString(random, canary, 0);
     while (!isValidText(text)) text = hostileString(random, canary, 0);
@@ -191,11 +192,12 @@ async function crudWithIdentifiers(
   );
   const upserts = [record(2n), record(7n)];
   assert.deepEqual(await db.batchUpsert(table, upserts, { conflictColumns: ["id"] }), upserts);
-  const updates = [{ id: 3n, [a]: value() }, { id: 4n, [a]: value() }];
+  const third = { id: 3n, [a]: value() };
+  const updates = [third, { id: 4n, [a]: value() }];
   const updated = await db.batchUpdate(table, updates);
   assert.deepEqual(updated.map((r) => [r.id, r[a]]), updates.map((r) => [r.id, r[a]]));
   assert.equal(
-    await db.delete(table, { [a]: updates[0][a] as string, id: 3n }),
+    await db.delete(table, { [a]: third[a] as string, id: 3n }),
     1,
     `delete: ${context}`,
   );

@@ -326,9 +326,11 @@ async function write(
   const records = cases.length === 1
     ? cases.map((c) => c.record)
     : cases.map((c) => full(c.record));
+  const [first] = records;
+  assert.ok(first, "one record at least");
   switch (helper) {
     case "insert":
-      return [await q.insert(table, records[0])];
+      return [await q.insert(table, first)];
     case "batchInsert":
       return await q.batchInsert(table, records);
     case "copy":
@@ -336,13 +338,13 @@ async function write(
       return undefined;
     case "upsert":
       // Insert a placeholder first: the upsert then updates every column.
-      await q.insert(table, { id: records[0].id, t: "placeholder", bo: true });
-      return [await q.upsert(table, full(records[0]), { conflictColumns: ["id"] })];
+      await q.insert(table, { id: first.id, t: "placeholder", bo: true });
+      return [await q.upsert(table, full(first), { conflictColumns: ["id"] })];
     case "batchUpsert":
       return await q.batchUpsert(table, records, { conflictColumns: ["id"] });
     case "update": {
-      await q.insert(table, { id: records[0].id });
-      const { id, ...data } = records[0];
+      await q.insert(table, { id: first.id });
+      const { id, ...data } = first;
       const defined = Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined));
       if (Object.keys(defined).length === 0) return undefined;
       return await q.update(table, defined, { id: id as bigint });
@@ -352,26 +354,26 @@ async function write(
       return await q.batchUpdate(table, records.map(full));
     }
     case "execute": {
-      const columns = Object.keys(records[0]).filter((c) => records[0][c] !== undefined);
+      const columns = Object.keys(first).filter((c) => first[c] !== undefined);
       return await q.execute(
         `INSERT INTO "${table}" (${columns.map((c) => `"${c}"`).join(", ")}) VALUES (${
           columns.map((_, i) => `$${i + 1}`).join(", ")
         }) RETURNING *`,
-        columns.map((c) => records[0][c]),
+        columns.map((c) => first[c]),
       );
     }
     case "transaction":
       if (sync) {
         return (q as unknown as Database).transaction((tx) => {
-          const row = tx.insert(table, records[0]);
-          assert.deepEqual(tx.selectOne(table, { where: { id: records[0].id as bigint } }), row);
+          const row = tx.insert(table, first);
+          assert.deepEqual(tx.selectOne(table, { where: { id: first.id as bigint } }), row);
           return [row];
         });
       }
       return await (q as AsyncDatabase).transaction(async (tx) => {
-        const row = await tx.insert(table, records[0]);
+        const row = await tx.insert(table, first);
         assert.deepEqual(
-          await tx.selectOne(table, { where: { id: records[0].id as bigint } }),
+          await tx.selectOne(table, { where: { id: first.id as bigint } }),
           row,
         );
         return [row];
@@ -446,10 +448,10 @@ async function valueRoundTrips(
           orderBy: "id",
         });
         assert.deepEqual(read, cases.map((c) => c.expected), `${context()}: the rows read back`);
-        assert.deepEqual(await q.selectOne(table, { where: { id: ids[0] } }), cases[0].expected);
+        assert.deepEqual(await q.selectOne(table, { where: { id: ids[0] } }), cases[0]?.expected);
         let streamed = 0;
         for await (const row of q.stream(`SELECT * FROM "${table}" WHERE id = $1`, [ids[0]])) {
-          assert.deepEqual(row, cases[0].expected, `${context()}: streamed`);
+          assert.deepEqual(row, cases[0]?.expected, `${context()}: streamed`);
           streamed++;
         }
         assert.equal(streamed, 1);

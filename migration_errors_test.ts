@@ -129,8 +129,8 @@ END $$`);
     );
     assert.equal((await m.migrate()).applied, 1);
     assert.deepEqual(await db.execute(`SELECT id FROM ${s}.f`), [{ id: 1 }]);
-    const [{ n }] = await db.execute<{ n: bigint }>(`SELECT last_value AS n FROM ${s}.attempts`);
-    assert.equal(n, 2n);
+    const [attempts] = await db.execute<{ n: bigint }>(`SELECT last_value AS n FROM ${s}.attempts`);
+    assert.equal(attempts?.n, 2n);
     assert.deepEqual(await m.getAppliedVersions(), [1]);
   });
 });
@@ -163,6 +163,7 @@ DROP TABLE ${s}.a;
     assert.equal(await exists("b"), true);
     assert.deepEqual(await m.getAppliedVersions(), []);
     const [stopped] = await m.status();
+    assert.ok(stopped);
     assert.equal(stopped.state, "pending");
     assert.deepEqual(stopped.partial, {
       direction: "up",
@@ -175,6 +176,7 @@ DROP TABLE ${s}.a;
     assert.equal((await m.migrate()).applied, 1);
     assert.deepEqual(await db.execute(`SELECT id FROM ${s}.b`), [{ id: 1 }]);
     const [done] = await m.status();
+    assert.ok(done);
     assert.equal(done.state, "applied");
     assert.equal(done.partial, null);
     assert.equal((await m.rollback()).applied, 1);
@@ -225,7 +227,9 @@ CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON ${s}.guard DEFERRABLE INITIA
       );
     });
     assert.deepEqual(await m.getAppliedVersions(), []);
-    await Deno.remove(join((await m.loadMigrations())[0].path));
+    const [loaded] = await m.loadMigrations();
+    assert.ok(loaded);
+    await Deno.remove(join(loaded.path));
     await write(
       "V1__no_tx.sql",
       `-- migrate:no-transaction\nDO $$ BEGIN RAISE EXCEPTION 'schema change aborted' USING ERRCODE = 'XXA00'; END $$;`,

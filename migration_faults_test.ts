@@ -293,7 +293,9 @@ if (kind === "sync") {
       if (victim === -1) await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.notEqual(victim, -1, `no runner got going: ${Deno.inspect(outputs)}`);
-    runners[victim].kill("SIGKILL");
+    const killed = runners[victim];
+    assert.ok(killed);
+    killed.kill("SIGKILL");
     const statuses = await Promise.all(runners.map((r) => r.status));
     await Promise.all(readers);
     const errors = await Promise.all(
@@ -304,8 +306,10 @@ if (kind === "sync") {
       assert.equal(status.code, 0, `runner ${i}: ${outputs[i]}\n${errors[i]}`);
     });
     // The victim died mid-run, holding the lock: the others waited out its lease.
-    assert.equal(statuses[victim].signal, "SIGKILL");
-    assert.doesNotMatch(outputs[victim], /applied/);
+    assert.equal(statuses[victim]?.signal, "SIGKILL");
+    const output = outputs[victim];
+    assert.ok(output !== undefined);
+    assert.doesNotMatch(output, /applied/);
     // The survivors applied what the victim had not committed; all told, each migration once.
     const applied = outputs
       .filter((_, i) => i !== victim)

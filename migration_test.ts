@@ -50,7 +50,9 @@ Deno.test("loadMigrations() returns the files in version order and ignores other
       3,
       "third",
     ]]);
-    assert.deepEqual(Object.keys(loaded[0]).sort(), [
+    const [first] = loaded;
+    assert.ok(first);
+    assert.deepEqual(Object.keys(first).sort(), [
       "checksum",
       "downPath",
       "downSql",
@@ -60,8 +62,8 @@ Deno.test("loadMigrations() returns the files in version order and ignores other
       "upSql",
       "version",
     ]);
-    assert.equal(loaded[0].upSql, "SELECT 1");
-    assert.equal(loaded[0].downSql, "SELECT 2");
+    assert.equal(first.upSql, "SELECT 1");
+    assert.equal(first.downSql, "SELECT 2");
   });
 });
 
@@ -170,8 +172,8 @@ Deno.test("migrate() applies pending migrations, each once, and reports each one
     assert.equal(again.applied, 0);
     assert.equal(again.direction, "none");
     assert.equal(again.fromVersion, 2);
-    const [{ n }] = await db.execute<{ n: bigint }>(`SELECT count(*) AS n FROM ${s}._migrations`);
-    assert.equal(n, 2n);
+    const [tracked] = await db.execute<{ n: bigint }>(`SELECT count(*) AS n FROM ${s}._migrations`);
+    assert.equal(tracked?.n, 2n);
   });
 });
 
@@ -188,6 +190,7 @@ Deno.test("the tracking table holds version, name, checksum, applied_at and dura
     ]);
     const [file] = await m.loadMigrations();
     const [row] = await db.execute(`SELECT * FROM ${s}._migrations`);
+    assert.ok(file && row);
     assert.equal(row.version, 1n);
     assert.equal(row.name, "one");
     assert.equal(row.checksum, file.checksum);
@@ -282,7 +285,7 @@ Deno.test("a U file provides the down SQL", async (t) => {
     await m.migrate();
     assert.equal(await exists("things"), true);
     const result = await m.rollback();
-    assert.equal(result.migrations[0].path.endsWith("U1__undo_create_things.sql"), true);
+    assert.equal(result.migrations[0]?.path.endsWith("U1__undo_create_things.sql"), true);
     assert.equal(await exists("things"), false);
   });
 });

@@ -136,6 +136,7 @@ Deno.test("the audit catches a lost transfer, one applied twice, one applied tho
     const committed = result.transfers.filter((t) => t.outcome === "committed");
     assert.ok(committed.length >= 3, "the run committed enough transfers to tamper with");
     const [lost, twice, phantom] = committed;
+    assert.ok(lost && twice && phantom);
 
     // Lost: its ledger row and its effect vanish together, so only the ledger can tell.
     await db.delete(bank.ledger, { transfer_id: lost.id });

@@ -18,7 +18,9 @@ import { outcome, rows, withFlaky, withTable } from "./_test_round_trips.ts";
 // batch()
 
 /** The test's statements on `table`: insert id, add to n, count. */
-function trio(table: string, id: number): { sql: string; params?: unknown[] }[] {
+type Statement = { sql: string; params?: unknown[] };
+
+function trio(table: string, id: number): [Statement, Statement, Statement] {
   return [
     { sql: `INSERT INTO "${table}" (id) VALUES ($1) RETURNING id`, params: [id] },
     { sql: `UPDATE "${table}" SET n = n + $1 WHERE id = $2 RETURNING n`, params: [5, id] },
@@ -186,11 +188,11 @@ Deno.test("batch() inside a transaction runs under a savepoint: a failure undoes
         proxy.resetTurns();
         const value = await db.transaction(async (tx) => {
           // The first thing in the transaction: BEGIN, the savepoint, the batch, its release.
-          const [[first]] = await tx.batch(trio(table, 1));
+          const [inserted] = await tx.batch(trio(table, 1));
           const failed = await outcome(() => tx.batch([...trio(table, 2), trio(table, 1)[0]]));
           assert.ok(failed instanceof UniqueViolationError && failed.statementIndex === 3);
           await tx.execute(trio(table, 3)[0].sql, [3]);
-          return first;
+          return inserted?.[0];
         });
         assert.deepEqual(value, { id: 1 });
         // batch, failed batch, its rollback with the INSERT, COMMIT: 4 round trips.

@@ -217,13 +217,14 @@ Deno.test("the password never shows in errors, String(), Deno.inspect() or logge
         await using db = new AsyncDatabase(url, { minConnections: 1, statementTimeout: 2000 });
         const sleeping = rejection(() => db.execute("SELECT pg_sleep(10) /* secret_sleeper */"));
         for (let i = 0; i < 400; i++) {
-          const [{ n }] = await root.execute<{ n: bigint }>(
+          const [terminated] = await root.execute<{ n: bigint }>(
             `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
             WHERE usename = $1 AND state = 'active' AND query LIKE '%secret_sleeper%'
               AND pid <> pg_backend_pid()`,
             [USER],
           );
-          if (n > 0n) break;
+          assert.ok(terminated);
+          if (terminated.n > 0n) break;
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
         // Terminated while it ran: its fate is unknown (docs/retry-safety.md), so it is an

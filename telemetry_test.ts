@@ -108,7 +108,7 @@ async function child(s: Scenario): Promise<void> {
 
         // The sync API: its statements run in its worker, in this span's trace.
         const [row] = sync.execute("SELECT $1::text AS echoed", [s.secret]);
-        assert.equal(row.echoed, s.secret);
+        assert.equal(row?.echoed, s.secret);
         sync.transaction((tx) => {
           tx.execute("SELECT $1::text AS in_tx", [s.secret]);
         });
@@ -266,12 +266,15 @@ Deno.test("the package's statements, helpers, batches, transactions, retries, fa
     await using db = new AsyncDatabase(testUrl(), { minConnections: 1 });
     const { config } = internalsOf(db);
     const system = dbSystemName(await internalsOf(db).dialect());
+    const [host] = config.hosts;
+    const [port] = config.ports;
+    assert.ok(host !== undefined && port !== undefined, "the test server's host and port");
     const base: Record<string, string | bigint> = {
       "db.system.name": system,
       "db.namespace": config.database,
-      "server.address": config.hosts[0],
+      "server.address": host,
     };
-    if (config.ports[0] !== DEFAULT_PORTS[system]) base["server.port"] = BigInt(config.ports[0]);
+    if (port !== DEFAULT_PORTS[system]) base["server.port"] = BigInt(port);
     const syncBase = { ...base, "db.namespace": new URL(s.syncUrl).pathname.slice(1) };
     const t = s.table;
 
@@ -325,6 +328,7 @@ Deno.test("the package's statements, helpers, batches, transactions, retries, fa
     );
     const [migrationTx] = receiver.childrenOf(migration);
     assert.deepEqual(receiver.childrenOf(migration).map((x) => x.name), ["transaction"]);
+    assert.ok(migrationTx);
     assert.ok(
       receiver.childrenOf(migrationTx).some((x) =>
         /^INSERT /.test(x.name) && x.name.includes(s.migrations)
@@ -410,7 +414,8 @@ Deno.test("the package's statements, helpers, batches, transactions, retries, fa
     const transactions = receiver.findSpans({ name: "transaction" });
     const retried = transactions.filter((x) => x.events.length > 0);
     assert.equal(retried.length, 1);
-    const tx = retried[0];
+    const [tx] = retried;
+    assert.ok(tx);
     assert.equal(tx.kind, "INTERNAL");
     assert.deepEqual(lineage(receiver, tx), ["app request"]);
     assert.deepEqual(tx.status, { code: "UNSET", message: "" });
@@ -421,6 +426,7 @@ Deno.test("the package's statements, helpers, batches, transactions, retries, fa
     });
     assert.equal(tx.events.length, 1);
     const [retry] = tx.events;
+    assert.ok(retry);
     assert.equal(retry.name, "retry");
     assert.equal(retry.attributes["db.response.status_code"], "40001");
     assert.equal(retry.attributes["error.type"], "40001");

@@ -95,12 +95,13 @@ Deno.test("startTestDatabase() on an existing server creates a fresh database th
       async () => [await startTestDatabase(), await startTestDatabase()],
     );
     try {
-      const names = [databaseOf(first.url), databaseOf(second.url)];
-      for (const [i, database] of [first, second].entries()) {
+      const names = [databaseOf(first.url), databaseOf(second.url)] as const;
+      for (const database of [first, second]) {
+        const name = databaseOf(database.url);
         assert.equal(database.external, true);
         assert.ok(database.url.startsWith(hostPrefix), database.url);
-        assert.match(names[i], /^test_[0-9a-z]+_[0-9a-f]{8}$/);
-        assert.equal(await psql(database.url, "SELECT current_database()"), names[i]);
+        assert.match(name, /^test_[0-9a-z]+_[0-9a-f]{8}$/);
+        assert.equal(await psql(database.url, "SELECT current_database()"), name);
         assert.equal(
           await psql(database.url, "SHOW default_transaction_isolation"),
           "serializable",

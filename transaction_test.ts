@@ -397,7 +397,9 @@ Deno.test("AsyncDatabase.transaction() sets the isolation option", async () => {
 Deno.test("AsyncDatabase.transaction() handle runs every helper on the transaction's connection", async () => {
   await withFailing(async (db, { table }) => {
     await db.transaction(async (tx) => {
-      const [{ pid }] = await tx.execute<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      const [backend] = await tx.execute<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      assert.ok(backend);
+      const { pid } = backend;
       await tx.insert(table, { id: 1 });
       await tx.batchInsert(table, [{ id: 2 }, { id: 3 }, { id: 4 }], { chunkSize: 1 });
       await tx.batchInsert(table, [{ id: 5, n: 5 }], { returning: false });

@@ -33,11 +33,17 @@ export function row(version: number, name = `m${version}`): MigrationHistoryEntr
 }
 
 /** Versions 1 to 3; the first two have down SQL. */
-export const three: MigrationFile[] = files({
-  "V1__one.sql": "CREATE TABLE a (id INT);\n-- DOWN\nDROP TABLE a;",
-  "V2__two.sql": "CREATE TABLE b (id INT);\n\n-- DOWN\nDROP TABLE b;",
-  "V3__three.sql": "CREATE TABLE c (id INT);",
-});
+export const three: readonly [MigrationFile, MigrationFile, MigrationFile] = threeFiles();
+
+function threeFiles(): [MigrationFile, MigrationFile, MigrationFile] {
+  const [one, two, third, ...more] = files({
+    "V1__one.sql": "CREATE TABLE a (id INT);\n-- DOWN\nDROP TABLE a;",
+    "V2__two.sql": "CREATE TABLE b (id INT);\n\n-- DOWN\nDROP TABLE b;",
+    "V3__three.sql": "CREATE TABLE c (id INT);",
+  });
+  assert.ok(one && two && third && more.length === 0, "three migration files");
+  return [one, two, third];
+}
 
 /** The MigrationError `fn` throws; fails the test when it throws nothing or something else. */
 export function catchMigrationError(fn: () => unknown): MigrationError {

@@ -60,11 +60,11 @@ export function parseMigrationFiles(dir: string, entries: readonly FileEntry[]):
   const ups = new Map<number, { name: string; text: string; path: string }>();
   const downs = new Map<number, { text: string; path: string }>();
   for (const entry of [...entries].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
-    const match = FILE_NAME.exec(entry.name);
-    if (!match) continue;
+    const [, kind, digits, name] = FILE_NAME.exec(entry.name) ?? [];
+    if (kind === undefined || digits === undefined || name === undefined) continue;
     const path = join(dir, entry.name);
-    const version = parseVersion(match[2], entry.name, path);
-    const target = match[1] === "V" ? ups : downs;
+    const version = parseVersion(digits, entry.name, path);
+    const target = kind === "V" ? ups : downs;
     const other = target.get(version);
     if (other) {
       throw new MigrationError(
@@ -72,7 +72,7 @@ export function parseMigrationFiles(dir: string, entries: readonly FileEntry[]):
         { code: "MIGRATION_INVALID", version, path },
       );
     }
-    if (match[1] === "V") ups.set(version, { name: match[3], text: entry.text, path });
+    if (kind === "V") ups.set(version, { name, text: entry.text, path });
     else downs.set(version, { text: entry.text, path });
   }
   const files: MigrationFile[] = [];

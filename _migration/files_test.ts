@@ -10,6 +10,7 @@ Deno.test("parseMigrationFiles() splits the up and down SQL at the -- DOWN line"
   const [m] = files({
     "V1__create_users.sql": "CREATE TABLE u (id INT);\n\n-- DOWN\nDROP TABLE u;\n",
   });
+  assert.ok(m);
   assert.equal(m.version, 1);
   assert.equal(m.name, "create_users");
   assert.equal(m.upSql, "CREATE TABLE u (id INT);");
@@ -36,6 +37,7 @@ Deno.test("parseMigrationFiles() ignores other names and sorts by numeric versio
 
 Deno.test("parseMigrationFiles() keeps everything after the first __ as the name", () => {
   const [m] = files({ "V007__add__two parts.sql": "SELECT 1" });
+  assert.ok(m);
   assert.equal(m.version, 7);
   assert.equal(m.name, "add__two parts");
 });
@@ -46,6 +48,7 @@ Deno.test("parseMigrationFiles() reads the down SQL of a U file", () => {
     "U1__undo_create.sql": "DROP TABLE a",
     "U9__orphan.sql": "DROP TABLE z",
   });
+  assert.ok(m);
   assert.equal(m.downSql, "DROP TABLE a");
   assert.equal(m.downPath, join(dir, "U1__undo_create.sql"));
 });
@@ -74,7 +77,7 @@ Deno.test("parseMigrationFiles() refuses a version used by two files", () => {
 Deno.test("parseMigrationFiles() refuses version 0 and versions beyond the safe integers", () => {
   assert.throws(() => files({ "V0__zero.sql": "SELECT 1" }), MigrationError);
   assert.throws(() => files({ "V99999999999999999999__big.sql": "SELECT 1" }), MigrationError);
-  assert.equal(files({ "V20240217120000__ts.sql": "SELECT 1" })[0].version, 20240217120000);
+  assert.equal(files({ "V20240217120000__ts.sql": "SELECT 1" })[0]?.version, 20240217120000);
 });
 
 Deno.test("parseMigrationFiles() treats a down section without statements as no down SQL", () => {
@@ -82,6 +85,7 @@ Deno.test("parseMigrationFiles() treats a down section without statements as no 
     "V1__a.sql": "SELECT 1\n-- DOWN\n\n",
     "V2__b.sql": "SELECT 1\n-- DOWN\n-- nothing to undo\n/* really */",
   });
+  assert.ok(a && b);
   assert.equal(a.downSql, null);
   assert.equal(b.downSql, null);
 });
@@ -91,10 +95,12 @@ Deno.test("parseMigrationFiles() accepts CRLF files and reads the no-transaction
     "V1__idx.sql":
       "-- migrate:no-transaction\r\nCREATE INDEX i ON t (a);\r\n-- DOWN\r\nDROP INDEX i;\r\n",
   });
+  assert.ok(m);
   assert.equal(m.noTransaction, true);
   assert.equal(m.upSql, "-- migrate:no-transaction\nCREATE INDEX i ON t (a);");
   assert.equal(m.downSql, "DROP INDEX i;");
   const [later] = files({ "V1__x.sql": "SELECT 1;\n-- migrate:no-transaction\nSELECT 2;" });
+  assert.ok(later);
   assert.equal(later.noTransaction, false);
 });
 
@@ -112,6 +118,7 @@ Deno.test("migrationFileText() writes the up SQL, a blank line, -- DOWN and the 
   assert.equal(migrationFileText(" up ", " down "), "up\n\n-- DOWN\ndown\n");
   assert.equal(migrationFileText("up"), "up\n");
   const [m] = files({ "V1__x.sql": migrationFileText("CREATE TABLE a (id INT)", "DROP TABLE a") });
+  assert.ok(m);
   assert.equal(m.upSql, "CREATE TABLE a (id INT)");
   assert.equal(m.downSql, "DROP TABLE a");
 });

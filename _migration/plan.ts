@@ -59,13 +59,14 @@ function checkModified(
 ): void {
   if (allow) return;
   const byVersion = new Map(files.map((f) => [f.version, f]));
-  const modified = applied.filter((r) => {
+  const modified: MigrationFile[] = [];
+  for (const r of applied) {
     const f = byVersion.get(r.version);
-    return f !== undefined && r.checksum !== null && r.checksum !== f.checksum;
-  });
-  if (modified.length > 0) {
-    const first = byVersion.get(modified[0].version) as MigrationFile;
-    const list = modified.map((r) => `"${(byVersion.get(r.version) as MigrationFile).path}"`);
+    if (f !== undefined && r.checksum !== null && r.checksum !== f.checksum) modified.push(f);
+  }
+  const [first] = modified;
+  if (first !== undefined) {
+    const list = modified.map((f) => `"${f.path}"`);
     throw hinted(
       `Cannot migrate: ${modified.length === 1 ? "applied migration" : "applied migrations"} ${
         list.join(", ")
@@ -140,14 +141,15 @@ export function planMigrate(
   const done = new Set(applied.map((r) => r.version));
   const pending = files.filter((f) => !done.has(f.version) && (target ?? Infinity) >= f.version);
   const early = pending.filter((f) => f.version < current);
-  if (early.length > 0 && !options.allowOutOfOrder) {
+  const [first] = early;
+  if (first !== undefined && !options.allowOutOfOrder) {
     throw hinted(
       `Cannot migrate: pending ${early.length === 1 ? "migration" : "migrations"} ${
         early.map((f) => `"${f.path}"`).join(", ")
       } ${
         early.length === 1 ? "has a version" : "have versions"
       } below the highest applied version ${current}`,
-      { code: "MIGRATION_OUT_OF_ORDER", version: early[0].version, path: early[0].path },
+      { code: "MIGRATION_OUT_OF_ORDER", version: first.version, path: first.path },
     );
   }
   return plan("up", current, applied, pending.map((f) => step(f, "up")));

@@ -85,9 +85,10 @@ function* runInTransaction(c: RunnerConfig, s: PlanStep): Program<number> {
   try {
     yield* transaction(function* () {
       const started = c.now();
-      for (index = 0; index < s.statements.length; index++) {
-        current = s.statements[index];
-        yield* query(current.text);
+      for (const [i, statement] of s.statements.entries()) {
+        index = i;
+        current = statement;
+        yield* query(statement.text);
       }
       current = undefined;
       durationMs = Math.round(c.now() - started);
@@ -158,8 +159,8 @@ function* runWithoutTransaction(
   });
   const started = c.now();
   let lastRenewal = started;
-  for (let i = from; i < s.statements.length; i++) {
-    const statement = s.statements[i];
+  for (const [i, statement] of s.statements.entries()) {
+    if (i < from) continue; // committed by an earlier run
     // Each statement commits on its own, so the lock is checked (and renewed) before each one.
     if (i === from || c.now() - lastRenewal > c.leaseDuration / 3) {
       if (!(yield* renewLockProgram(c))) throw lockLost(c, s.file);

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS ${c.lockTable} (
       const code = codeOf(error);
       const race = code === "23505" || code === "42P07" || code === "42710" || code === "40001" ||
         code === "40P01";
-      if (!race || attempt >= sleepAfterRace.length) {
+      const pause = sleepAfterRace[attempt];
+      if (!race || pause === undefined) {
         // A refusal (no CREATE privilege, no such schema) names the tables; anything else,
         // such as a lost connection, keeps its own type.
         if (!(error instanceof DatabaseError) || !/^(42|3F)/.test(error.code)) throw error;
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS ${c.lockTable} (
           { cause: error, code: error.code, detail: error.detail, hint: error.hint },
         );
       }
-      yield* sleep(sleepAfterRace[attempt]);
+      yield* sleep(pause);
     }
   }
 }

@@ -112,8 +112,8 @@ export function batchColumns(records: readonly Row[], field = "records"): string
  * import { buildBatchInsert } from "./batch.ts";
  *
  * const [statement] = buildBatchInsert("t", [{ a: 1, b: 2 }, { b: 4, a: 3 }]);
- * console.log(statement.text); // INSERT INTO "t" ("a", "b") VALUES ($1, $2), ($3, $4) RETURNING *
- * console.log(statement.params); // [ 1, 2, 3, 4 ]
+ * console.log(statement?.text); // INSERT INTO "t" ("a", "b") VALUES ($1, $2), ($3, $4) RETURNING *
+ * console.log(statement?.params); // [ 1, 2, 3, 4 ]
  * ```
  *
  * @param table The table, optionally `schema.table`.
@@ -156,9 +156,10 @@ export function buildBatchInsert(
     const end = Math.min(start + perChunk, records.length);
     const params: unknown[] = new Array((end - start) * width);
     let p = 0;
+    // Index loops, not iterators: this runs for every value of the batch.
     for (let r = start; r < end; r++) {
-      const record = records[r];
-      for (let c = 0; c < width; c++) params[p++] = record[columns[c]];
+      const record = records[r]!;
+      for (let c = 0; c < width; c++) params[p++] = record[columns[c]!];
     }
     const key = `${end - start}:${shape}`;
     let text = batchCache.get(key);
@@ -191,7 +192,7 @@ function valuesList(rows: number, width: number): string {
  * import { buildBatchUpdate } from "./batch.ts";
  *
  * const [statement] = buildBatchUpdate("users", [{ id: 1, name: "Ada" }]);
- * console.log(statement.text); // UPDATE "users" SET "name" = $1 WHERE "id" = $2 RETURNING *
+ * console.log(statement?.text); // UPDATE "users" SET "name" = $1 WHERE "id" = $2 RETURNING *
  * ```
  *
  * @param table The table, optionally `schema.table`.

@@ -69,9 +69,11 @@ Deno.test("buildBatchInsert() splits 3 columns × 50,000 records into 3 chunks u
     assert.equal(placeholders.at(-1), `$${statement.params.length}`);
   }
   // Every chunk restarts at $1 and the values keep the input order across chunks.
-  assert.deepEqual(statements[1].params.slice(0, 3), [21_844, "n21844", true]);
-  assert.deepEqual(statements[2].params.slice(-3), [49_999, "n49999", false]);
-  assert.equal(statements[0].text, statements[1].text);
+  const [first, second, third] = statements;
+  assert.ok(first && second && third);
+  assert.deepEqual(second.params.slice(0, 3), [21_844, "n21844", true]);
+  assert.deepEqual(third.params.slice(-3), [49_999, "n49999", false]);
+  assert.equal(first.text, second.text);
 });
 
 Deno.test("buildBatchInsert() fits exactly 65,534 params into one chunk", () => {
@@ -144,7 +146,7 @@ Deno.test("buildBatchInsert() requires conflict columns for a PostgreSQL upsert"
 
 Deno.test("buildBatchInsert() quotes hostile names and rejects bad ones with field records", () => {
   assert.equal(
-    buildBatchInsert(HOSTILE, [{ [HOSTILE]: 1 }])[0].text,
+    buildBatchInsert(HOSTILE, [{ [HOSTILE]: 1 }])[0]?.text,
     `INSERT INTO ${HOSTILE_QUOTED} (${HOSTILE_QUOTED}) VALUES ($1) RETURNING *`,
   );
   throwsValidation(() => buildBatchInsert("t", [{ "": 1 }]), "records");
@@ -203,7 +205,7 @@ Deno.test("buildBatchUpdate() validates every record before returning any statem
 
 Deno.test("buildBatchUpdate() quotes hostile names", () => {
   assert.equal(
-    buildBatchUpdate(HOSTILE, [{ [HOSTILE]: 1, v: 2 }], HOSTILE)[0].text,
+    buildBatchUpdate(HOSTILE, [{ [HOSTILE]: 1, v: 2 }], HOSTILE)[0]?.text,
     `UPDATE ${HOSTILE_QUOTED} SET "v" = $1 WHERE ${HOSTILE_QUOTED} = $2 RETURNING *`,
   );
 });

@@ -17,7 +17,8 @@ const COPY_ESCAPES: Readonly<Record<string, string>> = {
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 function copyEscape(text: string): string {
-  return COPY_SPECIAL.test(text) ? text.replace(COPY_ESCAPE, (char) => COPY_ESCAPES[char]) : text;
+  // The pattern matches only the keys of COPY_ESCAPES.
+  return COPY_SPECIAL.test(text) ? text.replace(COPY_ESCAPE, (char) => COPY_ESCAPES[char]!) : text;
 }
 
 /** One value in COPY text form, or `null` when COPY cannot carry it. */
@@ -43,7 +44,7 @@ function copyValue(value: unknown): string | null {
       }
       if (value instanceof Uint8Array) {
         let hex = "\\\\x";
-        for (let i = 0; i < value.length; i++) hex += HEX[value[i]];
+        for (let i = 0; i < value.length; i++) hex += HEX[value[i]!];
         return hex;
       }
       // JSON columns arrive here already as text; any other object is for INSERT to refuse.
@@ -76,11 +77,12 @@ function copyValue(value: unknown): string | null {
 export function encodeCopyText(records: readonly Row[], columns: readonly string[]): string | null {
   const lines: string[] = new Array(records.length);
   const width = columns.length;
+  // Index loops, not iterators: this runs for every value of the batch.
   for (let r = 0; r < records.length; r++) {
-    const record = records[r];
+    const record = records[r]!;
     let line = "";
     for (let c = 0; c < width; c++) {
-      const value = copyValue(record[columns[c]]);
+      const value = copyValue(record[columns[c]!]);
       if (value === null) return null;
       line += c === 0 ? value : `\t${value}`;
     }

@@ -150,7 +150,7 @@ export function buildInsert(table: string, data: Row): Statement {
 export function setList(columns: readonly string[], start: number): string {
   let text = "";
   for (let i = 0; i < columns.length; i++) {
-    const item = `${quoteIdentifier(columns[i], "data")} = $${start + i}`;
+    const item = `${quoteIdentifier(columns[i]!, "data")} = $${start + i}`;
     text += i === 0 ? item : `, ${item}`;
   }
   return text;

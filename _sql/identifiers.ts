@@ -144,9 +144,8 @@ export function quoteTableName(name: string, field = "table"): string {
 export function quoteColumns(columns: readonly string[], field: string): string {
   let text = "";
   for (let i = 0; i < columns.length; i++) {
-    text += i === 0
-      ? quoteIdentifier(columns[i], field)
-      : `, ${quoteIdentifier(columns[i], field)}`;
+    const quoted = quoteIdentifier(columns[i]!, field);
+    text += i === 0 ? quoted : `, ${quoted}`;
   }
   return text;
 }

@@ -208,8 +208,8 @@ function orderItems(text: string, into: string[]): void {
   if (typeof text !== "string") throw orderByError(`expected a string, got ${describeValue(text)}`);
   for (const raw of text.split(",")) {
     const item = raw.trim();
-    const match = ORDER_ITEM.exec(item);
-    if (match === null) {
+    const [, column, direction, nulls] = ORDER_ITEM.exec(item) ?? [];
+    if (column === undefined) {
       throw orderByError(
         item === ""
           ? `empty item in ${describeValue(text)}`
@@ -218,9 +218,9 @@ function orderItems(text: string, into: string[]): void {
           } is not "column", "column ASC" or "column DESC" (optionally NULLS FIRST or NULLS LAST)`,
       );
     }
-    let sql = quoteIdentifier(match[1], "orderBy");
-    if (match[2] !== undefined) sql += ` ${match[2].toUpperCase()}`;
-    if (match[3] !== undefined) sql += ` NULLS ${match[3].toUpperCase()}`;
+    let sql = quoteIdentifier(column, "orderBy");
+    if (direction !== undefined) sql += ` ${direction.toUpperCase()}`;
+    if (nulls !== undefined) sql += ` NULLS ${nulls.toUpperCase()}`;
     into.push(sql);
   }
 }

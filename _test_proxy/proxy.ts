@@ -314,14 +314,14 @@ const URL_PARTS = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/i;
 /** The first host and port of a `postgresql://` URL. */
 function targetOf(url: string): Deno.ConnectOptions {
   const match = URL_PARTS.exec(url);
-  const first = match?.[3].split(",")[0] ?? "";
-  const hostPort = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(first);
-  if (!match || !hostPort || hostPort[1] === "") {
+  const first = match?.[3]?.split(",")[0] ?? "";
+  const [, host, port] = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(first) ?? [];
+  if (!match || !host) {
     throw new TypeError(`Cannot proxy "${url.replace(/:[^:@/]*@/, ":***@")}": no host in URL`);
   }
   return {
-    hostname: hostPort[1].replace(/^\[|\]$/g, ""),
-    port: hostPort[2] ? Number(hostPort[2]) : 5432,
+    hostname: host.replace(/^\[|\]$/g, ""),
+    port: port ? Number(port) : 5432,
   };
 }
 

@@ -83,7 +83,7 @@ export class Framer {
       }
       if (!this.#inBody) {
         const size = this.untyped ? 4 : 5;
-        if (this.#headerLength === 0) started.push(this.untyped ? UNTYPED : chunk[i]);
+        if (this.#headerLength === 0) started.push(this.untyped ? UNTYPED : chunk[i]!);
         const n = Math.min(size - this.#headerLength, chunk.length - i);
         this.#header.set(chunk.subarray(i, i + n), this.#headerLength);
         this.#headerLength += n;
@@ -95,7 +95,7 @@ export class Framer {
           this.opaque = true;
           break;
         }
-        this.#type = this.untyped ? UNTYPED : this.#header[0];
+        this.#type = this.untyped ? UNTYPED : view.getUint8(0);
         this.untyped = false;
         this.#remaining = length - 4;
         this.#headLength = 0;

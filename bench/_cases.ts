@@ -1,7 +1,15 @@
 // The cases of `deno task bench`: each one does the same work through the library and through
 // the tools a user would pick instead, running the same statements. Point reads, inserts and
 // transactions are here; bulk writes, large reads and streams in `_cases_bulk.ts`.
-import { type Case, idSequence, type Sample, timed, timedSync, type Variant } from "./_harness.ts";
+import {
+  type Case,
+  cycle,
+  idSequence,
+  type Sample,
+  timed,
+  timedSync,
+  type Variant,
+} from "./_harness.ts";
 import {
   ACCOUNTS,
   type BenchContext,
@@ -16,10 +24,7 @@ import { bulkCases, selectManyCase, streamCase } from "./_cases_bulk.ts";
 
 function pointCases(ctx: BenchContext): Case[] {
   const { lib, libExtra, pjs, pg, sync } = ctx;
-  const ids = idSequence(1 << 16, ACCOUNTS);
-  const mask = ids.length - 1;
-  let cursor = 0;
-  const next = () => ids[cursor++ & mask];
+  const next = cycle(idSequence(1 << 16, ACCOUNTS));
 
   const sequential = (id: string, label: string, one: (id: number) => Promise<unknown>) => ({
     id,
@@ -149,16 +154,15 @@ function insertCase(ctx: BenchContext): Case {
 /** Two-update transactions: sequential on random rows, and 8 clients on 4 hot rows. */
 function transactionCases(ctx: BenchContext): Case[] {
   const { lib, pjs, pg } = ctx;
-  const ids = idSequence(1 << 16, ACCOUNTS, 777);
-  let cursor = 0;
+  const next = cycle(idSequence(1 << 16, ACCOUNTS, 777));
   const pair = (hot: number): [number, number] => {
     let a: number, b: number;
     if (hot > 0) {
       a = 1 + Math.floor(Math.random() * hot);
       do b = 1 + Math.floor(Math.random() * hot); while (b === a);
     } else {
-      a = ids[cursor++ & 0xffff];
-      do b = ids[cursor++ & 0xffff]; while (b === a);
+      a = next();
+      do b = next(); while (b === a);
     }
     // Rows are updated in key order, so transactions conflict (40001) but never deadlock.
     return a < b ? [a, b] : [b, a];

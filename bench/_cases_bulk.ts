@@ -146,7 +146,7 @@ export function bulkCases(ctx: BenchContext): Case[] {
                   const values: unknown[] = [];
                   const tuples: string[] = [];
                   for (let j = i; j < end; j++) {
-                    const r = records[j];
+                    const r = records[j]!;
                     const k = values.length;
                     tuples.push(`($${k + 1}, $${k + 2}, $${k + 3}, $${k + 4})`);
                     values.push(r.id, r.name, r.qty, r.price);

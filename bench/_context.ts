@@ -95,7 +95,7 @@ export function bulkRecords(): Row[] {
 export function bulkText(records: readonly Row[], count = records.length): string {
   let text = "";
   for (let i = 0; i < count; i++) {
-    const r = records[i];
+    const r = records[i]!; // a count past the records is the caller's error: it throws
     text += `${r.id}\t${r.name}\t${r.qty}\t${r.price}\n`;
   }
   return text;

@@ -99,13 +99,22 @@ export interface Spread {
   readonly q3: number;
 }
 
+// The item at `index` of a sorted list; an empty list has no quantiles.
+function at(sorted: readonly number[], index: number): number {
+  const value = sorted[index];
+  if (value === undefined) {
+    throw new RangeError(`Cannot take item ${index} of a list of ${sorted.length} values`);
+  }
+  return value;
+}
+
 /** The value at quantile `q` (0…1) of a non-empty list, interpolated. */
 export function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  return at(sorted, lo) + (at(sorted, hi) - at(sorted, lo)) * (pos - lo);
 }
 
 /** Median and quartiles of a non-empty list. */
@@ -115,15 +124,27 @@ export function spread(values: readonly number[]): Spread {
 
 /** Per-round ratios of two variants' times (`a` ÷ `b`), runs paired by round. */
 export function pairedRatio(a: readonly Sample[], b: readonly Sample[]): Spread {
-  const n = Math.min(a.length, b.length);
-  return spread(Array.from({ length: n }, (_, i) => a[i].ms / b[i].ms));
+  return spread(zip(a, b).map(([x, y]) => x.ms / y.ms));
 }
 
 /** The median of a non-empty list. */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 === 1 ? at(sorted, mid) : (at(sorted, mid - 1) + at(sorted, mid)) / 2;
+}
+
+/** The items of `a` and `b` paired by index, as many pairs as the shorter list has items. */
+export function zip<A, B>(a: readonly A[], b: readonly B[]): [A, B][] {
+  const n = Math.min(a.length, b.length);
+  // Below both lengths; a cast rather than a check, since an item may itself be undefined.
+  return Array.from({ length: n }, (_, i) => [a[i] as A, b[i] as B]);
+}
+
+/** `items` rotated left by `by`: the order of round `by` when each round starts one later. */
+export function rotated<T>(items: readonly T[], by: number): T[] {
+  const k = items.length === 0 ? 0 : by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
 }
 
 /** Runs a case: warm-up, then `rounds` interleaved rounds. Progress goes to `log`. */
@@ -142,7 +163,7 @@ export async function runCase(
   }
   const samples = new Map<string, Sample[]>(c.variants.map((v) => [v.id, []]));
   for (let round = 0; round < rounds; round++) {
-    const order = c.variants.map((_, i) => c.variants[(i + round) % c.variants.length]);
+    const order = rotated(c.variants, round);
     const parts: string[] = [];
     for (const v of order) {
       await c.beforeEach?.();
@@ -152,7 +173,9 @@ export async function runCase(
     }
     log(`  ${c.id} round ${round + 1}/${rounds}: ${parts.join(", ")}`);
   }
-  const first = samples.get(c.variants[0].id)!;
+  const [firstVariant] = c.variants;
+  if (firstVariant === undefined) throw new RangeError(`Cannot run case "${c.id}": no variants`);
+  const first = samples.get(firstVariant.id)!;
   const optional = (list: Sample[], key: keyof Sample) =>
     list.filter((s) => s[key] !== undefined).map((s) => s[key] as number);
   return {
@@ -191,10 +214,12 @@ export async function runCase(
 /** Busy and total CPU ticks of the whole machine, from /proc/stat (undefined elsewhere). */
 function machineTicks(): { busy: number; total: number } | undefined {
   try {
-    const line = Deno.readTextFileSync("/proc/stat").split("\n", 1)[0];
+    const line = Deno.readTextFileSync("/proc/stat").split("\n", 1)[0] ?? "";
     const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const [, , , idle, iowait] = t;
+    if (idle === undefined || iowait === undefined) return undefined;
     const total = t.reduce((a, b) => a + b, 0);
-    return { busy: total - t[3] - t[4], total };
+    return { busy: total - idle - iowait, total };
   } catch {
     return undefined;
   }
@@ -257,4 +282,14 @@ export function idSequence(length: number, n: number, seed = 12345): Int32Array 
     ids[i] = (x % n) + 1;
   }
   return ids;
+}
+
+/** Reads `ids` round and round (its length a power of two): each call answers the next id. */
+export function cycle(ids: Int32Array): () => number {
+  const mask = ids.length - 1;
+  if (ids.length === 0 || (ids.length & mask) !== 0) {
+    throw new RangeError(`Cannot cycle through ${ids.length} ids: not a power of two`);
+  }
+  let cursor = 0;
+  return () => ids[cursor++ & mask]!; // masked below the length
 }

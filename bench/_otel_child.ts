@@ -7,9 +7,14 @@
 // where <root> is the package's directory. Reads commands from stdin, one a line: `run <n>`
 // runs n point selects and prints one JSON line `{ ms, cpuMs, ops }`; end of input closes.
 import process from "node:process";
-import { idSequence } from "./_harness.ts";
+import { cycle, idSequence } from "./_harness.ts";
 
 const [root, url] = Deno.args;
+if (root === undefined || url === undefined) {
+  throw new TypeError(
+    "Usage: deno run -A --config <root>/deno.json bench/_otel_child.ts <root> <url>",
+  );
+}
 const ACCOUNTS = 100_000;
 const POINT_SQL = "SELECT * FROM manticore_bench_accounts WHERE id = $1";
 
@@ -27,14 +32,12 @@ const { AsyncDatabase } = await import(specifier) as {
 // The same options and id sequence as the in-process point-select case.
 const db = new AsyncDatabase(url, { maxConnections: 10 });
 await db.connect();
-const ids = idSequence(1 << 16, ACCOUNTS);
-const mask = ids.length - 1;
-let cursor = 0;
+const next = cycle(idSequence(1 << 16, ACCOUNTS));
 
 async function run(n: number): Promise<{ ms: number; cpuMs: number; ops: number }> {
   const cpu = process.cpuUsage();
   const start = performance.now();
-  for (let i = 0; i < n; i++) await db.queryOne(POINT_SQL, [ids[cursor++ & mask]]);
+  for (let i = 0; i < n; i++) await db.queryOne(POINT_SQL, [next()]);
   const ms = performance.now() - start;
   const used = process.cpuUsage(cpu);
   return { ms, cpuMs: (used.user + used.system) / 1000, ops: n };

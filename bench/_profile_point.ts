@@ -10,17 +10,18 @@ import process from "node:process";
 import postgres from "postgres";
 import { AsyncDatabase } from "../async_database.ts";
 import { ACCOUNTS, ensureAccounts, T_ACCOUNTS } from "./_context.ts";
-import { idSequence } from "./_harness.ts";
+import { cycle, idSequence } from "./_harness.ts";
 
 const [url, mode = "library", countArg = "50000"] = Deno.args;
+if (url === undefined) {
+  throw new TypeError("Usage: deno run -A bench/_profile_point.ts <url> [mode] [count]");
+}
 const count = Number(countArg);
 const SQL = `SELECT * FROM ${T_ACCOUNTS} WHERE id = $1`;
 
 const lib = new AsyncDatabase(url, { maxConnections: 10 });
 const pjs = postgres(url, { max: 10, onnotice: () => {} });
-const ids = idSequence(1 << 16, ACCOUNTS);
-let cursor = 0;
-const next = () => ids[cursor++ & 0xffff];
+const next = cycle(idSequence(1 << 16, ACCOUNTS));
 
 const one: (id: number) => Promise<unknown> = mode.startsWith("library-selectOne")
   ? (id) => lib.selectOne(T_ACCOUNTS, { where: { id } })

@@ -6,6 +6,9 @@ import postgres from "postgres";
 import { AsyncDatabase } from "../async_database.ts";
 
 const [url, variant, rowsArg] = Deno.args;
+if (url === undefined) {
+  throw new TypeError("Usage: deno run -A bench/_stream_child.ts <url> <variant> <rows>");
+}
 const rows = Number(rowsArg);
 const SQL =
   "SELECT g AS id, md5(g::text) AS name, g % 1000 AS qty FROM generate_series(1, $1::int) g";

@@ -17,6 +17,7 @@ import { ProxyWorker } from "./_latency_proxy.ts";
 import {
   type Case,
   type CaseResult,
+  cycle,
   idSequence,
   quantile,
   runCase,
@@ -136,9 +137,7 @@ function counted(
 
 function rows(c: Clients, counts: Map<string, Count[]>): Row[] {
   const { url, proxy, lib, pjs, pool } = c;
-  const ids = idSequence(1 << 12, ACCOUNTS);
-  let cursor = 0;
-  const next = () => ids[cursor++ & (ids.length - 1)];
+  const next = cycle(idSequence(1 << 12, ACCOUNTS));
   const v = (id: string, label: string, one: (i: number) => Promise<unknown>) =>
     counted(proxy, counts, id, label, one);
   return [
@@ -209,7 +208,7 @@ function rows(c: Clients, counts: Map<string, Count[]>): Row[] {
               RETURNING balance`;
             const b = next();
             await sql`
-              UPDATE manticore_latency_accounts SET balance = balance + 1, seen = ${row.balance}
+              UPDATE manticore_latency_accounts SET balance = balance + 1, seen = ${row!.balance}
               WHERE id = ${b}`;
           })),
         v("tx-dependent/pg", "`BEGIN`/`COMMIT` by hand", () =>

@@ -22,6 +22,7 @@ import {
   runCase,
   type Spread,
   spread,
+  zip,
 } from "./_harness.ts";
 import { startOtelCase } from "./_otel.ts";
 
@@ -185,7 +186,7 @@ async function describeMachine(lib: AsyncDatabase): Promise<Record<string, strin
   let cpu = "unknown";
   try {
     const info = await Deno.readTextFile("/proc/cpuinfo");
-    cpu = /model name\s*:\s*(.*)/.exec(info)?.[1].trim() ?? cpu;
+    cpu = /model name\s*:\s*(.*)/.exec(info)?.[1]?.trim() ?? cpu;
   } catch { /* not Linux */ }
   let lock = "";
   try {
@@ -198,7 +199,7 @@ async function describeMachine(lib: AsyncDatabase): Promise<Record<string, strin
     memoryGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
     deno: Deno.version.deno,
     v8: Deno.version.v8,
-    server: lib.serverVersion.split(" on ")[0],
+    server: lib.serverVersion.split(" on ")[0] ?? "",
     "postgres.js": lockedVersion(lock, "postgres"),
     pg: lockedVersion(lock, "pg"),
     loadAverage: Deno.loadavg().map((x) => x.toFixed(2)).join(" "),
@@ -219,10 +220,7 @@ function cpuRatio(results: CaseResult[], caseId: string, a: string, b: string): 
   const va = c?.variants.find((v) => v.id === a)?.samples;
   const vb = c?.variants.find((v) => v.id === b)?.samples;
   if (!va || !vb || va.some((s) => s.cpuMs === undefined)) return null;
-  const n = Math.min(va.length, vb.length);
-  return spread(
-    Array.from({ length: n }, (_, i) => (va[i].cpuMs! / va[i].ops) / (vb[i].cpuMs! / vb[i].ops)),
-  );
+  return spread(zip(va, vb).map(([x, y]) => (x.cpuMs! / x.ops) / (y.cpuMs! / y.ops)));
 }
 
 function showSpread(s: Spread, suffix = ""): string {
@@ -353,7 +351,8 @@ function printTables(
   );
   const digits = (x: number) => (x < 10 ? 2 : 1);
   for (const c of results) {
-    const first = c.variants[0];
+    const [first] = c.variants;
+    if (first === undefined) throw new RangeError(`Cannot report case "${c.id}": no variants`);
     const units = plural(c.unit);
     lines.push(`### ${c.title}`, "");
     lines.push(

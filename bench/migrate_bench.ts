@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { AsyncDatabase } from "../async_database.ts";
 import { AsyncMigration } from "../async_migration.ts";
 import { startTestDatabase } from "../testing.ts";
+import { median, rotated } from "./_harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -133,12 +134,6 @@ function variants(dir: string, tmp: string): Variant[] {
   ];
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main(): Promise<void> {
   await using server = await startTestDatabase();
   const tmp = await Deno.makeTempDir({ prefix: "migrate_bench_" });
@@ -152,7 +147,7 @@ async function main(): Promise<void> {
     log(`${COUNT} migrations, ${ROUNDS} rounds (+1 warm-up), server ${admin.toString()}`);
     for (let round = 0; round <= ROUNDS; round++) {
       // Rotate the order each round so that drift falls on every variant alike.
-      const order = list.map((_, i) => list[(i + round) % list.length]);
+      const order = rotated(list, round);
       for (const v of order) {
         const name = `migrate_bench_${round}_${v.id.replaceAll("-", "_")}_${
           Date.now().toString(36)

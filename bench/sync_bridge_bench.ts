@@ -11,6 +11,7 @@
 import { AsyncDatabase } from "../async_database.ts";
 import { Database } from "../database.ts";
 import { startTestDatabase } from "../testing.ts";
+import { median, zip } from "./_harness.ts";
 
 const quick = Deno.args.includes("--quick");
 const verbose = Deno.args.includes("--verbose");
@@ -20,12 +21,6 @@ const LARGE_ROUNDS = quick ? 3 : 9;
 const POINT_SQL = "SELECT $1::int AS n";
 const LARGE_SQL =
   "SELECT g AS id, 'name ' || g AS name, g::int8 * 7 AS amount, now() AS at FROM generate_series(1, 100000) g";
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 function pointSync(db: Database): number {
   const started = performance.now();
@@ -55,6 +50,7 @@ async function largeAsync(db: AsyncDatabase): Promise<number> {
   return elapsed;
 }
 
+// Both lists have one time per round: item i of each is the same round.
 interface Measured {
   readonly sync: number[];
   readonly async: number[];
@@ -77,7 +73,8 @@ async function interleave(
   }
   if (verbose) {
     console.error(
-      measured.sync.map((x, i) => `${x.toFixed(0)}/${measured.async[i].toFixed(0)}`).join(" "),
+      zip(measured.sync, measured.async).map(([s, a]) => `${s.toFixed(0)}/${a.toFixed(0)}`)
+        .join(" "),
     );
   }
   return measured;
@@ -86,7 +83,7 @@ async function interleave(
 function report(name: string, unit: string, goal: number, m: Measured): string {
   const sync = median(m.sync);
   const async = median(m.async);
-  const paired = median(m.sync.map((s, i) => s / m.async[i]));
+  const paired = median(zip(m.sync, m.async).map(([s, a]) => s / a));
   const ratio = sync / async;
   return `| ${name} | ${async.toFixed(unit === "µs" ? 1 : 0)} ${unit} | ${
     sync.toFixed(unit === "µs" ? 1 : 0)

@@ -55,6 +55,7 @@ import {
   type MigrateResult,
   type MigrationHistoryEntry,
   type MigrationProgress,
+  type MigrationState,
   type MigrationStatus,
   type VerifyResult,
 } from "../async_migration.ts";
@@ -288,7 +289,7 @@ function printResult(out: Output, result: MigrateResult, elapsed: number): void 
   );
 }
 
-const STATE_COLOR: Readonly<Record<string, string>> = {
+const STATE_COLOR: Readonly<Record<MigrationState, string>> = {
   applied: "color: green",
   pending: "color: yellow",
   modified: "color: red",

@@ -99,12 +99,14 @@ Deno.test("cli: bad usage exits 2 with the reason and the usage text", async () 
     [["up", "--steps", "2"], /--steps with "up"/],
     [["history", "extra"], /unexpected argument "extra"/],
   ];
-  const runs = await Promise.all(cases.map(([args]) => cli(args)));
-  runs.forEach((run, i) => {
-    assert.equal(run.code, 2, cases[i][0].join(" "));
-    assert.match(run.stderr, cases[i][1]);
+  const runs = await Promise.all(
+    cases.map(async ([args, reason]) => ({ args, reason, run: await cli(args) })),
+  );
+  for (const { args, reason, run } of runs) {
+    assert.equal(run.code, 2, args.join(" "));
+    assert.match(run.stderr, reason);
     assert.match(run.stderr, /Usage: deno task migrate/);
-  });
+  }
 });
 
 Deno.test("cli: create writes the next V file, offline without a database", async () => {
@@ -373,16 +375,27 @@ Deno.test("cli: status, history, verify and --dry-run work for a read-only role 
               db.tableExists(`${s}.${t}`)
             ),
           );
+        // What each read-only command prints.
         const reads = async () => {
-          const runs = await Promise.all(
-            [["status"], ["history"], ["verify"], ["up", "--dry-run"], ["down", "--dry-run"]].map(
-              (args) => cli(as(args)),
-            ),
-          );
-          for (const run of runs) assert.equal(run.code, 0, run.stderr);
-          return runs.map((r) => r.stdout);
+          const [status, history, verify, up, down] = await Promise.all([
+            cli(as(["status"])),
+            cli(as(["history"])),
+            cli(as(["verify"])),
+            cli(as(["up", "--dry-run"])),
+            cli(as(["down", "--dry-run"])),
+          ]);
+          for (const run of [status, history, verify, up, down]) {
+            assert.equal(run.code, 0, run.stderr);
+          }
+          return {
+            status: status.stdout,
+            history: history.stdout,
+            verify: verify.stdout,
+            up: up.stdout,
+            down: down.stdout,
+          };
         };
-        const [status, history, verify, up] = await reads();
+        const { status, history, verify, up } = await reads();
         assert.match(status, /pending\s+V1 a/);
         assert.equal(history, "No migrations applied.\n");
         assert.match(verify, /^OK/);
@@ -396,7 +409,7 @@ Deno.test("cli: status, history, verify and --dry-run work for a read-only role 
         // Applied by a role that may; the reader sees it.
         assert.equal((await cli(["up", ...flags])).code, 0);
         await db.execute(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`);
-        const [status2, history2, , , down] = await reads();
+        const { status: status2, history: history2, down } = await reads();
         assert.match(status2, /applied\s+V1 a/);
         assert.match(history2, /V1 a/);
         assert.match(down, /Dry run: would revert 1 migration/);

@@ -397,9 +397,9 @@ export class AsyncTable<T extends object = Row> {
    */
   async update(id: RecordId, data: Partial<T>): Promise<T> {
     const where = byId(this.#name, this.#primaryKey, id, "update record");
-    const rows = await this.#use((db) => db.update<T>(this.#name, data as Row, where));
-    if (rows.length === 0) throw new RecordNotFoundError(this.#name, id);
-    return rows[0];
+    const [row] = await this.#use((db) => db.update<T>(this.#name, data as Row, where));
+    if (row === undefined) throw new RecordNotFoundError(this.#name, id);
+    return row;
   }
 
   /**

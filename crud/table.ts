@@ -394,9 +394,9 @@ export class Table<T extends object = Row> {
    */
   update(id: RecordId, data: Partial<T>): T {
     const where = byId(this.#name, this.#primaryKey, id, "update record");
-    const rows = this.#use((db) => db.update<T>(this.#name, data as Row, where));
-    if (rows.length === 0) throw new RecordNotFoundError(this.#name, id);
-    return rows[0];
+    const [row] = this.#use((db) => db.update<T>(this.#name, data as Row, where));
+    if (row === undefined) throw new RecordNotFoundError(this.#name, id);
+    return row;
   }
 
   /**

@@ -228,9 +228,11 @@ Deno.test("Table.findOne(), updateWhere(), deleteWhere() and exists() work on co
     assert.deepEqual(renamed.map((r) => r.age).sort(), [21, 23]);
     assert.equal(await table.count({ name: "inactive" }), 2);
     assert.deepEqual(await table.updateWhere({ age: 99 }, { name: "x" }), []);
-    assert.equal(await table.exists(created[0].id), true);
+    const [first] = created;
+    assert.ok(first);
+    assert.equal(await table.exists(first.id), true);
     assert.equal(await table.deleteWhere({ age: { lt: 22 } }), 2);
-    assert.equal(await table.exists(created[0].id), false);
+    assert.equal(await table.exists(first.id), false);
     assert.equal(await table.deleteWhere({ age: 99 }), 0);
     await assert.rejects(async () => await table.deleteWhere({}), ValidationError);
     await assert.rejects(async () => await table.updateWhere({}, { name: "all" }), ValidationError);

@@ -97,9 +97,11 @@ try {
     email: "ada@example.com",
   });
   console.log("upserted on the primary key:", upserted.name, upserted.balance);
+  const [grace, alan] = team; // one row per record, in input order
+  if (grace === undefined || alan === undefined) throw new Error("Cannot find Grace and Alan");
   const moved = await db.batchUpdate<User>(table, [
-    { id: team[0].id, age: 46 },
-    { id: team[1].id, age: 42 },
+    { id: grace.id, age: 46 },
+    { id: alan.id, age: 42 },
   ]);
   console.log("batch updated:", moved.map((u) => `${u.name} (${u.age}, active ${u.active})`));
 
@@ -120,6 +122,7 @@ try {
     `SELECT count(*) AS users, sum(balance) AS total FROM "${table}" WHERE age >= $1`,
     [40],
   );
+  if (stats === undefined) throw new Error("Cannot read the totals: no row"); // an aggregate has one
   console.log(`users aged 40+: ${stats.users} (INT8 as bigint), balance ${stats.total} (exact)`);
 
   step("Delete");

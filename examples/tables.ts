@@ -96,7 +96,8 @@ step("AsyncTable");
     }
 
     // A table bound to a transaction: every statement commits together, or none does.
-    const [grace, alan] = more;
+    const [grace, alan, edsger] = more; // one row per record, in input order
+    if (!grace || !alan || !edsger) throw new Error("Cannot find the users just created");
     await db.transaction(async (tx) => {
       const t = users.withTransaction(tx);
       const from = await t.read(grace.id);
@@ -109,8 +110,8 @@ step("AsyncTable");
       (await users.getMany([grace.id, alan.id])).map((u) => `${u.name}=${u.credits}`).join(", "),
     );
 
-    console.log("deleted Edsger:", await users.delete(more[2].id));
-    console.log("exists:", await users.exists(more[2].id));
+    console.log("deleted Edsger:", await users.delete(edsger.id));
+    console.log("exists:", await users.exists(edsger.id));
 
     // Without a schema, a table object attaches to an existing table.
     const missing = new AsyncTable(`example_missing_${suffix}`, { db });

@@ -102,13 +102,13 @@ export function selectSync(text: string, path: string): string {
     } else if (mode === "both") {
       out.push(line);
     } else if (mode === "sync") {
-      const match = COMMENTED.exec(line);
-      if (match === null) {
+      const [, indent, code] = COMMENTED.exec(line) ?? [];
+      if (indent === undefined || code === undefined) {
         throw new Error(
           `Cannot read the sync line at ${where}: sync lines are commented out (// …)`,
         );
       }
-      out.push(match[2] === "" ? "" : match[1] + match[2]);
+      out.push(code === "" ? "" : indent + code);
     }
   });
   if (mode !== "both") {
@@ -123,7 +123,7 @@ export function selectSync(text: string, path: string): string {
 function article(original: string, word: string): string {
   const vowel = /^[AEIOU]/i.test(word);
   const lower = vowel ? "an" : "a";
-  return original[0] === "A" ? lower[0].toUpperCase() + lower.slice(1) : lower;
+  return original[0] === "A" ? lower.charAt(0).toUpperCase() + lower.slice(1) : lower;
 }
 
 /** Renames in text that is not code: comments, strings, the prose of doc comments. */
@@ -160,16 +160,18 @@ function syncComment(comment: string): string {
   const lines = comment.split("\n");
   const out: string[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const prefix = /^\s*\*( |$)/.exec(lines[i])?.[0] ?? "";
-    const content = lines[i].slice(prefix.length);
+    const line = lines[i]!;
+    const prefix = /^\s*\*( |$)/.exec(line)?.[0] ?? "";
+    const content = line.slice(prefix.length);
     out.push(prefix + syncProse(content));
     if (!FENCE_OPEN.test(content)) continue;
     const code: string[] = [];
     let end = i + 1;
     for (; end < lines.length; end++) {
-      const p = /^\s*\*( |$)/.exec(lines[end])?.[0] ?? "";
-      if (lines[end].slice(p.length).startsWith("```")) break;
-      code.push(lines[end].slice(p.length));
+      const inner = lines[end]!;
+      const p = /^\s*\*( |$)/.exec(inner)?.[0] ?? "";
+      if (inner.slice(p.length).startsWith("```")) break;
+      code.push(inner.slice(p.length));
     }
     const margin = prefix.endsWith(" ") ? prefix : prefix + " ";
     for (const line of syncCode(code.join("\n")).split("\n")) {
@@ -250,7 +252,7 @@ class Rewriter {
       (node.typeName.text === "Promise" || node.typeName.text === "PromiseLike") &&
       node.typeArguments?.length === 1
     ) {
-      return this.#lead(node) + GONE + this.#emit(node.typeArguments[0]);
+      return this.#lead(node) + GONE + this.#emit(node.typeArguments[0]!); // length 1, above
     }
     // Promise.all(x), Promise.resolve(x) → x
     if (isPromiseMember(node, ["all", "resolve"]) && node.arguments.length <= 1) {
@@ -434,9 +436,14 @@ function diffLines(
   const n = a.length;
   const m = b.length;
   const lcs = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  // The length of the longest common subsequence of a[i…] and b[j…]: 0 past the end of either.
+  const common = (i: number, j: number): number => lcs[i]?.[j] ?? 0;
   for (let i = n - 1; i >= 0; i--) {
+    const row = lcs[i]!;
     for (let j = m - 1; j >= 0; j--) {
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+      row[j] = a[i] === b[j]
+        ? common(i + 1, j + 1) + 1
+        : Math.max(common(i + 1, j), common(i, j + 1));
     }
   }
   const removed: string[] = [];
@@ -447,7 +454,7 @@ function diffLines(
     if (i < n && j < m && a[i] === b[j]) {
       i++;
       j++;
-    } else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) {
+    } else if (j < m && (i === n || common(i, j + 1) >= common(i + 1, j))) {
       added.push(`${j + 1}: ${b[j++]}`);
     } else {
       removed.push(`${i + 1}: ${a[i++]}`);

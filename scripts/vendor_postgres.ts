@@ -260,29 +260,43 @@ export function parsePatch(name: string, text: string): Patch {
   }
   const files: FilePatch[] = [];
   while (i < lines.length) {
-    const line = lines[i];
+    const line = lines[i]!;
     if (/^(diff |index |new file mode |deleted file mode )/.test(line)) {
       i++;
       continue;
     }
-    if (!line.startsWith("--- ") || !lines[i + 1]?.startsWith("+++ ")) {
+    const next = lines[i + 1];
+    if (!line.startsWith("--- ") || !next?.startsWith("+++ ")) {
       throw new Error(`Cannot apply "${name}": line ${i + 1} is not part of a diff: ${line}`);
     }
     const oldPath = patchPath(line.slice(4), name);
-    const newPath = patchPath(lines[i + 1].slice(4), name);
+    const newPath = patchPath(next.slice(4), name);
     i += 2;
     const hunks: Hunk[] = [];
-    while (lines[i]?.startsWith("@@ ")) {
-      const m = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(lines[i]);
-      if (!m) throw new Error(`Cannot apply "${name}": bad hunk header at line ${i + 1}`);
-      const [oldStart, oldCount, newStart, newCount] = [m[1], m[2] ?? "1", m[3], m[4] ?? "1"]
-        .map(Number);
+    for (let head = lines[i]; head?.startsWith("@@ "); head = lines[i]) {
+      const [, oldStart, oldCount = "1", newStart, newCount = "1"] =
+        /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(head) ?? [];
+      if (oldStart === undefined || newStart === undefined) {
+        throw new Error(`Cannot apply "${name}": bad hunk header at line ${i + 1}`);
+      }
+      const numbers = {
+        oldStart: Number(oldStart),
+        oldCount: Number(oldCount),
+        newStart: Number(newStart),
+        newCount: Number(newCount),
+      };
       const body: string[] = [];
-      let [oldLeft, newLeft, oldNoEol, newNoEol] = [oldCount, newCount, false, false];
+      let [oldLeft, newLeft, oldNoEol, newNoEol] = [
+        numbers.oldCount,
+        numbers.newCount,
+        false,
+        false,
+      ];
       for (i++; oldLeft > 0 || newLeft > 0; i++) {
-        if (i >= lines.length) throw new Error(`Cannot apply "${name}": its last hunk is cut`);
+        const text = lines[i];
+        if (text === undefined) throw new Error(`Cannot apply "${name}": its last hunk is cut`);
         // An editor may strip the space of an empty context line.
-        const raw = lines[i] === "" ? " " : lines[i];
+        const raw = text === "" ? " " : text;
         const kind = raw[0];
         if (kind === " ") [oldLeft, newLeft] = [oldLeft - 1, newLeft - 1];
         else if (kind === "-") oldLeft--;
@@ -300,7 +314,7 @@ export function parsePatch(name: string, text: string): Patch {
           i++;
         }
       }
-      hunks.push({ oldStart, oldCount, newStart, newCount, lines: body, oldNoEol, newNoEol });
+      hunks.push({ ...numbers, lines: body, oldNoEol, newNoEol });
     }
     if (hunks.length === 0) throw new Error(`Cannot apply "${name}": no hunk for "${newPath}"`);
     files.push({ oldPath, newPath, hunks });
@@ -373,7 +387,9 @@ export function applyPatch(sources: Map<string, string>, patch: Patch): void {
 // ---- the vendored copy ----------------------------------------------------------------------
 
 function subject(patch: Patch): string {
-  return /^Subject: (.*)$/m.exec(patch.header)![1];
+  const [, text] = /^Subject: (.*)$/m.exec(patch.header) ?? [];
+  if (text === undefined) throw new Error("Cannot read the patch's subject: no Subject: line");
+  return text;
 }
 
 /** vendor/postgres/README.md, from the manifest and the patch subjects. */
@@ -518,7 +534,7 @@ function parseArgs(args: readonly string[]): Args {
     check: false,
   };
   for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    const [flag, inline] = args[i]!.split(/=(.*)/s, 2);
     const value = (): string => {
       const v = inline ?? args[++i];
       if (v === undefined) throw new TypeError(`Cannot parse "${flag}": it needs a value`);

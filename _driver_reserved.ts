@@ -9,9 +9,10 @@
 // - its wait for `closing` was for a reserve stranded by a reconnect (patches 0004 and 0005,
 //   porsager/postgres#1195). It stays: no test shows it unnecessary, and it costs nothing when
 //   nothing was lost.
-// Still open upstream and not patched, so it stays avoided: porsager/postgres#1199, release() of
-// a reserved connection whose backend was lost leaves the pool unable to recover; release() skips
-// a lost connection (postgres.js took it back when it closed).
+// Still open upstream: porsager/postgres#1199, release() of a reserved connection whose backend
+// was lost leaves the pool unable to recover. Patch 0022 makes such a release do nothing (and
+// refuses the reservation's statements once its connection closed); release() here still skips
+// a lost connection (postgres.js took it back when it closed), which costs nothing.
 import type { ReservedSession } from "./_driver.ts";
 import type { PgConnection, postgresTypes, ReservedSql } from "./_driver_pg.ts";
 import { signatureOf } from "./_driver_types.ts";

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "./_config.ts";
 import { createDriver, type Driver, PipelineRefused } from "./_driver.ts";
 import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
+import { AsyncDatabase } from "./async_database.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
 
 async function withDriver(
@@ -99,6 +100,42 @@ Deno.test("driver: a session the server ended is lost, and the next reserve gets
     session.release();
     const next = await within(driver.reserve(), 5000, "the next reserve");
     assert.deepEqual((await next.query("SELECT 1 AS one")).rows, [{ one: 1 }]);
+    next.release();
+  });
+});
+
+Deno.test("driver: a reserved connection the server ended before its first statement refuses it; nothing runs on the connection reopened for others", async () => {
+  // The reservation's first statement carries a deferred BEGIN: sent on the connection
+  // postgres.js reopened for a queued pool statement, it ran outside the reservation
+  // (UNSAFE_TRANSACTION, or inside another caller's session). Patch 0022.
+  await using admin = new AsyncDatabase(testUrl(), { maxConnections: 1 });
+  await withDriver(1, async (driver, application) => {
+    const session = await driver.reserve();
+    // The pool's only connection is reserved: this statement waits for it.
+    const queued = driver.query("SELECT 2 AS two");
+    const ended = await admin.execute(
+      `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+        WHERE application_name = $1 AND backend_type = 'client backend'`,
+      [application],
+    );
+    assert.deepEqual(ended, [{ ended: true }]);
+    // The queued statement gets the reopened connection.
+    assert.deepEqual((await within(queued, 5000, "the queued statement")).rows, [{ two: 2 }]);
+    await assert.rejects(
+      () => within(session.query("BEGIN; SELECT 1"), 5000, "the reservation's statement"),
+      (error: unknown) => {
+        assert.ok(error instanceof ConnectionError, Deno.inspect(error));
+        assert.equal(error.code, "CONNECTION_CLOSED");
+        return true;
+      },
+    );
+    assert.equal(session.lost, true);
+    session.release();
+    // The pool goes on, outside any transaction.
+    assert.deepEqual((await driver.query("SELECT 3 AS three")).rows, [{ three: 3 }]);
+    const next = await within(driver.reserve(), 5000, "the next reserve");
+    assert.equal((await next.query("SELECT 1 AS one")).rows[0]?.one, 1);
+    assert.equal(next.status, "I");
     next.release();
   });
 });

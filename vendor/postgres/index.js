@@ -223,16 +223,22 @@ function Postgres(a, b) {
     move(c, reserved)
     // Patched: the queued queries go until the connection is full again (3.4.9 sent one per
     // ReadyForQuery; the members of a chain, sent without Sync, get none between them).
-    c.reserved = () => {
+    const own = c.reserved = () => {
       while (queue.length)
         if (c.execute(queue.shift()) === false)
           return
       move(c, reserved)
     }
-    c.reserved.release = true
+    own.release = true
+    // Patched: what onclose refuses when the connection closes under the reservation.
+    own.queue = queue
 
     const sql = Sql(handler)
+    // Patched: a reservation whose connection closed is over (onclose cleared `c.reserved`, and
+    // `c` may be connecting or serving the pool again): its release gives nothing back.
     sql.release = () => {
+      if (c.reserved !== own)
+        return
       c.reserved = null
       onopen(c)
     }
@@ -240,6 +246,12 @@ function Postgres(a, b) {
     return sql
 
     function handler(q) {
+      // Patched: once the connection closed under the reservation, its queries are refused
+      // unwritten; 3.4.9 ran them on `c` reconnected for the pool, outside the reservation
+      // (a BEGIN there failed with UNSAFE_TRANSACTION, other statements ran in another
+      // caller's session).
+      if (c.reserved !== own)
+        return q.reject(Errors.connection('CONNECTION_CLOSED', options))
       // Patched: only a query that went out and leaves no room makes the connection full; one
       // refused unsent (its connection was ended meanwhile) left it as it was, and the next
       // query (the rest of a chain) must be refused in turn rather than wait for an answer.
@@ -460,7 +472,12 @@ function Postgres(a, b) {
 
   function onclose(c, e) {
     move(c, closed)
+    // Patched: the queries a reservation had queued (its connection was full) are refused;
+    // 3.4.9 dropped them with the reservation and they never settled.
+    const queued = c.reserved && c.reserved.queue
     c.reserved = null
+    while (queued && queued.length)
+      queued.shift().reject(Errors.connection('CONNECTION_CLOSED', options))
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
     if (queries.length) {

@@ -167,3 +167,12 @@ export function nestedOptions(
     }
   }
 }
+
+/** Refuses a `transaction()` callback that is not a function, before anything is sent. */
+export function checkCallback(fn: unknown): void {
+  if (typeof fn !== "function") {
+    throw new ValidationError("Cannot run transaction: the callback must be a function", {
+      field: "fn",
+    });
+  }
+}

@@ -33,7 +33,7 @@ import {
   type ResolvedConfig,
   type TransactionOptions,
 } from "./_config.ts";
-import { nestedOptions } from "./_checks.ts";
+import { checkCallback, nestedOptions } from "./_checks.ts";
 import type { PoolStats } from "./_observe.ts";
 import { grantDatabaseInternals } from "./_internal.ts";
 import type {
@@ -51,7 +51,7 @@ import { transactionSettings } from "./_retry.ts";
 import { attemptRunner, poolRunner, type Runner, type TableCache, transact } from "./_runner.ts";
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
 import { AsyncQueryable } from "./_async_queryable.ts";
-import { ValidationError } from "./errors.ts";
+import type { ValidationError } from "./errors.ts";
 
 export { AsyncQueryable };
 
@@ -142,11 +142,7 @@ export class AsyncTransaction extends AsyncQueryable {
     fn: (tx: AsyncTransaction) => Promise<T> | T,
     options?: TransactionOptions,
   ): Promise<T> {
-    if (typeof fn !== "function") {
-      throw new ValidationError("Cannot run transaction: the callback must be a function", {
-        field: "fn",
-      });
-    }
+    checkCallback(fn);
     nestedOptions(options, "transaction");
     return await this.#runner.nest(async () => await fn(this));
   }
@@ -328,11 +324,7 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
     fn: (tx: AsyncTransaction) => Promise<T> | T,
     options?: TransactionOptions,
   ): Promise<T> {
-    if (typeof fn !== "function") {
-      throw new ValidationError("Cannot run transaction: the callback must be a function", {
-        field: "fn",
-      });
-    }
+    checkCallback(fn);
     const settings = transactionSettings(options, this.#config.retry);
     return await transact(this.#pool, this.#tables, settings, newTransaction, fn);
   }

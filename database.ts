@@ -54,7 +54,7 @@ import type { PoolStats } from "./_observe.ts";
 import { grantBridgeRequests, grantSyncObserver } from "./_internal.ts";
 import { ValidationError } from "./errors.ts";
 import { isRetryable } from "./_errors.ts";
-import { nestedOptions } from "./_checks.ts";
+import { checkCallback, nestedOptions } from "./_checks.ts";
 
 export { Queryable };
 
@@ -172,11 +172,7 @@ export class Transaction extends Queryable {
    * outermost transaction sets, or when `fn` returns a promise.
    */
   transaction<T>(fn: (tx: Transaction) => T, options?: TransactionOptions): T {
-    if (typeof fn !== "function") {
-      throw new ValidationError("Cannot run transaction: the callback must be a function", {
-        field: "fn",
-      });
-    }
+    checkCallback(fn);
     nestedOptions(options, "transaction");
     const link = this.#channel.link;
     if (link === undefined) throw new TypeError("Cannot nest a transaction outside one");
@@ -454,11 +450,7 @@ export class Database extends Queryable implements Disposable {
    * @throws {ValidationError} when `fn` is not a function or returns a promise.
    */
   transaction<T>(fn: (tx: Transaction) => T, options?: TransactionOptions): T {
-    if (typeof fn !== "function") {
-      throw new ValidationError("Cannot run transaction: the callback must be a function", {
-        field: "fn",
-      });
-    }
+    checkCallback(fn);
     const settings = transactionSettings(options, this.#config.retry);
     return this.#client.transaction(settings, (channel) => {
       const value = fn(newTransaction(channel));

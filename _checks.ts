@@ -74,8 +74,10 @@ export function callSignal(
   options: { readonly signal?: unknown; readonly timeout?: unknown } | undefined,
   outer?: AbortSignal,
 ): AbortSignal | undefined {
-  const signal = options?.signal;
-  const timeout = options?.timeout;
+  // The common call has no options: no list to build and filter per statement.
+  if (options === undefined) return outer;
+  const signal = options.signal;
+  const timeout = options.timeout;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new ValidationError("Cannot use signal: expected an AbortSignal", { field: "signal" });
   }
@@ -88,8 +90,10 @@ export function callSignal(
       { field: "timeout" },
     );
   }
-  const signals = [outer, signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)]
-    .filter((s): s is AbortSignal => s !== undefined);
+  const signals: AbortSignal[] = [];
+  if (outer !== undefined) signals.push(outer);
+  if (signal !== undefined) signals.push(signal);
+  if (timeout !== undefined) signals.push(AbortSignal.timeout(timeout));
   return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
 }
 

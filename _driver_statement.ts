@@ -175,13 +175,16 @@ export function run(
   }
   // An abort cancels the statement: postgres.js sends a cancel request when it runs, and takes
   // it out of its queue when it has not been sent.
-  const cancel = () => void (pending as unknown as { cancel(): unknown }).cancel();
-  signal?.addEventListener("abort", cancel, { once: true });
+  // (The listener is made only for a statement that has a signal.)
+  const cancel = signal === undefined
+    ? undefined
+    : () => void (pending as unknown as { cancel(): unknown }).cancel();
+  if (cancel !== undefined) signal?.addEventListener("abort", cancel, { once: true });
   // `.then` rather than an async function: one promise and one await less per statement.
   pool.inFlight++;
   return pending.then((result) => {
     pool.inFlight--;
-    signal?.removeEventListener("abort", cancel);
+    if (cancel !== undefined) signal?.removeEventListener("abort", cancel);
     const unknown = pool.types.unknownColumns(result);
     if (unknown !== undefined) {
       return pool.types.parseUnknown(s, result, unknown).then((read) =>
@@ -191,7 +194,7 @@ export function run(
     return options?.host ? answer(pool, result, options, pending) : toResult(result);
   }, async (error) => {
     pool.inFlight--;
-    signal?.removeEventListener("abort", cancel);
+    if (cancel !== undefined) signal?.removeEventListener("abort", cancel);
     const knownTypes = (pending as unknown as { knownTypes?: boolean }).knownTypes === true;
     if (knownTypes && STALE_TYPE_CODES.has((error as { code?: string })?.code ?? "")) {
       // Parsed with the types the pool kept, which may be stale: forgotten, so that the next

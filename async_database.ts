@@ -51,7 +51,6 @@ import { transactionSettings } from "./_retry.ts";
 import { attemptRunner, poolRunner, type Runner, type TableCache, transact } from "./_runner.ts";
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
 import { AsyncQueryable } from "./_async_queryable.ts";
-import type { ValidationError } from "./errors.ts";
 
 export { AsyncQueryable };
 

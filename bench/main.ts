@@ -472,6 +472,9 @@ async function main(): Promise<void> {
   const libExtra = new AsyncDatabase(url, { maxConnections: 10 });
   const pjs = postgres(url, { max: 10, prepare: true, onnotice: () => {} });
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle client the server ends (at teardown) is reported on the pool: without a listener
+  // node-postgres throws it uncaught.
+  pool.on("error", () => {});
   let sync: SyncDatabase | undefined;
   try {
     await lib.connect();

@@ -10,25 +10,10 @@ import {
   ValidationError,
 } from "./errors.ts";
 import { testUrl, uniqueName } from "./_test_util.ts";
+import { rejectsWith } from "./_test_async_database.ts";
 
 function openDb(options?: DatabaseOptions): AsyncDatabase {
   return new AsyncDatabase(testUrl(), { minConnections: 1, maxConnections: 4, ...options });
-}
-
-async function rejectsWith<E extends Error>(
-  promise: Promise<unknown>,
-  type: abstract new (...args: never[]) => E,
-  check?: (error: E) => void,
-): Promise<E> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof type, `expected ${type.name}, got ${Deno.inspect(caught)}`);
-  check?.(caught);
-  return caught;
 }
 
 /**

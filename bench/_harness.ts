@@ -293,3 +293,28 @@ export function cycle(ids: Int32Array): () => number {
   let cursor = 0;
   return () => ids[cursor++ & mask]!; // masked below the length
 }
+
+/**
+ * A bench script's command line: `parse` (a strict `parseArgs` whose options include `help`) run
+ * with the script's usage; prints `help` and exits 0 on `--help`, exits 2 with the parser's
+ * message and `help` on anything it does not know.
+ */
+export function benchArgs<T extends { help?: boolean }>(parse: () => T, help: string): T {
+  let values: T;
+  try {
+    values = parse();
+  } catch (error) {
+    console.error(`Cannot run the bench: ${(error as Error).message}\n\n${help}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(help);
+    Deno.exit(0);
+  }
+  return values;
+}
+
+/** The values of a repeatable, comma-separated option (`--only a,b --only c`). */
+export function listArg(values: readonly string[] | undefined): string[] | undefined {
+  return values?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+}

@@ -15,10 +15,12 @@ import { AsyncDatabase } from "../async_database.ts";
 import { startTestDatabase } from "../testing.ts";
 import { ProxyWorker } from "./_latency_proxy.ts";
 import {
+  benchArgs,
   type Case,
   type CaseResult,
   cycle,
   idSequence,
+  listArg,
   quantile,
   runCase,
   timed,
@@ -77,9 +79,8 @@ interface Row {
 const COLUMNS = ["this package", "postgres.js", "node-postgres"] as const;
 
 function parse(): { delays: number[]; quick: boolean } {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const values = benchArgs(() =>
+    parseArgs({
       args: Deno.args,
       options: {
         rtt: { type: "string", multiple: true },
@@ -87,16 +88,8 @@ function parse(): { delays: number[]; quick: boolean } {
         help: { type: "boolean", default: false },
       },
       strict: true,
-    }));
-  } catch (error) {
-    console.error(`Cannot run the bench: ${(error as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  const given = values.rtt?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+    }).values, HELP);
+  const given = listArg(values.rtt);
   const delays = (given?.length ? given : ["1", "5", "25"]).map((text) => {
     const ms = Number(text);
     if (!Number.isFinite(ms) || ms <= 0) {

@@ -15,9 +15,11 @@ import { startTestDatabase } from "../testing.ts";
 import { allCases } from "./_cases.ts";
 import { type BenchContext, setUp, type SyncDatabase, tearDown } from "./_context.ts";
 import {
+  benchArgs,
   type Case,
   type CaseResult,
   fmt,
+  listArg,
   pairedRatio,
   runCase,
   type Spread,
@@ -67,9 +69,8 @@ function parse(): {
   baseline: string | undefined;
   rounds: number | undefined;
 } {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const values = benchArgs(() =>
+    parseArgs({
       args: Deno.args,
       options: {
         quick: { type: "boolean", default: false },
@@ -80,15 +81,7 @@ function parse(): {
         help: { type: "boolean", default: false },
       },
       strict: true,
-    }));
-  } catch (error) {
-    console.error(`Cannot run the bench: ${(error as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
+    }).values, HELP);
   const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
   if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
     console.error(
@@ -96,7 +89,7 @@ function parse(): {
     );
     Deno.exit(2);
   }
-  const only = values.only?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+  const only = listArg(values.only);
   return {
     quick: values.quick!,
     json: values.json!,

@@ -109,7 +109,7 @@ class Heartbeat {
     this.#timer = setInterval(() => {
       if (this.#inflight !== undefined) return;
       // Failures are not fatal here: every migration checks that the lock is still held.
-      this.#inflight = db.transaction((tx) => tx.execute(text, params)).then(
+      this.#inflight = db.execute(text, params).then(
         () => {},
         () => {},
       ).finally(() => {

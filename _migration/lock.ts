@@ -4,15 +4,7 @@
 // (`RunnerConfig.now`). Pure: every statement and sleep is an effect.
 import { MigrationError } from "../errors.ts";
 import type { RunnerConfig } from "./config.ts";
-import {
-  codeOf,
-  type Effect,
-  type Program,
-  query,
-  type Row,
-  sleep,
-  transaction,
-} from "./effects.ts";
+import { codeOf, type Effect, type Program, query, type Row, sleep } from "./effects.ts";
 import { hinted } from "./messages.ts";
 import { initializeProgram } from "./tables.ts";
 import type { MigrationFile, MigrationProgress } from "./types.ts";
@@ -66,12 +58,12 @@ RETURNING owner`;
   for (;;) {
     let holder: Row | "taken" | undefined;
     try {
-      holder = yield* transaction(function* () {
-        const rows = yield* query(take, params);
-        if (rows.length > 0) return "taken" as const;
-        const held = yield* query(`SELECT owner, expires_at FROM ${c.lockTable} WHERE id = 1`);
-        return held[0];
-      });
+      // One statement takes the lock; the read of its holder needs no transaction around it
+      // (a lock released in between is read as no holder, and taken on the next turn).
+      const rows = yield* query(take, params);
+      holder = rows.length > 0
+        ? "taken"
+        : (yield* query(`SELECT owner, expires_at FROM ${c.lockTable} WHERE id = 1`))[0];
     } catch (error) {
       // The tracking table exists but the lock table does not (a new lockTableName, or one
       // dropped by hand): create it, once.

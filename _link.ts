@@ -13,7 +13,6 @@ import {
   type QueryResult,
   type ReservedSession,
 } from "./_driver.ts";
-import { isRetryable } from "./_errors.ts";
 import { highestPlaceholder, splitStatements } from "./_sql_scan.ts";
 
 /** A deferred statement: its text, and whether the transaction protocol sent it (not a user's savepoint). */
@@ -98,11 +97,6 @@ export function applyLinkOp(link: Link, op: LinkOp, sawRetryable = false): void 
       return;
     }
   }
-}
-
-/** How a nested transaction's error ends it: a retryable one is the outermost transaction's. */
-export function savepointOutcome(error: unknown, sawRetryable: boolean): SavepointOutcome {
-  return isRetryable(error) || sawRetryable ? "keep" : "rollback";
 }
 
 /** Whether the link has statements of the transaction protocol waiting to be sent. */

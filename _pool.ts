@@ -2,7 +2,7 @@
 // learning the server from the first connection's start-up, and closing it, including a connect
 // still in progress. The public class passes statements through; everything about the driver's
 // lifecycle is here.
-import { describeTarget, type ResolvedConfig } from "./_config.ts";
+import { describeTarget, hostList, type ResolvedConfig } from "./_config.ts";
 import {
   createDriver,
   type Driver,
@@ -18,6 +18,19 @@ import { ConnectionError, DatabaseError } from "./errors.ts";
 
 const PREPARED: QueryOptions = Object.freeze({ prepare: true });
 const WITH_HOST: QueryOptions = Object.freeze({ prepare: true, host: true });
+
+/**
+ * How a statement is sent: prepared when it has parameters, asking for the host when the
+ * observer shows it, with the signal that aborts it (the common case allocates nothing).
+ */
+export function statementOptions(
+  wantsHost: boolean,
+  params: readonly unknown[],
+  signal: AbortSignal | undefined,
+): QueryOptions | undefined {
+  const base = wantsHost ? WITH_HOST : params.length === 0 ? undefined : PREPARED;
+  return signal === undefined ? base : { ...base, signal };
+}
 
 /** One database's connections, opened on first use and closed once. */
 export class Pool {
@@ -58,9 +71,7 @@ export class Pool {
   query(text: string, params: readonly unknown[] = [], call?: QueryCall): Promise<QueryResult> {
     const driver = this.#driver;
     if (driver === undefined) return this.#connect().then(() => this.query(text, params, call));
-    const base = this.observer.wantsHost ? WITH_HOST : params.length === 0 ? undefined : PREPARED;
-    const signal = call?.signal;
-    const options = signal === undefined ? base : { ...base, signal };
+    const options = statementOptions(this.observer.wantsHost, params, call?.signal);
     return this.observer.statement(text, params, call, () => driver.query(text, params, options));
   }
 
@@ -90,7 +101,8 @@ export class Pool {
     const driver = await this.#connect(wanted);
     if (!existed) return;
     const { idle, used } = driver.counts();
-    if (idle + used < wanted) await this.#warm(driver, wanted);
+    // Idle ones are taken first, then closed slots opened: `wanted - used` reach `wanted`.
+    if (idle + used < wanted) await this.#warm(driver, wanted - used);
   }
 
   /** A connection of its own, for a transaction or a cursor. */
@@ -223,10 +235,6 @@ export class Pool {
       code: e instanceof DatabaseError ? e.code : "CONNECTION_ERROR",
     });
   }
-}
-
-function hostList(config: ResolvedConfig): string {
-  return config.hosts.map((h, i) => `${h}:${config.ports[i]}`).join(",");
 }
 
 function reason(error: Error): string {

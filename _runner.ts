@@ -6,7 +6,7 @@ import type { TransactionOptions } from "./_config.ts";
 import type { QueryOptions, QueryResult, ReservedSession, Session } from "./_driver.ts";
 import { isRetryable } from "./_errors.ts";
 import type { TransactionContext } from "./_internal.ts";
-import type { Pool } from "./_pool.ts";
+import { type Pool, statementOptions } from "./_pool.ts";
 import {
   type SessionState,
   type TransactionSettings,
@@ -25,7 +25,6 @@ import {
   newLink,
   type Observe,
   protocolPending,
-  savepointOutcome,
   sendLinked,
 } from "./_link.ts";
 import { callSignal, nestedOptions } from "./_checks.ts";
@@ -34,8 +33,6 @@ import { aborted } from "./_driver.ts";
 import type { Observer, QueryCall } from "./_observe.ts";
 import type { UpsertOptions } from "./_options.ts";
 import { DatabaseError, ValidationError } from "./errors.ts";
-
-const PREPARED: QueryOptions = Object.freeze({ prepare: true });
 
 /** What an `AsyncQueryable` runs on: the pool, or the connection of one transaction attempt. */
 export interface Runner {
@@ -222,14 +219,18 @@ export function attemptRunner(
   // The deferred statements (BEGIN, …) are observed as statements of their own.
   const observeDeferred: Observe = (text, send) =>
     observer.statement(text, [], retry ? { retry } : undefined, send);
-  const query = async (text: string, params: readonly unknown[] = [], call?: QueryCall) => {
-    check();
-    const signal = call?.signal && context.signal
+  // A statement's own signal (its `signal`/`timeout`) and the transaction's abort it alike.
+  const signalOf = (call: QueryCall | undefined): AbortSignal | undefined =>
+    call?.signal && context.signal
       ? AbortSignal.any([call.signal, context.signal])
       : call?.signal ?? context.signal;
-    const options = signal === undefined
-      ? (params.length ? PREPARED : undefined)
-      : { prepare: true, signal, ...(observer.wantsHost ? { host: true } : {}) };
+  const markRetryable = (error: unknown): never => {
+    if (isRetryable(error)) context.sawRetryable = true;
+    throw error;
+  };
+  const query = async (text: string, params: readonly unknown[] = [], call?: QueryCall) => {
+    check();
+    const options = statementOptions(observer.wantsHost, params, signalOf(call));
     const info = retry ? { ...call, retry } : call;
     try {
       return await sendLinked(context.session, context.link, {
@@ -239,8 +240,7 @@ export function attemptRunner(
         observe: (send) => observer.statement(text, params, info, send),
       }, observeDeferred);
     } catch (error) {
-      if (isRetryable(error)) context.sawRetryable = true;
-      throw error;
+      return markRetryable(error);
     }
   };
   const runner: Runner = {
@@ -252,14 +252,14 @@ export function attemptRunner(
       await observer.statement(
         text,
         [],
-        call,
+        retry ? { ...call, retry } : call,
         () =>
-          context.session.copyIn(text, data, call?.signal ?? context.signal).then(() => ({
+          context.session.copyIn(text, data, signalOf(call)).then(() => ({
             rows: [],
             command: "COPY",
             count: 0,
           })),
-      );
+      ).catch(markRetryable);
     },
     dialect: () => Promise.resolve(dialect),
     batch: async (members, options) => {
@@ -297,7 +297,8 @@ export function attemptRunner(
       try {
         value = await fn();
       } catch (error) {
-        const outcome = savepointOutcome(error, context.sawRetryable);
+        // After a retryable error the attempt is over: applyLinkOp leaves the savepoint alone.
+        const outcome = isRetryable(error) ? "keep" : "rollback";
         applyLinkOp(link, { op: "savepointEnd", name, outcome }, context.sawRetryable);
         throw error;
       }

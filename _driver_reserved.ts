@@ -69,17 +69,25 @@ export async function reserve(pool: ReservingPool): Promise<ReservedSession> {
   // A reserve made before postgres.js has processed the close of a lost reserved
   // connection can be handed to two reconnecting slots and never resolve (3.4.9).
   if (pool.closing.size > 0) await Promise.all(pool.closing);
+  let waitedMs = 0;
   for (let attempt = 1; reserved === undefined; attempt++) {
+    const asked = performance.now();
     try {
-      const asked = performance.now();
       reserved = await pool.sql.reserve();
-      pool.hooks.waited?.(performance.now() - asked);
+      waitedMs = performance.now() - asked;
     } catch (error) {
       // postgres.js 3.4.9 keeps the FATAL error of a backend killed mid-statement and
       // hands it to the next reserve on that slot, though nothing ran: try again.
       if (attempt < 3 && isServerError(error) && isSessionEnded(error)) continue;
       throw toDatabaseError(error, pool.hostPorts);
     }
+  }
+  // The metrics hook runs once the connection is ours, outside the catch above: a hook that
+  // threw there would be reported as a database error, and the connection never released.
+  try {
+    pool.hooks.waited?.(waitedMs);
+  } catch {
+    // Telemetry never fails a call.
   }
   pool.reservedCount++;
   const session = reserved;
@@ -104,6 +112,13 @@ export async function reserve(pool: ReservingPool): Promise<ReservedSession> {
       pool.reservedById.set(c.id, state);
     }
     return true;
+  };
+  // postgres.js keeps a connection's id across reconnects: by the time this session lets go,
+  // the entry may be another reservation's, which must stay.
+  const forget = (): void => {
+    if (state.id !== -1 && pool.reservedById.get(state.id) === state) {
+      pool.reservedById.delete(state.id);
+    }
   };
   const guard = (): void => {
     if (state.released) {
@@ -281,10 +296,10 @@ export async function reserve(pool: ReservingPool): Promise<ReservedSession> {
       if (state.lost) {
         if (!state.closed) connection?.terminate();
       } else {
-        if (state.id !== -1) pool.reservedById.delete(state.id);
+        forget();
         session.release();
       }
-      if (state.id !== -1 && state.closed) pool.reservedById.delete(state.id);
+      if (state.closed) forget();
     },
   };
 }

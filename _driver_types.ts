@@ -1,5 +1,5 @@
 // The pool's PostgreSQL types: strict serializers for every type and the array types of the
-// built-in types, installed before anything connects (fetch_types is off, patch 0017); the other
+// built-in types, installed before anything connects (fetch_types is off, patch 0018); the other
 // types read from the server when a statement first meets one, one read at a time for the pool;
 // and the parameter types the server gave for each statement, kept for every connection of the
 // pool (patch 0021) (docs/round-trips.md, "Cold start").
@@ -29,7 +29,7 @@ export interface DriverTypeOptions {
   };
 }
 
-/** `serializers.unknown`: told the parameter's type OID by the vendored Bind (patch 0017). */
+/** `serializers.unknown`: told the parameter's type OID by the vendored Bind (patch 0018). */
 type TypedSerializer = (value: unknown, type?: number) => string;
 
 /**
@@ -53,7 +53,7 @@ const BUILTIN_ARRAYS: readonly (readonly [number, number])[] = (
  * Types from this OID on are not fixed in the catalog's source: enums, domains, extensions'
  * types, CockroachDB's own. Their array types are read from the server when first met.
  */
-export const FIRST_UNFIXED_OID = 10000;
+const FIRST_UNFIXED_OID = 10000;
 
 /** postgres.js's type query: each array type's element type. */
 const TYPE_QUERY = `SELECT b.oid, b.typarray FROM pg_catalog.pg_type a

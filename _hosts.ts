@@ -31,9 +31,9 @@ export interface HostChooserOptions {
 }
 
 /** How long new connections avoid a host whose sessions were ended for a drain. */
-export const DRAIN_AVOID_MS = 30_000;
+const DRAIN_AVOID_MS = 30_000;
 /** The longest a failing host is skipped before it is tried first again. */
-export const MAX_HOST_BACKOFF_MS = 30_000;
+const MAX_HOST_BACKOFF_MS = 30_000;
 
 interface HostState {
   /** Connections of this pool on the host, or trying it. */

@@ -41,7 +41,7 @@ export interface LossObservation {
 }
 
 /** What a lost statement's fate is, by the rule of docs/retry-safety.md. */
-export type LossFate = "never-ran" | "unknown";
+type LossFate = "never-ran" | "unknown";
 
 /** What to do after attempt `attempt` (1-based) of a statement failed with `error`. */
 export type StatementDecision =
@@ -104,7 +104,7 @@ function firstWord(text: string): string {
 }
 
 /** The fate of a statement that failed with a lost connection, by what the driver saw. */
-export function lossFate(text: string, seen: LossObservation): LossFate {
+function lossFate(text: string, seen: LossObservation): LossFate {
   if (!seen.written || seen.pipelined) return "never-ran";
   if (!seen.answered && seen.endedBy?.startsWith("57P") && factsOf(text).dml) return "never-ran";
   return "unknown";

@@ -614,7 +614,7 @@ export abstract class AsyncQueryable {
     const runner = this.#runner;
     // One operation for the telemetry, named BATCH, with the batch's size.
     const results = await runner.observer.batch(
-      members.map((m) => m.text).join("; "),
+      () => members.map((m) => m.text).join("; "),
       { operation: "", batchSize: members.length },
       () =>
         runner.batch(members, options).catch((failure) => {

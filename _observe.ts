@@ -10,6 +10,8 @@ import { dbSystemName, refreshTelemetry, telemetryEnabled, TelemetryTarget } fro
 import {
   type MigrationInfo,
   type MigrationTelemetry,
+  NOOP_MIGRATION,
+  NOOP_TRANSACTION,
   startMigration,
   startTransaction,
   type StatementOperation,
@@ -146,13 +148,8 @@ export class Observer {
     const target = this.#target;
     const traced = target !== undefined && telemetryEnabled();
     if (hook === undefined && !traced) return send();
-    const operation = info?.operation === undefined ? undefined : {
-      operation: info.operation,
-      ...(info.collection === undefined ? {} : { collection: info.collection }),
-      ...(info.batchSize === undefined ? {} : { batchSize: info.batchSize }),
-    };
     const sending = traced
-      ? traceStatement(target, text, params.length > 0, send, operation)
+      ? traceStatement(target, text, params.length > 0, send, operationOf(info))
       : send();
     if (hook === undefined) return sending;
     const started = performance.now();
@@ -187,17 +184,13 @@ export class Observer {
 
   /**
    * Runs a batch of statements sent by one call (`run` sends them) as one operation: one span
-   * with `db.operation.batch.size`, the statements inside making none of their own.
+   * with `db.operation.batch.size`, the statements inside making none of their own. `text` (the
+   * statements joined, for the span) is built only when a span is made.
    */
-  batch<T>(text: string, info: StatementInfo, run: () => Promise<T>): Promise<T> {
+  batch<T>(text: () => string, info: StatementInfo, run: () => Promise<T>): Promise<T> {
     const target = this.#target;
     if (target === undefined || !telemetryEnabled()) return run();
-    const operation = info.operation === undefined ? undefined : {
-      operation: info.operation,
-      ...(info.collection === undefined ? {} : { collection: info.collection }),
-      ...(info.batchSize === undefined ? {} : { batchSize: info.batchSize }),
-    };
-    return traceStatement(target, text, true, () => withoutTelemetry(run), operation);
+    return traceStatement(target, text(), true, () => withoutTelemetry(run), operationOf(info));
   }
 
   /** The span of one `transaction()` call (a no-op without telemetry). */
@@ -224,13 +217,12 @@ export class Observer {
   }
 }
 
-const NOOP_TRANSACTION: TransactionTelemetry = Object.freeze({
-  run: <T>(fn: () => T): T => fn(),
-  retry(): void {},
-  end(): void {},
-});
-
-const NOOP_MIGRATION: MigrationTelemetry = Object.freeze({
-  run: <T>(fn: () => T): T => fn(),
-  end(_error?: unknown): void {},
-});
+/** The operation a span is named by, when the statement's caller gave one. */
+function operationOf(info: StatementInfo | undefined): StatementOperation | undefined {
+  if (info?.operation === undefined) return undefined;
+  return {
+    operation: info.operation,
+    ...(info.collection === undefined ? {} : { collection: info.collection }),
+    ...(info.batchSize === undefined ? {} : { batchSize: info.batchSize }),
+  };
+}

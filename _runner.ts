@@ -153,7 +153,7 @@ export function runStatements(
     return runner.query(first.text, first.params, call).then((r) => [r]);
   }
   return runner.observer.batch(
-    statements.map((s) => s.text).join("; "),
+    () => statements.map((s) => s.text).join("; "),
     { ...call, batchSize: statements.length },
     () =>
       runner.batch(statements, call?.signal === undefined ? undefined : { signal: call.signal })

@@ -290,7 +290,8 @@ export function startTransaction(target: TelemetryTarget): TransactionTelemetry 
   };
 }
 
-const NOOP_TRANSACTION: TransactionTelemetry = Object.freeze({
+/** The span of a transaction when nothing is traced: runs, records nothing. */
+export const NOOP_TRANSACTION: TransactionTelemetry = Object.freeze({
   run: NOOP_RUN,
   retry(): void {},
   end(): void {},
@@ -327,4 +328,5 @@ export function startMigration(target: TelemetryTarget, info: MigrationInfo): Mi
   };
 }
 
-const NOOP_MIGRATION: MigrationTelemetry = Object.freeze({ run: NOOP_RUN, end(): void {} });
+/** The span of a migration when nothing is traced. */
+export const NOOP_MIGRATION: MigrationTelemetry = Object.freeze({ run: NOOP_RUN, end(): void {} });

@@ -11,6 +11,7 @@ import { type SessionState, type TransactionSettings, transactionSteps } from ".
 import type { LinkOp } from "./_link.ts";
 import type { Dialect } from "./_sql.ts";
 import { runSync, sleepSync } from "./_steps.ts";
+import { checkTimeout } from "./_checks.ts";
 import {
   type CallRequest,
   decodeError,
@@ -325,12 +326,7 @@ export class BridgeClient {
         { field: "signal" },
       );
     }
-    const timeout = settings.timeout;
-    if (timeout !== undefined && (!Number.isFinite(timeout) || !(timeout > 0))) {
-      throw new ValidationError(`Cannot use timeout ${timeout}: expected milliseconds above 0`, {
-        field: "timeout",
-      });
-    }
+    checkTimeout(settings.timeout);
     const telemetry = this.#observer.transaction();
     try {
       const value = telemetry.run(() => this.#transact(settings, fn, telemetry));

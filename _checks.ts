@@ -66,6 +66,19 @@ export function checkRecords(records: unknown, field = "records"): asserts recor
   records.forEach((r, i) => checkRecord(r, `${field}[${i}]`));
 }
 
+/** Refuses a `timeout` that is not a finite number of milliseconds above 0. */
+export function checkTimeout(timeout: unknown): asserts timeout is number | undefined {
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0)
+  ) {
+    throw new ValidationError(
+      `Cannot use timeout ${String(timeout)}: expected milliseconds above 0`,
+      { field: "timeout" },
+    );
+  }
+}
+
 /**
  * The one signal of a call's `signal` and `timeout` (validated), or `undefined` when it has
  * neither. An already-aborted signal is returned as it is: the call fails before sending.
@@ -81,15 +94,7 @@ export function callSignal(
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new ValidationError("Cannot use signal: expected an AbortSignal", { field: "signal" });
   }
-  if (
-    timeout !== undefined &&
-    (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0)
-  ) {
-    throw new ValidationError(
-      `Cannot use timeout ${String(timeout)}: expected milliseconds above 0`,
-      { field: "timeout" },
-    );
-  }
+  checkTimeout(timeout);
   const signals: AbortSignal[] = [];
   if (outer !== undefined) signals.push(outer);
   if (signal !== undefined) signals.push(signal);

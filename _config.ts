@@ -65,7 +65,7 @@ export interface ResolvedConfig {
 }
 
 /** The default of `onNotice`: warnings to `console.warn`, other notices dropped. */
-export function warnOnNotice(notice: Notice): void {
+function warnOnNotice(notice: Notice): void {
   if (notice.severity !== "WARNING") return;
   const extra = [notice.detail && `DETAIL: ${notice.detail}`, notice.hint && `HINT: ${notice.hint}`]
     .filter(Boolean).join(" ");

@@ -28,22 +28,8 @@
  *
  * @module
  */
-export type {
-  Dialect,
-  OrderBy,
-  Row,
-  SelectOptions,
-  Statement,
-  Where,
-  WhereOperators,
-} from "./_sql/types.ts";
-export {
-  quoteColumns,
-  quoteIdentifier,
-  quoteTableName,
-  splitTableName,
-} from "./_sql/identifiers.ts";
-export { buildOrderBy, buildWhere } from "./_sql/where.ts";
+export type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql/types.ts";
+export { quoteIdentifier, quoteTableName } from "./_sql/identifiers.ts";
 export {
   buildCount,
   buildDelete,
@@ -51,15 +37,8 @@ export {
   buildSelect,
   buildUpdate,
   buildUpsert,
-  type UpsertPlan,
 } from "./_sql/dml.ts";
-export {
-  batchColumns,
-  type BatchInsertPlan,
-  buildBatchInsert,
-  buildBatchUpdate,
-  MAX_BIND_PARAMETERS,
-} from "./_sql/batch.ts";
+export { batchColumns, buildBatchInsert, buildBatchUpdate } from "./_sql/batch.ts";
 export {
   buildCreateDatabase,
   buildCreateTable,
@@ -68,6 +47,5 @@ export {
   buildDropTable,
   buildTableExists,
   buildTruncate,
-  type CreateDatabaseOptions,
 } from "./_sql/ddl.ts";
 export { buildCopyFrom, encodeCopyText } from "./_sql/copy.ts";

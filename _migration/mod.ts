@@ -18,17 +18,9 @@
 // The SQL splitter (`splitStatements`, `isTransactionControl`) is `../_sql_scan.ts`, which the
 // placeholder count of every statement shares.
 export type * from "./types.ts";
-export { resolveRunnerConfig, type RunnerConfig, type RunnerEnvironment } from "./config.ts";
-export { type Effect, type MigrationSpanInfo, type Program } from "./effects.ts";
-export {
-  checksumOf,
-  type FileEntry,
-  isMigrationFileName,
-  migrationFileStem,
-  migrationFileText,
-  nextVersion,
-  parseMigrationFiles,
-} from "./files.ts";
+export { resolveRunnerConfig, type RunnerConfig } from "./config.ts";
+export { type Effect, type Program } from "./effects.ts";
+export { migrationFileStem, migrationFileText, nextVersion, parseMigrationFiles } from "./files.ts";
 export {
   readMigrationDir,
   readMigrationDirSync,
@@ -36,9 +28,8 @@ export {
   writeMigrationFileSync,
 } from "./disk.ts";
 export { createProgram, loadProgram } from "./directory.ts";
-export { type HintSpelling, respell } from "./messages.ts";
-export { type Plan, planMigrate, planRollback, type PlanStep } from "./plan.ts";
-export { computeStatus, pendingProgram, statusProgram, verifyStatus } from "./status.ts";
+export { respell } from "./messages.ts";
+export { pendingProgram, statusProgram, verifyStatus } from "./status.ts";
 export { historyProgram, initializeProgram, readAppliedProgram } from "./tables.ts";
 export { unlockProgram } from "./lock.ts";
 export { migrateProgram, rollbackProgram } from "./run.ts";

@@ -11,7 +11,7 @@
 // travels as slices of `PART_LENGTH` elements, each encoded on its own, so that the worker
 // encodes the next slice while the calling thread decodes the last one.
 import { deserialize, serialize } from "node:v8";
-import type { Notice, QueryEvent } from "./_config.ts";
+import type { Notice, QueryEvent } from "./_options.ts";
 import type { TraceCarrier } from "./_telemetry_context.ts";
 import type { AsyncQueryable } from "./async_database.ts";
 import type { LinkOp } from "./_link.ts";

@@ -3,10 +3,10 @@
 // `BridgeClient` of a `Database`, which starts a new worker (`Bridge`, `_bridge_transport.ts`)
 // when one failed and runs the transaction protocol with blocking steps. `database.ts` holds the
 // public classes.
-import { describeTarget, type Notice, type QueryEvent, type ResolvedConfig } from "./_config.ts";
+import { describeTarget, type ResolvedConfig } from "./_config.ts";
+import type { Notice, QueryEvent, StreamOptions } from "./_options.ts";
 import { aborted } from "./_driver.ts";
 import { Observer, type PoolStats } from "./_observe.ts";
-import type { StreamOptions } from "./_options.ts";
 import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
 import type { LinkOp } from "./_link.ts";
 import type { Dialect } from "./_sql.ts";

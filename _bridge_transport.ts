@@ -4,7 +4,7 @@
 // `_bridge_client.ts` builds the database's side on it.
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { Notice, QueryEvent } from "./_config.ts";
+import type { Notice, QueryEvent } from "./_options.ts";
 import { captureContext } from "./_telemetry_context.ts";
 import type { Dialect } from "./_sql.ts";
 import {

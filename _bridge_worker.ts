@@ -21,7 +21,7 @@ import {
   protocolPending,
   sendLinked,
 } from "./_link.ts";
-import type { Notice, QueryEvent } from "./_config.ts";
+import type { Notice, QueryEvent } from "./_options.ts";
 import { aborted } from "./_driver.ts";
 import { withCapturedContext } from "./_telemetry_context.ts";
 import {

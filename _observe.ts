@@ -2,7 +2,8 @@
 // (`_telemetry.ts`), and the counts of `stats()`. One observer per database; the runners call it
 // around every statement and transaction. With no hook and no OpenTelemetry provider, a
 // statement costs one check here.
-import type { QueryEvent, ResolvedConfig } from "./_config.ts";
+import type { ResolvedConfig } from "./_config.ts";
+import type { QueryEvent } from "./_options.ts";
 import type { DriverCounts, DriverHooks, QueryResult } from "./_driver.ts";
 import { errorCode } from "./_errors.ts";
 import type { Dialect } from "./_sql.ts";

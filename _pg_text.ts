@@ -2,7 +2,7 @@
 // timestamps and dates of every year, INT8 by the pool's \`int8\` mode, bytea hex, and arrays
 // (NULL elements, nested, every delimiter). Pure.
 import { Buffer } from "node:buffer";
-import type { Int8Mode } from "./_config.ts";
+import type { Int8Mode } from "./_options.ts";
 
 /** Reads bytea's hex output (`\\x…`). */
 export function hexToBytes(hex: string): Uint8Array {

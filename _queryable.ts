@@ -3,7 +3,6 @@
 // generated from `AsyncQueryable`'s (`_async_queryable.ts`) by `scripts/async_to_sync.ts`: the
 // region between the markers is rewritten by `deno task sync`, and the compiler checks below that
 // the two surfaces stay equal.
-import type { TransactionOptions } from "./_config.ts";
 import type {
   BatchInsertOptions,
   BatchStatement,
@@ -12,6 +11,7 @@ import type {
   CreateTableOptions,
   DropTableOptions,
   StreamOptions,
+  TransactionOptions,
   UpsertOptions,
 } from "./_options.ts";
 import type { Row, SelectOptions, Where } from "./_sql.ts";

@@ -6,7 +6,8 @@
 // `runAsync` (`_steps.ts`) drives it for the async database and `runSync` for the sync one, each
 // with its own performer of the steps, so the retry protocol is written once.
 import type { Dialect } from "./_sql.ts";
-import { checkRetry, RETRY_DEFAULTS, type RetryInfo, type TransactionOptions } from "./_config.ts";
+import { checkRetry, RETRY_DEFAULTS } from "./_config.ts";
+import type { RetryInfo, TransactionOptions } from "./_options.ts";
 import { errorCode, isConnectionLoss, isNodeAway, isRetryable } from "./_errors.ts";
 import {
   AmbiguousCommitError,

@@ -2,7 +2,7 @@
 // COMMIT (an ambiguous commit), a connect refused after a loss, COMMIT answering ROLLBACK, backoff
 // and the deadline.
 import assert from "node:assert/strict";
-import type { RetryInfo } from "./_config.ts";
+import type { RetryInfo } from "./_options.ts";
 import {
   AmbiguousCommitError,
   ConnectionError,

@@ -2,7 +2,7 @@
 // retries of a serialization failure in the body, the fallbacks when a rollback fails, and
 // retries that run out.
 import assert from "node:assert/strict";
-import type { RetryInfo } from "./_config.ts";
+import type { RetryInfo } from "./_options.ts";
 import { type DatabaseError, TransactionRetryError } from "./errors.ts";
 import {
   CRDB_FIRST,

@@ -3,7 +3,7 @@
 // (BEGIN, retries in the body) and _retry_commit_test.ts (a lost connection, COMMIT).
 import assert from "node:assert/strict";
 import { asOfSystemTimeSql, backoffDelay, buildBegin, transactionSettings } from "./_retry.ts";
-import type { TransactionOptions } from "./_config.ts";
+import type { TransactionOptions } from "./_options.ts";
 import { ValidationError } from "./errors.ts";
 import { beginText } from "./_test_retry.ts";
 

@@ -2,7 +2,7 @@
 // (whose batches run under a savepoint), and the async transaction runner, which takes the steps
 // of `_retry.ts` with awaits. Also the lookups the CRUD helpers cache per database: primary keys
 // (for an upsert on PostgreSQL) and json columns (for COPY).
-import type { TransactionOptions } from "./_config.ts";
+import type { TransactionOptions, UpsertOptions } from "./_options.ts";
 import type { QueryOptions, QueryResult, ReservedSession, Session } from "./_driver.ts";
 import { isRetryable } from "./_errors.ts";
 import type { TransactionContext } from "./_internal.ts";
@@ -31,7 +31,6 @@ import { callSignal, nestedOptions } from "./_checks.ts";
 import { poolBatch } from "./_batch.ts";
 import { aborted } from "./_driver.ts";
 import type { Observer, QueryCall } from "./_observe.ts";
-import type { UpsertOptions } from "./_options.ts";
 import { DatabaseError, ValidationError } from "./errors.ts";
 
 /** What an `AsyncQueryable` runs on: the pool, or the connection of one transaction attempt. */

@@ -8,7 +8,7 @@ import {
   type TransactionStep,
   transactionSteps,
 } from "./_retry.ts";
-import type { TransactionOptions } from "./_config.ts";
+import type { TransactionOptions } from "./_options.ts";
 import type { Dialect } from "./_sql.ts";
 import { ConnectionError, DatabaseError } from "./errors.ts";
 

@@ -26,26 +26,22 @@
  *
  * @module
  */
-import {
-  type DatabaseOptions,
-  describeTarget,
-  resolveConfig,
-  type ResolvedConfig,
-  type TransactionOptions,
-} from "./_config.ts";
-import { checkCallback, nestedOptions } from "./_checks.ts";
-import type { PoolStats } from "./_observe.ts";
-import { grantDatabaseInternals } from "./_internal.ts";
+import { describeTarget, resolveConfig, type ResolvedConfig } from "./_config.ts";
 import type {
   BatchInsertOptions,
   BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
+  DatabaseOptions,
   DropTableOptions,
   StreamOptions,
+  TransactionOptions,
   UpsertOptions,
 } from "./_options.ts";
+import { checkCallback, nestedOptions } from "./_checks.ts";
+import type { PoolStats } from "./_observe.ts";
+import { grantDatabaseInternals } from "./_internal.ts";
 import { Pool } from "./_pool.ts";
 import { transactionSettings } from "./_retry.ts";
 import { attemptRunner, poolRunner, type Runner, type TableCache, transact } from "./_runner.ts";
@@ -82,7 +78,7 @@ export type {
   RetryInfo,
   RetryOptions,
   SslMode,
-} from "./_config.ts";
+} from "./_options.ts";
 
 let newTransaction: (runner: Runner) => AsyncTransaction;
 

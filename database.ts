@@ -29,24 +29,20 @@
  *
  * @module
  */
-import {
-  type DatabaseOptions,
-  describeTarget,
-  resolveConfig,
-  type ResolvedConfig,
-  type TransactionOptions,
-} from "./_config.ts";
-import { transactionSettings } from "./_retry.ts";
+import { describeTarget, resolveConfig, type ResolvedConfig } from "./_config.ts";
 import type {
   BatchInsertOptions,
   BatchStatement,
   BatchUpdateOptions,
   CallOptions,
   CreateTableOptions,
+  DatabaseOptions,
   DropTableOptions,
   StreamOptions,
+  TransactionOptions,
   UpsertOptions,
 } from "./_options.ts";
+import { transactionSettings } from "./_retry.ts";
 import type { Dialect, OrderBy, Row, SelectOptions, Where, WhereOperators } from "./_sql.ts";
 import { Queryable } from "./_queryable.ts";
 import { BridgeClient, type Channel } from "./_bridge_client.ts";
@@ -67,7 +63,7 @@ export type {
   RetryInfo,
   RetryOptions,
   SslMode,
-} from "./_config.ts";
+} from "./_options.ts";
 export type { PoolStats } from "./_observe.ts";
 export type {
   BatchInsertOptions,

@@ -80,7 +80,14 @@ export const KIND_EVENTS = 4;
 /** Something the worker's database reported, delivered on the calling thread. */
 export type BridgeEvent =
   | { readonly type: "notice"; readonly notice: Notice }
-  | { readonly type: "query"; readonly event: QueryEvent };
+  | { readonly type: "query"; readonly event: QueryEvent }
+  | {
+    /** A retry of the call in progress (a `batch()` with `onRetry`), for its callback. */
+    readonly type: "retry";
+    readonly attempt: number;
+    readonly delayMs: number;
+    readonly error: ErrorRecord;
+  };
 
 /** Elements per slice of a long array answer (see `KIND_PART`). */
 export const PART_LENGTH = 8192;
@@ -138,6 +145,11 @@ export type CallRequest<M extends ForwardedMethod = ForwardedMethod> = {
     readonly ref?: TransactionRef;
     /** What the transaction's link takes before the call (see `TransactionRef`). */
     readonly link?: readonly LinkOp[];
+    /**
+     * The call's options had an `onRetry` callback (a function cannot cross): the worker sends
+     * each retry as an event, and the calling thread calls it.
+     */
+    readonly retries?: true;
   };
 }[M];
 

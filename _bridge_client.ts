@@ -4,7 +4,7 @@
 // when one failed and runs the transaction protocol with blocking steps. `database.ts` holds the
 // public classes.
 import { describeTarget, type ResolvedConfig } from "./_config.ts";
-import type { Notice, QueryEvent, StreamOptions } from "./_options.ts";
+import type { Notice, QueryEvent, RetryInfo, StreamOptions } from "./_options.ts";
 import { aborted } from "./_driver.ts";
 import { Observer, type PoolStats } from "./_observe.ts";
 import { type SessionState, type TransactionSettings, transactionSteps } from "./_retry.ts";
@@ -97,6 +97,13 @@ export interface ChannelSettings {
   readonly maxConnections: number;
 }
 
+/** The `onRetry` function of a call's options, when it has one. */
+function retryCallback(options: unknown): ((info: RetryInfo) => void) | undefined {
+  if (typeof options !== "object" || options === null) return undefined;
+  const onRetry = (options as { onRetry?: unknown }).onRetry;
+  return typeof onRetry === "function" ? onRetry as (info: RetryInfo) => void : undefined;
+}
+
 /**
  * How a `Queryable` reaches the worker: the database itself, whose calls take a connection of
  * the pool, or one attempt of a transaction, whose calls run on its connection.
@@ -127,19 +134,26 @@ export class Channel {
     // so is an absent `ref`: a request without `undefined` in it can travel as JSON, the fast way.
     let length = args.length;
     while (length > 0 && args[length - 1] === undefined) length--;
-    const trimmed = (length === args.length ? args : args.slice(0, length)) as ForwardedArgs[M];
+    let trimmed = (length === args.length ? args : args.slice(0, length)) as ForwardedArgs[M];
+    // A batch's `onRetry` stays on this thread: the worker reports each retry as an event.
+    const onRetry = method === "batch" ? retryCallback(trimmed[1]) : undefined;
+    if (onRetry !== undefined) {
+      const { onRetry: _, ...rest } = trimmed[1] as { onRetry?: unknown };
+      trimmed = [trimmed[0], rest] as unknown as ForwardedArgs[M];
+    }
     checkCrossable(trimmed);
     // The wire carries the arguments of the method it names (TypeScript does not narrow a
     // generic method name to one member of the request union).
     const link = this.#link?.take();
-    const request =
+    let request =
       (this.#ref === undefined
         ? { op: "call", method, args: trimmed }
         : link === undefined
         ? { op: "call", method, args: trimmed, ref: this.#ref }
         : { op: "call", method, args: trimmed, ref: this.#ref, link }) as CallRequest;
+    if (onRetry !== undefined) request = { ...request, retries: true };
     try {
-      return bridge.call(request) as ForwardedResult<M>;
+      return bridge.call(request, onRetry) as ForwardedResult<M>;
     } catch (error) {
       // A request that never reached the worker leaves the deferred statements (BEGIN) to the
       // next one.

@@ -4,7 +4,7 @@
 // `_bridge_client.ts` builds the database's side on it.
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { Notice, QueryEvent } from "./_options.ts";
+import type { Notice, QueryEvent, RetryInfo } from "./_options.ts";
 import { captureContext } from "./_telemetry_context.ts";
 import type { Dialect } from "./_sql.ts";
 import {
@@ -164,9 +164,10 @@ export class Bridge {
    * statement (`call`) the worker took and then died under may have run: that failure is an
    * `AmbiguousCommitError`, whose cause is the `ConnectionError` (docs/retry-safety.md).
    */
-  call(request: Request): unknown {
+  call(request: Request, onRetry?: (info: RetryInfo) => void): unknown {
     if (this.#failure !== undefined) throw this.#copyFailure();
     if (request.op !== "call") return this.#call(request);
+    this.#onRetry = onRetry;
     try {
       return this.#call(request);
     } catch (error) {
@@ -176,8 +177,13 @@ export class Bridge {
         `Cannot tell whether the statement committed: ${(error as Error).message}`,
         { cause: error },
       );
+    } finally {
+      this.#onRetry = undefined;
     }
   }
+
+  /** The `onRetry` of the call in progress, for its `retry` events. */
+  #onRetry: ((info: RetryInfo) => void) | undefined;
 
   /** The current request reached the worker (its turn was handed over). */
   #handedOver = false;
@@ -253,7 +259,14 @@ export class Bridge {
     for (const event of events) {
       try {
         if (event.type === "notice") this.#onNotice?.(event.notice);
-        else this.#onQuery?.(event.event);
+        else if (event.type === "query") this.#onQuery?.(event.event);
+        else {
+          this.#onRetry?.({
+            attempt: event.attempt,
+            delayMs: event.delayMs,
+            error: decodeError(event.error),
+          });
+        }
       } catch (error) {
         reportError(error);
       }

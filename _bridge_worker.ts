@@ -177,7 +177,22 @@ async function handle(request: Request): Promise<unknown> {
       if (!FORWARDED_METHODS.has(request.method)) {
         throw new TypeError(`Cannot call "${request.method}": not a database method`);
       }
-      return await call(await targetOf(request.ref, request.link), request);
+      const target = await targetOf(request.ref, request.link);
+      if (request.retries === true && request.method === "batch") {
+        // The caller's onRetry stayed on its thread: each retry goes there as an event.
+        const [statements, options] = request.args;
+        return await target.batch(statements, {
+          ...options,
+          onRetry: (info) =>
+            events.push({
+              type: "retry",
+              attempt: info.attempt,
+              delayMs: info.delayMs,
+              error: encodeError(info.error),
+            }),
+        });
+      }
+      return await call(target, request);
     }
     case "connect":
       await db.connect();

@@ -136,11 +136,17 @@ Deno.test("batch() is sent again, whole, after a serialization failure", async (
         using db = new Database(testUrl(), { maxConnections: 2 });
         // The sequence is past 5 calls: make the next two fail again.
         db.execute(`SELECT setval('"${flaky}_seq"', 1, false)`);
+        // onRetry is called on this thread, with the error rebuilt (the worker runs the retries).
+        const retries: [number, string | undefined][] = [];
         const [inserted] = db.batch([
           { sql: `INSERT INTO "${table}" (id) VALUES ($1) RETURNING id`, params: [3] },
           { sql: `SELECT "${flaky}"($1) AS ok`, params: [2] },
-        ], { initialBackoff: 1 });
+        ], {
+          initialBackoff: 1,
+          onRetry: (info) => retries.push([info.attempt, (info.error as DatabaseError).code]),
+        });
         assert.deepEqual(inserted, [{ id: 3 }]);
+        assert.deepEqual(retries, [[1, "40001"], [2, "40001"]]);
         assert.equal(db.stats().retries["40001"], 2);
       });
       assert.deepEqual(await rows(table), [1, 3]);

@@ -123,6 +123,8 @@ export class Channel {
 
   /** The transaction's link operations (a nested transaction adds its own). */
   get link(): LinkOps | undefined {
+    // An ended transaction takes no nested one: its bridge refuses (TRANSACTION_CLOSED).
+    this.#bridge();
     return this.#link;
   }
 
@@ -242,8 +244,10 @@ export class BridgeClient {
   constructor(settings: BridgeClientSettings) {
     this.#settings = settings;
     this.#observer = new Observer({ ...settings.config, onQuery: undefined });
+    // The first call connects (as `connect()` would): the version and dialect are known after it,
+    // after a lazy start and after a new worker alike.
     this.channel = new Channel({
-      bridge: () => this.use(),
+      bridge: () => this.connected(),
       maxConnections: settings.config.maxConnections,
     });
   }
@@ -320,7 +324,8 @@ export class BridgeClient {
    * here).
    */
   stats(): PoolStats {
-    const worker = this.connected().call({ op: "stats" }) as PoolStats;
+    // As the async stats(): nothing connects for them.
+    const worker = this.use().call({ op: "stats" }) as PoolStats;
     const retries = { ...worker.retries };
     for (const [code, n] of Object.entries(this.#observer.stats().retries)) {
       retries[code] = (retries[code] ?? 0) + n;

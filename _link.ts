@@ -14,6 +14,7 @@ import {
   type ReservedSession,
 } from "./_driver.ts";
 import { highestPlaceholder, splitStatements } from "./_sql_scan.ts";
+import { isRetryable } from "./_errors.ts";
 
 /** A deferred statement: its text, and whether the transaction protocol sent it (not a user's savepoint). */
 export interface Deferred {
@@ -97,6 +98,15 @@ export function applyLinkOp(link: Link, op: LinkOp, sawRetryable = false): void 
       return;
     }
   }
+}
+
+/**
+ * How a nested transaction that failed ends: a retryable error is the outermost transaction's
+ * (its savepoint is kept), any other rolls back to the savepoint. After a retryable error met
+ * earlier in the attempt, `applyLinkOp` leaves the savepoint alone in either case.
+ */
+export function savepointOutcome(error: unknown): SavepointOutcome {
+  return isRetryable(error) ? "keep" : "rollback";
 }
 
 /** Whether the link has statements of the transaction protocol waiting to be sent. */

@@ -353,9 +353,4 @@ export interface DatabaseOptions {
    * @default {warnings go to console.warn, other notices are dropped}
    */
   readonly onNotice?: (notice: Notice) => void;
-  /**
-   * Synchronous `Database` only: connect in the constructor.
-   * @default {true}
-   */
-  readonly connect?: boolean;
 }

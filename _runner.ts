@@ -3,7 +3,7 @@
 // of `_retry.ts` with awaits. Also the lookups the CRUD helpers cache per database: primary keys
 // (for an upsert on PostgreSQL) and json columns (for COPY).
 import type { TransactionOptions, UpsertOptions } from "./_options.ts";
-import type { QueryOptions, QueryResult, ReservedSession, Session } from "./_driver.ts";
+import type { QueryResult, ReservedSession, Session } from "./_driver.ts";
 import { isRetryable } from "./_errors.ts";
 import type { TransactionContext } from "./_internal.ts";
 import { type Pool, statementOptions } from "./_pool.ts";
@@ -25,6 +25,7 @@ import {
   newLink,
   type Observe,
   protocolPending,
+  savepointOutcome,
   sendLinked,
 } from "./_link.ts";
 import { callSignal, nestedOptions } from "./_checks.ts";
@@ -296,8 +297,7 @@ export function attemptRunner(
       try {
         value = await fn();
       } catch (error) {
-        // After a retryable error the attempt is over: applyLinkOp leaves the savepoint alone.
-        const outcome = isRetryable(error) ? "keep" : "rollback";
+        const outcome = savepointOutcome(error);
         applyLinkOp(link, { op: "savepointEnd", name, outcome }, context.sawRetryable);
         throw error;
       }

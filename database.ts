@@ -49,7 +49,7 @@ import { BridgeClient, type Channel } from "./_bridge_client.ts";
 import type { PoolStats } from "./_observe.ts";
 import { grantBridgeRequests, grantSyncObserver } from "./_internal.ts";
 import { ValidationError } from "./errors.ts";
-import { isRetryable } from "./_errors.ts";
+import { savepointOutcome } from "./_link.ts";
 import { checkCallback, nestedOptions } from "./_checks.ts";
 
 export { Queryable };
@@ -95,6 +95,12 @@ export interface SyncDatabaseOptions extends DatabaseOptions {
    * @default {10000}
    */
   readonly bridgeTimeout?: number;
+  /**
+   * Connect in the constructor (start the worker, open `minConnections`); with `false`, the
+   * first call does.
+   * @default {true}
+   */
+  readonly connect?: boolean;
 }
 
 const DEFAULT_BRIDGE_TIMEOUT = 10_000;
@@ -188,7 +194,7 @@ export class Transaction extends Queryable {
     } catch (error) {
       // The worker keeps the failure for the outermost transaction when the attempt met a
       // retryable error before.
-      link.push({ op: "savepointEnd", name, outcome: isRetryable(error) ? "keep" : "rollback" });
+      link.push({ op: "savepointEnd", name, outcome: savepointOutcome(error) });
       throw error;
     }
     link.push({ op: "savepointEnd", name, outcome: "release" });

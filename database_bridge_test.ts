@@ -67,6 +67,40 @@ Deno.test("Database connects in the constructor unless connect is false", async 
     fine.connect();
     assert.match(fine.serverVersion, /PostgreSQL|CockroachDB/);
   });
+  await t.step(
+    "lazy: stats() connects nothing; the first call connects, as the async twin's",
+    async () => {
+      await using a = new AsyncDatabase(testUrl());
+      using s = new Database(testUrl(), { connect: false });
+      assert.equal(s.stats().opened, a.stats().opened);
+      assert.equal(s.stats().opened, 0);
+      await a.execute("SELECT 1");
+      s.execute("SELECT 1");
+      assert.equal(s.serverVersion, a.serverVersion);
+      assert.match(s.serverVersion, /PostgreSQL|CockroachDB/);
+    },
+  );
+});
+
+Deno.test("an ended Transaction refuses a nested transaction, as an ended AsyncTransaction does", async (t) => {
+  await t.step("async", async () => {
+    await using db = new AsyncDatabase(testUrl());
+    let kept: import("./async_database.ts").AsyncTransaction | undefined;
+    await db.transaction((tx) => {
+      kept = tx;
+    });
+    const error = await caught(() => kept!.transaction(() => 42));
+    assert.equal((error as { code?: string }).code, "TRANSACTION_CLOSED");
+  });
+  await t.step("sync", () => {
+    using db = new Database(testUrl());
+    let kept: import("./database.ts").Transaction | undefined;
+    db.transaction((tx) => {
+      kept = tx;
+    });
+    const error = caughtSync(() => kept!.transaction(() => 42));
+    assert.equal((error as { code?: string }).code, "TRANSACTION_CLOSED");
+  });
 });
 
 Deno.test("Database.close() is idempotent and every later call fails with ConnectionError", () => {

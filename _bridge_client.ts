@@ -12,6 +12,7 @@ import type { LinkOp } from "./_link.ts";
 import type { Dialect } from "./_sql.ts";
 import { runSync, sleepSync } from "./_steps.ts";
 import { checkTimeout } from "./_checks.ts";
+import { streamBatchSize } from "./_cursor.ts";
 import {
   type CallRequest,
   decodeError,
@@ -38,6 +39,14 @@ function checkPool(bridge: Bridge, maxConnections: number): void {
   }
 }
 
+/** The synchronous Database takes `timeout`, never `signal`. */
+function signalRefused(): ValidationError {
+  return new ValidationError(
+    "Cannot use signal: the synchronous Database blocks its thread, so it takes timeout (milliseconds) instead",
+    { field: "signal" },
+  );
+}
+
 /** Refuses arguments that `node:v8` would change on the way to the worker. */
 function checkCrossable(args: unknown): void {
   const options = Array.isArray(args) ? args[args.length - 1] : undefined;
@@ -45,10 +54,7 @@ function checkCrossable(args: unknown): void {
     typeof options === "object" && options !== null &&
     (options as { signal?: unknown }).signal instanceof AbortSignal
   ) {
-    throw new ValidationError(
-      "Cannot use signal: the synchronous Database blocks its thread, so it takes timeout (milliseconds) instead",
-      { field: "signal" },
-    );
+    throw signalRefused();
   }
   const uncrossable = findUncrossable(args);
   if (uncrossable !== undefined) {
@@ -183,7 +189,7 @@ export class Channel {
         id,
         sql,
         params: params ?? [],
-        batchSize: options?.batchSize ?? 1000,
+        batchSize: streamBatchSize(options?.batchSize),
         ...(this.#ref === undefined ? {} : { ref: this.#ref }),
         ...(link === undefined ? {} : { link }),
         ...(options?.timeout === undefined ? {} : { timeout: options.timeout }),
@@ -339,12 +345,7 @@ export class BridgeClient {
    * attempts.
    */
   transaction<T>(settings: TransactionSettings, fn: (channel: Channel) => T): T {
-    if (settings.signal !== undefined) {
-      throw new ValidationError(
-        "Cannot use signal: the synchronous Database blocks its thread, so it takes timeout (milliseconds) instead",
-        { field: "signal" },
-      );
-    }
+    if (settings.signal !== undefined) throw signalRefused();
     checkTimeout(settings.timeout);
     const telemetry = this.#observer.transaction();
     try {

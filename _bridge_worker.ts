@@ -60,7 +60,7 @@ import {
   type WorkerData,
   writeChunk,
 } from "./_bridge.ts";
-import { ConnectionError, DatabaseError, ValidationError } from "./errors.ts";
+import { ConnectionError, DatabaseError } from "./errors.ts";
 
 // Set by start(): this module is also imported, inertly, by `_bridge_client.ts` on the calling
 // thread.
@@ -262,15 +262,8 @@ async function handle(request: Request): Promise<unknown> {
       return undefined;
     case "streamOpen": {
       const target = await targetOf(request.ref, request.link);
+      // The calling thread checked it (streamBatchSize).
       const batchSize = request.batchSize;
-      if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-        throw new ValidationError(
-          `Cannot stream: batchSize ${batchSize} is not a positive integer`,
-          {
-            field: "batchSize",
-          },
-        );
-      }
       const iterator = target.stream(request.sql, request.params, {
         batchSize,
         ...(request.timeout === undefined ? {} : { timeout: request.timeout }),

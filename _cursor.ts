@@ -11,6 +11,20 @@ import { ValidationError } from "./errors.ts";
 let cursorCounter = 0;
 const SIMPLE = Object.freeze({ simple: true });
 
+/** A stream's `batchSize` (default 1,000), refused unless a positive integer. */
+export function streamBatchSize(batchSize: unknown): number {
+  const size = batchSize ?? 1000;
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 1) {
+    throw new ValidationError(
+      `Cannot stream: batchSize ${String(size)} is not a positive integer`,
+      {
+        field: "batchSize",
+      },
+    );
+  }
+  return size;
+}
+
 /** The rows of `sql` through a cursor on `runner` (see `AsyncQueryable.stream()`). */
 export async function* streamRows<T = Row>(
   runner: Runner,
@@ -19,12 +33,7 @@ export async function* streamRows<T = Row>(
   options: StreamOptions | undefined,
 ): AsyncGenerator<T, void, undefined> {
   checkSql(sql, params);
-  const batchSize = options?.batchSize ?? 1000;
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-    throw new ValidationError(`Cannot stream: batchSize ${batchSize} is not a positive integer`, {
-      field: "batchSize",
-    });
-  }
+  const batchSize = streamBatchSize(options?.batchSize);
   const signal = callSignal(options);
   if (signal?.aborted) throw aborted(signal, false);
   const { session, own, release } = await runner.cursorSession();

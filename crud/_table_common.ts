@@ -3,7 +3,7 @@
 // "relation does not exist" to `TableNotInitializedError`. Pure: no I/O.
 import { quoteIdentifier, quoteTableName } from "../_sql.ts";
 import type { OrderBy, Row, Where } from "../_sql.ts";
-import { describeValue } from "../_serialize.ts";
+import { describeValue, isPlainObject } from "../_serialize.ts";
 import { TableNotFoundError, TableNotInitializedError, ValidationError } from "../errors.ts";
 
 /** Column names to SQL type strings (constraints and defaults included), in column order. */
@@ -172,9 +172,7 @@ export function resolveTable<D>(
  * object: each would widen the filter (`IS NULL`, `IN`, operators) instead of naming one row.
  */
 export function byId(table: string, primaryKey: string, id: unknown, action: string): Where {
-  const plain = typeof id === "object" && id !== null &&
-    (Array.isArray(id) || Object.getPrototypeOf(id) === Object.prototype ||
-      Object.getPrototypeOf(id) === null);
+  const plain = Array.isArray(id) || isPlainObject(id);
   if (id === null || id === undefined || typeof id === "boolean" || plain) {
     throw new ValidationError(
       `Cannot ${action} in table "${table}": expected one id, got ${describeValue(id)}`,

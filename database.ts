@@ -103,6 +103,15 @@ export interface SyncDatabaseOptions extends DatabaseOptions {
   readonly connect?: boolean;
 }
 
+/** A synchronous transaction's callback returned a promise: its work would run unawaited. */
+function refusePromise<T>(value: T, what: string): T {
+  if (!isThenable(value)) return value;
+  Promise.resolve(value).catch(() => {});
+  throw new ValidationError(`Cannot run transaction: the callback returned a promise; ${what}`, {
+    field: "fn",
+  });
+}
+
 const DEFAULT_BRIDGE_TIMEOUT = 10_000;
 
 let newTransaction: (channel: Channel) => Transaction;
@@ -183,14 +192,7 @@ export class Transaction extends Queryable {
     link.push({ op: "savepoint", name });
     let value: T;
     try {
-      value = fn(this);
-      if (isThenable(value)) {
-        Promise.resolve(value).catch(() => {});
-        throw new ValidationError(
-          "Cannot run transaction: the callback returned a promise; Transaction.transaction() takes a synchronous callback",
-          { field: "fn" },
-        );
-      }
+      value = refusePromise(fn(this), "Transaction.transaction() takes a synchronous callback");
     } catch (error) {
       // The worker keeps the failure for the outermost transaction when the attempt met a
       // retryable error before.
@@ -445,7 +447,8 @@ export class Database extends Queryable implements Disposable {
    * db.dropTable("accounts");
    * ```
    * @param fn The work; it may run more than once.
-   * @param options Retries, deadline, isolation, read-only, `asOfSystemTime`, `onRetry`.
+   * @param options Retries, deadline, `timeout`, isolation, read-only, `asOfSystemTime`,
+   * `onRetry`.
    * @returns The callback's value.
    * @throws {TransactionRetryError} when retries run out.
    * @throws {AmbiguousCommitError} when the commit's outcome is unknown.
@@ -455,15 +458,10 @@ export class Database extends Queryable implements Disposable {
     checkCallback(fn);
     const settings = transactionSettings(options, this.#config.retry);
     return this.#client.transaction(settings, (channel) => {
-      const value = fn(newTransaction(channel));
-      if (isThenable(value)) {
-        Promise.resolve(value).catch(() => {});
-        throw new ValidationError(
-          "Cannot run transaction: the callback returned a promise; Database.transaction() takes a synchronous callback (use AsyncDatabase for asynchronous work)",
-          { field: "fn" },
-        );
-      }
-      return value;
+      return refusePromise(
+        fn(newTransaction(channel)),
+        "Database.transaction() takes a synchronous callback (use AsyncDatabase for asynchronous work)",
+      );
     });
   }
 }

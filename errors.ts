@@ -4,17 +4,7 @@
  * Every class sets `name`, accepts `ErrorOptions` (`cause`) and carries a readonly `code`:
  * the SQLSTATE for errors the server reported, a stable UPPER_SNAKE string otherwise.
  * Users import them from `@manticore/cockroachdb/crud/exceptions` (the public path, which
- * re-exports this module) or from the package root.
- *
- * @example Catching a unique violation
- * ```ts
- * import { UniqueViolationError } from "@manticore/cockroachdb/crud/exceptions";
- *
- * const err = new UniqueViolationError("Cannot insert into \"users\": duplicate key", {
- *   constraint: "users_email_key",
- * });
- * console.log(err instanceof UniqueViolationError, err.code, err.constraint);
- * ```
+ * re-exports this module, with the module's example) or from the package root.
  *
  * @module
  */

@@ -3,6 +3,7 @@
 // runner performs them with awaits and the sync runner with blocking calls, so the locking,
 // ordering, bookkeeping and error reporting are written once (as `_retry.ts` does for
 // transactions). This module defines the effects and the small programs that yield them. Pure.
+import type { Row } from "../_sql.ts";
 import { DatabaseError } from "../errors.ts";
 import type { MigrationDirection } from "./types.ts";
 
@@ -55,7 +56,7 @@ export type Effect =
 export type Program<T> = Generator<Effect, T, unknown>;
 
 /** A row as the database answers it. */
-export type Row = Record<string, unknown>;
+export type { Row } from "../_sql.ts";
 
 /** Runs one statement; answers its rows. */
 export function* query(text: string, params?: readonly unknown[]): Program<Row[]> {

@@ -35,7 +35,6 @@ import type {
   MigrateResult,
   MigrationFile,
   MigrationHistoryEntry,
-  MigrationProgress,
   MigrationRun,
   RollbackOptions,
 } from "./types.ts";
@@ -207,11 +206,7 @@ function* runWithoutTransaction(
 function* runProgram(
   c: RunnerConfig,
   makePlan: (files: MigrationFile[], applied: MigrationHistoryEntry[]) => Plan,
-  options: {
-    readonly dryRun?: boolean;
-    readonly allowModified?: boolean;
-    readonly onProgress?: (event: MigrationProgress) => void;
-  },
+  options: Pick<MigrateOptions, "dryRun" | "allowModified" | "onProgress">,
 ): Program<MigrateResult> {
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== "function") {

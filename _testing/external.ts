@@ -2,6 +2,7 @@
 // a fresh database with a unique name is created there (serializable by default on PostgreSQL),
 // and stop() drops it, and only it, ending the sessions still inside.
 import { AsyncDatabase } from "../async_database.ts";
+import { quoteIdentifier } from "../_sql.ts";
 import type { TestDatabase } from "../testing.ts";
 
 // The same shape as the client's URL parser accepts: scheme, authority, path, query, fragment.
@@ -27,15 +28,17 @@ export class ExternalDatabase implements TestDatabase {
     const name = `test_${Date.now().toString(36)}_${randomHex(4)}`;
     try {
       await onServer(serverUrl, async (admin, server) => {
-        await admin.execute(`CREATE DATABASE ${quote(name)}`);
+        await admin.execute(`CREATE DATABASE ${quoteIdentifier(name)}`);
         if (server.cockroach) return;
         try {
           // Serializable like a server of its own, so that conflicts fail with 40001 here too.
           await admin.execute(
-            `ALTER DATABASE ${quote(name)} SET default_transaction_isolation = 'serializable'`,
+            `ALTER DATABASE ${
+              quoteIdentifier(name)
+            } SET default_transaction_isolation = 'serializable'`,
           );
         } catch (error) {
-          await admin.execute(`DROP DATABASE ${quote(name)}`).catch(() => {});
+          await admin.execute(`DROP DATABASE ${quoteIdentifier(name)}`).catch(() => {});
           throw error;
         }
       });
@@ -97,7 +100,7 @@ export class ExternalDatabase implements TestDatabase {
   }
 
   #drop(): Promise<void> {
-    const name = quote(this.#name);
+    const name = quoteIdentifier(this.#name);
     return onServer(this.#serverUrl, async (admin, server) => {
       if (server.cockroach) {
         // CockroachDB drops a database with open sessions; CASCADE takes its tables along.
@@ -152,12 +155,8 @@ async function onServer(
 }
 
 /** The URL with its password replaced by `***`. */
-function redact(url: string): string {
+export function redact(url: string): string {
   return url.replace(/^([a-z]+:\/\/[^:/?#@]*):[^/?#]*@/i, "$1:***@");
-}
-
-function quote(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 function randomHex(bytes: number): string {

@@ -2,6 +2,7 @@
 // on a free loopback port (serializable, durability off), run as "postgres" when the caller is
 // root and shut down with this process; stopped, started and restarted on the same port for
 // fault tests, and removed with its directory by stop().
+import { sleep } from "../_steps.ts";
 import type { TestDatabase, TestDatabaseOptions } from "../testing.ts";
 import { type Certificates, makeCertificates } from "./certificates.ts";
 import { findBinDir, findOnPath, runTool, tail } from "./tools.ts";
@@ -272,10 +273,6 @@ async function readFrom(path: string, offset: number): Promise<string> {
   } catch {
     return "";
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves to true when `promise` settles within `ms`, and clears its timer either way. */

@@ -7,6 +7,7 @@
 // Usage: deno run -A scripts/test.ts [deno test arguments, e.g. a file or --filter]
 //        deno run -A scripts/test.ts --examples   (the JSDoc examples alone)
 import { startTestDatabase, type TestDatabase, type TestDatabaseOptions } from "../testing.ts";
+import { redact } from "../_testing/external.ts";
 
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 
@@ -24,11 +25,6 @@ function onSignal(signal: Deno.Signal): () => void {
       // It has exited already.
     }
   };
-}
-
-/** Hides the password of a connection URL. */
-function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]*):[^@/]*@/, "$1:***@");
 }
 
 const ROOT = new URL("../", import.meta.url);

@@ -1,7 +1,7 @@
 // The migrations directory, as programs: load its files (a missing directory is an error that
 // names it) and create a new file. The reads and writes are effects, performed by the runners
 // with `disk.ts`; the rules of names and texts are `files.ts`.
-import { isAbsolute, join } from "node:path";
+import { isAbsolute } from "node:path";
 import type { MigrationError } from "../errors.ts";
 import type { RunnerConfig } from "./config.ts";
 import type { Program } from "./effects.ts";
@@ -9,7 +9,7 @@ import {
   type FileEntry,
   migrationFileStem,
   migrationFileText,
-  nextVersion,
+  newMigrationPath,
   parseMigrationFiles,
 } from "./files.ts";
 import { hinted } from "./messages.ts";
@@ -55,7 +55,7 @@ export function* createProgram(
   const text = migrationFileText(upSql, downSql);
   const files = yield* loadProgram(c, true);
   const applied = yield* readAppliedProgram(c);
-  const path = join(c.dir, `V${nextVersion(files, applied)}__${stem}.sql`);
+  const path = newMigrationPath(c.dir, stem, files, applied);
   yield { kind: "write", path, text };
   return path;
 }

@@ -141,6 +141,19 @@ export function migrationFileText(upSql: string, downSql?: string | null): strin
   return down ? `${up}\n\n-- DOWN\n${down}\n` : `${up}\n`;
 }
 
+/**
+ * The path of a new migration in `dir`: `V<next version>__<stem>.sql` (`stem` from
+ * `migrationFileStem`), the version one above the highest of the files and the applied rows.
+ */
+export function newMigrationPath(
+  dir: string,
+  stem: string,
+  files: readonly MigrationFile[],
+  applied: readonly MigrationHistoryEntry[],
+): string {
+  return join(dir, `V${nextVersion(files, applied)}__${stem}.sql`);
+}
+
 /** The next version: one above the highest of the files and the applied rows. */
 export function nextVersion(
   files: readonly MigrationFile[],

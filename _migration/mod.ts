@@ -20,7 +20,12 @@
 export type * from "./types.ts";
 export { resolveRunnerConfig, type RunnerConfig } from "./config.ts";
 export { type Effect, type Program } from "./effects.ts";
-export { migrationFileStem, migrationFileText, nextVersion, parseMigrationFiles } from "./files.ts";
+export {
+  migrationFileStem,
+  migrationFileText,
+  newMigrationPath,
+  parseMigrationFiles,
+} from "./files.ts";
 export {
   readMigrationDir,
   readMigrationDirSync,

@@ -48,7 +48,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
 import { AsyncDatabase } from "../async_database.ts";
 import {
   AsyncMigration,
@@ -62,7 +61,7 @@ import {
 import {
   migrationFileStem,
   migrationFileText,
-  nextVersion,
+  newMigrationPath,
   parseMigrationFiles,
   readMigrationDir,
   respell,
@@ -385,7 +384,7 @@ function printError(out: Output, failure: unknown, json: boolean): void {
 async function createOffline(dir: string, name: string, json: boolean, out: Output): Promise<void> {
   const stem = migrationFileStem(name);
   const entries = await readMigrationDir(dir) ?? [];
-  const path = join(dir, `V${nextVersion(parseMigrationFiles(dir, entries), [])}__${stem}.sql`);
+  const path = newMigrationPath(dir, stem, parseMigrationFiles(dir, entries), []);
   await writeMigrationFile(path, migrationFileText(TEMPLATE_UP, TEMPLATE_DOWN));
   printCreated(out, path, json);
 }

@@ -35,6 +35,7 @@ import {
   buildUpsert,
   type Row,
   type SelectOptions,
+  upsertVerb,
   type Where,
 } from "./_sql.ts";
 import { DatabaseError } from "./errors.ts";
@@ -420,10 +421,8 @@ export abstract class AsyncQueryable {
     const runner = this.#runner;
     const upsert = await upsertPlan(runner, table, options);
     const { text, params } = buildUpsert(table, data, upsert);
-    const operation = upsert.dialect === "cockroach" && options?.conflictColumns === undefined
-      ? "UPSERT"
-      : "INSERT";
-    return (await runner.query(text, params, helperCall(options, operation, table))).rows[0] as T;
+    return (await runner.query(text, params, helperCall(options, upsertVerb(upsert), table)))
+      .rows[0] as T;
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   buildCopyFrom,
   encodeCopyText,
   type Row,
+  upsertVerb,
 } from "./_sql.ts";
 
 /** `batchInsert()`: the rows inserted, or their number with `returning: false`. */
@@ -64,10 +65,7 @@ export async function upsertMany<T = Row>(
     chunkSize: options?.chunkSize,
     upsert,
   });
-  const operation = upsert.dialect === "cockroach" && options?.conflictColumns === undefined
-    ? "UPSERT"
-    : "INSERT";
-  return (await runStatements(runner, statements, helperCall(options, operation, table)))
+  return (await runStatements(runner, statements, helperCall(options, upsertVerb(upsert), table)))
     .flatMap((r) => r.rows) as T[];
 }
 

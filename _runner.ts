@@ -13,7 +13,7 @@ import {
   transactionSettings,
   transactionSteps,
 } from "./_retry.ts";
-import { type Dialect, quoteTableName, type Row } from "./_sql.ts";
+import { type Dialect, quoteTableName, type Row, type UpsertPlan } from "./_sql.ts";
 import { jsonText } from "./_serialize.ts";
 import { runAsync, sleep } from "./_steps.ts";
 import {
@@ -76,7 +76,7 @@ export async function upsertPlan(
   runner: Runner,
   table: string,
   options: UpsertOptions | undefined,
-): Promise<{ conflictColumns?: readonly string[]; dialect: Dialect }> {
+): Promise<UpsertPlan> {
   const dialect = await runner.dialect();
   if (options?.conflictColumns !== undefined || dialect === "cockroach") {
     return { conflictColumns: options?.conflictColumns, dialect };

@@ -37,6 +37,8 @@ export {
   buildSelect,
   buildUpdate,
   buildUpsert,
+  type UpsertPlan,
+  upsertVerb,
 } from "./_sql/dml.ts";
 export { batchColumns, buildBatchInsert, buildBatchUpdate } from "./_sql/batch.ts";
 export {

@@ -252,6 +252,11 @@ export function buildCount(table: string, where?: Where): Statement {
   return { text, params };
 }
 
+/** The statement an upsert is: CockroachDB's `UPSERT` without conflict columns, else `INSERT`. */
+export function upsertVerb(plan: UpsertPlan): "UPSERT" | "INSERT" {
+  return plan.conflictColumns === undefined && plan.dialect === "cockroach" ? "UPSERT" : "INSERT";
+}
+
 /** `INSERT INTO "t" ("a", "b") VALUES` or `UPSERT INTO …`, and the tail after the values. */
 export function upsertParts(
   table: string,

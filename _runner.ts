@@ -318,17 +318,16 @@ export function attemptRunner(
 
 /**
  * Runs `fn` in a transaction on a connection of `pool`: the protocol of `_retry.ts`, each step
- * taken here. `fn` gets the attempt's handle (made by `handle`) and its runner. The transaction
+ * taken here. `fn` gets the attempt's runner (the caller wraps it in its handle). The transaction
  * is one span (its statements its children), its retries are counted, and its `signal` or
  * `timeout` aborts it: the statement running is cancelled, nothing more is sent but the
  * rollback, and it is not retried.
  */
-export async function transact<H, T>(
+export async function transact<T>(
   pool: Pool,
   tables: TableCache,
   settings: TransactionSettings,
-  handle: (runner: Runner) => H,
-  fn: (tx: H, runner: Runner) => Promise<T> | T,
+  fn: (runner: Runner) => Promise<T> | T,
 ): Promise<T> {
   const signal = callSignal(settings);
   if (signal?.aborted) throw aborted(signal, false);
@@ -396,7 +395,7 @@ export async function transact<H, T>(
             };
             const runner = attemptRunner(context, dialect, tables, observer);
             try {
-              return await fn(handle(runner), runner);
+              return await fn(runner);
             } finally {
               context.closed = true;
               // Statements the callback left in flight carrying deferred ones settle first:

@@ -321,6 +321,11 @@ export class AsyncDatabase extends AsyncQueryable implements AsyncDisposable {
   ): Promise<T> {
     checkCallback(fn);
     const settings = transactionSettings(options, this.#config.retry);
-    return await transact(this.#pool, this.#tables, settings, newTransaction, fn);
+    return await transact(
+      this.#pool,
+      this.#tables,
+      settings,
+      (runner) => fn(newTransaction(runner)),
+    );
   }
 }

@@ -369,13 +369,9 @@ export class BridgeClient {
       bridge.dialect = bridge.call({ op: "confirmDialect" }) as Dialect;
     }
     const observer = this.#observer;
-    const onRetry = settings.onRetry;
     const steps = transactionSteps<T>({
       ...settings,
-      onRetry: (info) => {
-        observer.transactionRetry(telemetry, info.attempt, info.delayMs, info.error);
-        onRetry?.(info);
-      },
+      onRetry: observer.retrying(telemetry, settings.onRetry),
     }, bridge.dialect);
     // The transaction's timeout: its statements in the worker are aborted when it passes, and
     // nothing but the rollback is sent afterwards.

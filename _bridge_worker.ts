@@ -10,17 +10,10 @@ import process from "node:process";
 import { workerData } from "node:worker_threads";
 import { AsyncDatabase, type AsyncQueryable, type AsyncTransaction } from "./async_database.ts";
 import { type DatabaseInternals, internalsOf, type TransactionContext } from "./_internal.ts";
-import type { QueryResult, ReservedSession } from "./_driver.ts";
+import type { ReservedSession } from "./_driver.ts";
 import type { SessionState } from "./_retry.ts";
-import {
-  applyLinkOp,
-  type Link,
-  type LinkOp,
-  newLink,
-  type Observe,
-  protocolPending,
-  sendLinked,
-} from "./_link.ts";
+import { applyLinkOp, type Link, type LinkOp, newLink } from "./_link.ts";
+import { protocolQuery, sessionState } from "./_runner.ts";
 import type { Notice, QueryEvent } from "./_options.ts";
 import { aborted } from "./_driver.ts";
 import { withCapturedContext } from "./_telemetry_context.ts";
@@ -228,34 +221,26 @@ async function handle(request: Request): Promise<unknown> {
       if (entry.signal?.aborted && !request.text.startsWith("ROLLBACK")) {
         throw aborted(entry.signal, true);
       }
-      const text = request.text;
-      const observer = internals.observer;
-      const observe: Observe = (t, send) => observer.statement(t, [], undefined, send);
-      const statement = {
-        text,
-        params: [],
-        prepare: true,
-        observe: (send: () => Promise<QueryResult>) => observe(text, send),
-      };
-      return (await sendLinked(entry.session, entry.link, statement, observe, true)).command;
+      return await protocolQuery(entry.session, entry.link, request.text, internals.observer);
     }
     case "stats":
       return db.stats();
     case "txState": {
       const entry = transactions.get(request.ref.tx);
       if (entry !== undefined) applyLink(request.ref.tx, request.link);
-      const current = entry !== undefined && entry.attempt === request.ref.attempt;
-      return {
-        lost: entry?.session.lost ?? true,
-        sawRetryable: current ? entry.context?.sawRetryable ?? false : false,
-        unsent: entry?.session.unsent ?? false,
-        // Crosses as a record, rebuilt with its class on the calling thread.
-        deferredError: entry?.link.failure === undefined
-          ? undefined
-          : encodeError(entry.link.failure),
-        deferredUnsent: entry === undefined ? false : protocolPending(entry.link),
-        status: entry?.session.status,
-      } satisfies SessionState;
+      if (entry === undefined) {
+        return { lost: true, sawRetryable: false, unsent: false } satisfies SessionState;
+      }
+      const current = entry.attempt === request.ref.attempt;
+      const state = sessionState(
+        entry.session,
+        entry.link,
+        current ? entry.context?.sawRetryable ?? false : false,
+      );
+      // The deferred error crosses as a record, rebuilt with its class on the calling thread.
+      return state.deferredError === undefined
+        ? state
+        : { ...state, deferredError: encodeError(state.deferredError) };
     }
     case "txRelease":
       releaseTransaction(request.tx);

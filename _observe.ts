@@ -3,7 +3,7 @@
 // around every statement and transaction. With no hook and no OpenTelemetry provider, a
 // statement costs one check here.
 import type { ResolvedConfig } from "./_config.ts";
-import type { QueryEvent } from "./_options.ts";
+import type { QueryEvent, RetryInfo } from "./_options.ts";
 import type { DriverCounts, DriverHooks, QueryResult } from "./_driver.ts";
 import { errorCode } from "./_errors.ts";
 import type { Dialect } from "./_sql.ts";
@@ -200,15 +200,19 @@ export class Observer {
     return target === undefined ? NOOP_TRANSACTION : startTransaction(target);
   }
 
-  /** Records a transaction retry: the span event, the metric and `stats()`. */
-  transactionRetry(
+  /**
+   * The `onRetry` a transaction's protocol runs with: each retry is recorded (the span event,
+   * the metric and `stats()`), then the caller's `onRetry` runs.
+   */
+  retrying(
     telemetry: TransactionTelemetry,
-    attempt: number,
-    delayMs: number,
-    error: unknown,
-  ): void {
-    telemetry.retry(attempt, delayMs, error);
-    this.countRetry(errorCode(error) ?? "UNKNOWN");
+    onRetry: ((info: RetryInfo) => void) | undefined,
+  ): (info: RetryInfo) => void {
+    return (info) => {
+      telemetry.retry(info.attempt, info.delayMs, info.error);
+      this.countRetry(errorCode(info.error) ?? "UNKNOWN");
+      onRetry?.(info);
+    };
   }
 
   /** The span of one migration applied or reverted. */

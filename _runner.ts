@@ -22,6 +22,7 @@ import {
   batchLinked,
   type BatchMember,
   flushLinked,
+  type Link,
   newLink,
   type Observe,
   protocolPending,
@@ -317,6 +318,43 @@ export function attemptRunner(
 }
 
 /**
+ * A statement of the transaction protocol (COMMIT, ROLLBACK, a savepoint) on the transaction's
+ * connection, the deferred statements in front of it; answers its command tag. The async runner
+ * and the sync bridge's worker send them alike.
+ */
+export async function protocolQuery(
+  session: ReservedSession,
+  link: Link,
+  text: string,
+  observer: Observer,
+): Promise<string> {
+  const observe: Observe = (t, send) => observer.statement(t, [], undefined, send);
+  const statement = {
+    text,
+    params: [],
+    prepare: true,
+    observe: (send: () => Promise<QueryResult>) => observe(text, send),
+  };
+  return (await sendLinked(session, link, statement, observe, true)).command;
+}
+
+/** What the transaction protocol reads of the connection between its steps. */
+export function sessionState(
+  session: ReservedSession | undefined,
+  link: Link,
+  sawRetryable: boolean,
+): SessionState {
+  return {
+    lost: session?.lost ?? true,
+    sawRetryable,
+    unsent: session?.unsent ?? false,
+    deferredError: link.failure,
+    deferredUnsent: protocolPending(link),
+    status: session?.status,
+  };
+}
+
+/**
  * Runs `fn` in a transaction on a connection of `pool`: the protocol of `_retry.ts`, each step
  * taken here. `fn` gets the attempt's runner (the caller wraps it in its handle). The transaction
  * is one span (its statements its children), its retries are counted, and its `signal` or
@@ -335,15 +373,8 @@ export async function transact<T>(
   const dialect = await pool.dialect(settings.asOfSystemTime !== undefined);
   const observer = pool.observer;
   const telemetry = observer.transaction();
-  const onRetry = settings.onRetry;
   const steps = transactionSteps<T>(
-    {
-      ...settings,
-      onRetry: (info) => {
-        observer.transactionRetry(telemetry, info.attempt, info.delayMs, info.error);
-        onRetry?.(info);
-      },
-    },
+    { ...settings, onRetry: observer.retrying(telemetry, settings.onRetry) },
     dialect,
   );
   let session: ReservedSession | undefined;
@@ -371,18 +402,9 @@ export async function transact<T>(
           case "discard":
             applyLinkOp(link, { op: "discard" });
             return undefined;
-          case "query": {
+          case "query":
             if (!step.text.startsWith("ROLLBACK")) stop();
-            const observe: Observe = (text, send) => observer.statement(text, [], undefined, send);
-            const statement = {
-              text: step.text,
-              params: [],
-              prepare: true,
-              observe: (send: () => Promise<QueryResult>) => observe(step.text, send),
-            };
-            return (await sendLinked(session as ReservedSession, link, statement, observe, true))
-              .command;
-          }
+            return await protocolQuery(session as ReservedSession, link, step.text, observer);
           case "callback": {
             stop();
             context = {
@@ -408,14 +430,7 @@ export async function transact<T>(
             stop();
             return undefined;
           case "state":
-            return {
-              lost: session?.lost ?? true,
-              sawRetryable: context?.sawRetryable ?? false,
-              unsent: session?.unsent ?? false,
-              deferredError: link.failure,
-              deferredUnsent: protocolPending(link),
-              status: session?.status,
-            } satisfies SessionState;
+            return sessionState(session, link, context?.sawRetryable ?? false);
           case "release":
             session?.release();
             session = undefined;

@@ -196,25 +196,35 @@ export class Channel {
       }) as StreamBatch;
     } catch (error) {
       if (!bridge.delivered) this.#link?.restore(link);
+      // The worker may have opened the stream and failed only to send its rows.
+      else closeStream(bridge, id);
       throw error;
     }
     // An unfinished stream of the database holds a connection of the pool.
     const holds = pooled && !batch.done;
     if (holds) bridge.held++;
-    let failed = false;
     try {
       for (;;) {
         for (const row of batch.rows) yield row as T;
         if (batch.done) return;
         batch = bridge.call({ op: "streamNext", id }) as StreamBatch;
       }
-    } catch (error) {
-      failed = true;
-      throw error;
     } finally {
       if (holds) bridge.held--;
-      if (!batch.done && !failed && bridge.alive) bridge.call({ op: "streamClose", id });
+      // Left early, or failed: a worker that failed to send a batch still holds the stream and
+      // its connection (one that failed reading it dropped it; the close is then a no-op).
+      if (!batch.done) closeStream(bridge, id);
     }
+  }
+}
+
+/** Ends a stream in the worker (nothing if it has none by that id); never throws. */
+function closeStream(bridge: Bridge, id: number): void {
+  if (!bridge.alive) return;
+  try {
+    bridge.call({ op: "streamClose", id });
+  } catch {
+    // The worker is gone, or failing: its streams end with it.
   }
 }
 

@@ -7,7 +7,7 @@ import { errorCode, isConnectionLoss, isRetryable } from "./_errors.ts";
 import { BatchFailure, type BatchMember } from "./_link.ts";
 import type { Observer } from "./_observe.ts";
 import type { Pool } from "./_pool.ts";
-import { backoffDelay, buildBegin, type TransactionSettings } from "./_retry.ts";
+import { buildBegin, nextRetry, type TransactionSettings } from "./_retry.ts";
 import { sleep } from "./_steps.ts";
 import { callSignal } from "./_checks.ts";
 import { aborted } from "./_driver.ts";
@@ -42,21 +42,12 @@ export async function poolBatch(
     const { error } = failure;
     if (!failure.again && !isRetryable(error)) throw new BatchFailure(failure.index, error);
     const code = errorCode(error);
-    if (attempt > settings.maxRetries) {
-      throw new TransactionRetryError(
-        `Cannot run batch: still failing with ${
-          code ?? "a lost connection"
-        } after ${attempt} attempts`,
-        { attempts: attempt, cause: error, ...(code === undefined ? {} : { code }) },
-      );
-    }
-    const delayMs = backoffDelay(attempt, settings.initialBackoff, settings.maxBackoff);
-    if (settings.deadline !== undefined && now() - started + delayMs > settings.deadline) {
-      throw new TransactionRetryError(
-        `Cannot run batch: deadline of ${settings.deadline} ms passed after ${attempt} attempts`,
-        { attempts: attempt, cause: error, code: code ?? "40001" },
-      );
-    }
+    const delayMs = nextRetry(settings, attempt, now() - started, error as Error, {
+      action: "run batch",
+      failing: code ?? "a lost connection",
+      ...(code === undefined ? {} : { code }),
+    });
+    if (delayMs instanceof TransactionRetryError) throw delayMs;
     observer.countRetry(code ?? "UNKNOWN");
     settings.onRetry?.({ attempt, delayMs, error: error as Error } satisfies RetryInfo);
     if (delayMs > 0) await sleep(delayMs, signal);

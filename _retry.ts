@@ -171,6 +171,40 @@ export function transactionSettings(
 }
 
 /**
+ * The retry budget, one rule for transactions and batches: after failed attempt `attempt`
+ * (`elapsedMs` since the first began), the backoff before the next one, or the
+ * `TransactionRetryError` to give up with (retries spent, or the deadline would pass).
+ */
+export function nextRetry(
+  settings: TransactionSettings,
+  attempt: number,
+  elapsedMs: number,
+  error: Error,
+  what: {
+    readonly action: string;
+    readonly failing: string;
+    /** The code of the error when retries are spent (default `40001`). */
+    readonly code?: string;
+  },
+): number | TransactionRetryError {
+  const code = errorCode(error);
+  if (attempt > settings.maxRetries) {
+    return new TransactionRetryError(
+      `Cannot ${what.action}: still failing with ${what.failing} after ${attempt} attempts`,
+      { attempts: attempt, cause: error, ...(what.code === undefined ? {} : { code: what.code }) },
+    );
+  }
+  const delayMs = backoffDelay(attempt, settings.initialBackoff, settings.maxBackoff);
+  if (settings.deadline !== undefined && elapsedMs + delayMs > settings.deadline) {
+    return new TransactionRetryError(
+      `Cannot ${what.action}: deadline of ${settings.deadline} ms passed after ${attempt} attempts`,
+      { attempts: attempt, cause: error, code: code ?? "40001" },
+    );
+  }
+  return delayMs;
+}
+
+/**
  * The transaction protocol. Yields steps; returns the callback's value after a successful
  * commit; throws the callback's own error unchanged, `TransactionRetryError` when retries run
  * out, `AmbiguousCommitError` when the commit's fate is unknown.
@@ -338,27 +372,15 @@ export function* transactionSteps<T>(
           if (open) yield* rollback();
           throw error;
         }
-        if (attempt > options.maxRetries) {
+        const next = nextRetry(options, attempt, now() - started, error, {
+          action: "commit transaction",
+          failing: code ?? "a retryable error",
+        });
+        if (next instanceof TransactionRetryError) {
           if (open) yield* rollback();
-          throw giveUp(
-            new TransactionRetryError(
-              `Cannot commit transaction: still failing with ${
-                code ?? "a retryable error"
-              } after ${attempt} attempts`,
-              { attempts: attempt, cause: error },
-            ),
-          );
+          throw giveUp(next);
         }
-        const delayMs = backoffDelay(attempt, options.initialBackoff, options.maxBackoff);
-        if (options.deadline !== undefined && now() - started + delayMs > options.deadline) {
-          if (open) yield* rollback();
-          throw giveUp(
-            new TransactionRetryError(
-              `Cannot commit transaction: deadline of ${options.deadline} ms passed after ${attempt} attempts`,
-              { attempts: attempt, cause: error, code: code ?? "40001" },
-            ),
-          );
-        }
+        const delayMs = next;
         options.onRetry?.({ attempt, delayMs, error } satisfies RetryInfo);
         if (delayMs > 0) yield { kind: "sleep", ms: delayMs };
       }

@@ -20,8 +20,11 @@ Deno.test("acquireLockProgram() waits by the injected clock, with backoff, then 
     // The lock is held by another runner on every attempt; sleeping moves the clock only.
     for (let next = program.next(); !next.done;) {
       const effect = next.value;
-      if (effect.kind === "transaction") {
-        next = program.next({ owner: "other", expires_at: expiresAt });
+      if (effect.kind === "query") {
+        // The take (INSERT … RETURNING) returns nothing; the read of the holder names it.
+        next = program.next(
+          effect.text.startsWith("INSERT") ? [] : [{ owner: "other", expires_at: expiresAt }],
+        );
       } else if (effect.kind === "sleep") {
         sleeps.push(effect.ms);
         clock += effect.ms;
